@@ -1,0 +1,1 @@
+"""OAIS Access: search engines, the portal, DIPs. May import storage, never ingest."""

@@ -1,0 +1,1 @@
+"""OAIS Ingest: transfer -> checks -> receipt report -> AIP. May import storage, never access."""

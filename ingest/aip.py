@@ -1,0 +1,160 @@
+"""Building an AIP bag in staging (BagIt 1.0, exploded, METS + PREMIS inside).
+
+Layout (DESIGN.md, "The AIP")::
+
+    <uuid>/bagit.txt bag-info.txt manifest-<alg>.txt tagmanifest-<alg>.txt
+    <uuid>/data/objects/…                 the submitted files, transfer paths kept (NFC)
+    <uuid>/data/metadata/mets.xml         METS 1.12 + PREMIS 3
+    <uuid>/data/metadata/record.json      the profile record(s)
+    <uuid>/data/metadata/submission/…     the sender's catalogue sheet and bag tag files
+    <uuid>/data/logs/ingest-report.json, ingest-report.html
+
+The payload files are moved (renamed) from the staged transfer, never copied again; their
+digests are the ones computed while staging.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+from ingest.analysis import Analysis, Unit
+from ingest.formats import FormatInfo, identify
+from storage.digest import hash_file
+from storage.locations import ExpectedFile
+from storage.mets import AipDescription, Agent, Event, FileEntry, Item, Retention, build_mets
+
+BAGIT_TXT = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+PROFILE_ID = "urn:dangan:bagit-profile:aip:1"
+
+
+@dataclass
+class BuiltAip:
+    """An AIP bag ready in staging."""
+
+    uuid: str
+    folder: Path
+    expected: dict[str, ExpectedFile]
+    description: AipDescription
+    record: dict
+    payload_bytes: int
+
+
+def _manifest_line(digest: str, path: str) -> str:
+    # BagIt 1.0 §2.1.3: only CR, LF and % are percent-encoded in manifest paths
+    return f"{digest}  {path.replace('%', '%25').replace(chr(13), '%0D').replace(chr(10), '%0A')}\n"
+
+
+def _file_id(index: int) -> str:
+    return f"file-{index:06d}"
+
+
+def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
+              algorithms: tuple[str, ...], items: list[Item], item_of: dict[str, str],
+              record: dict,
+              events: list[Event], agents: list[Agent], retention: Retention | None,
+              report_files: list[Path], source_organization: str | None,
+              dangan_agent: str) -> BuiltAip:
+    """Assemble one AIP bag in ``folder`` (which must not exist) and return what it holds.
+
+    ``item_of`` maps content-relative paths to the id of the item describing the file.
+    """
+    data = folder / "data"
+    (data / "objects").mkdir(parents=True)
+    (data / "metadata").mkdir()
+    (data / "logs").mkdir()
+    entries: list[FileEntry] = []
+    digests: dict[str, dict[str, str]] = {}
+    sizes: dict[str, int] = {}
+    for staged in sorted(unit.files, key=lambda f: f.rel):
+        rel = staged.rel[len(analysis.content_prefix):]
+        path = f"data/objects/{rel}"
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(analysis.content_path(rel), target)
+        fmt = analysis.formats.get(rel) or FormatInfo(None, None, None, None)
+        entries.append(FileEntry(id=_file_id(len(entries) + 1), path=path,
+                                 original_name=staged.original_name, size=staged.size,
+                                 digests=dict(staged.digests), mime=fmt.mime, puid=fmt.puid,
+                                 format_name=fmt.format_name, format_version=fmt.format_version,
+                                 use="original", item_id=item_of.get(rel)))
+        digests[path], sizes[path] = dict(staged.digests), staged.size
+    extra: list[tuple[str, Path, str]] = []
+    for staged in analysis.submission:
+        extra.append((f"data/metadata/submission/{staged.rel}", analysis.staged.root / staged.rel,
+                      "submissionDocumentation"))
+    for report in report_files:
+        extra.append((f"data/logs/{report.name}", report, "metadata"))
+    record_path = data / "metadata" / "record.json"
+    record_path.write_text(json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True),
+                           encoding="utf-8")
+    extra.append(("data/metadata/record.json", record_path, "metadata"))
+    extra_formats = identify([p for _, p, _ in extra])
+    for (path, source, use), fmt in zip(extra, extra_formats):
+        target = folder / path
+        if source != target:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        size, found = hash_file(target, algorithms)
+        entries.append(FileEntry(id=_file_id(len(entries) + 1), path=path,
+                                 original_name=path.rsplit("/", 1)[-1], size=size, digests=found,
+                                 mime=fmt.mime, puid=fmt.puid, format_name=fmt.format_name,
+                                 format_version=fmt.format_version, use=use))
+        digests[path], sizes[path] = found, size
+    description = AipDescription(
+        uuid=uuid, archival_code=unit.archival_code, label=unit.label,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        creator_agent_id=dangan_agent, source_organization=source_organization or None,
+        files=tuple(entries), items=tuple(items), events=tuple(events), agents=tuple(agents),
+        retention=retention, profile=analysis.profile.id)
+    mets_path = data / "metadata" / "mets.xml"
+    mets_path.write_bytes(build_mets(description))
+    sizes["data/metadata/mets.xml"], digests["data/metadata/mets.xml"] = hash_file(mets_path, algorithms)
+    payload_bytes = sum(sizes.values())
+    _write_tag_files(folder, uuid, unit, algorithms, digests, sizes, source_organization)
+    expected = {p: ExpectedFile(sizes[p], digests[p]) for p in digests}
+    for name in _tag_names(folder):
+        size, found = hash_file(folder / name, algorithms)
+        expected[name] = ExpectedFile(size, found)
+    return BuiltAip(uuid, folder, expected, description, record, payload_bytes)
+
+
+def _write_tag_files(folder: Path, uuid: str, unit: Unit, algorithms: tuple[str, ...],
+                     digests: dict[str, dict[str, str]], sizes: dict[str, int],
+                     source_organization: str | None) -> None:
+    (folder / "bagit.txt").write_text(BAGIT_TXT, encoding="utf-8")
+    for algorithm in algorithms:
+        with open(folder / f"manifest-{algorithm}.txt", "w", encoding="utf-8", newline="\n") as out:
+            for path in sorted(digests):
+                out.write(_manifest_line(digests[path][algorithm], path))
+    info = [("BagIt-Profile-Identifier", PROFILE_ID), ("External-Identifier", uuid)]
+    if unit.archival_code:
+        info.append(("Internal-Sender-Identifier", unit.archival_code))
+    if source_organization:
+        info.append(("Source-Organization", source_organization))
+    info += [("Bagging-Date", datetime.now(timezone.utc).date().isoformat()),
+             ("Payload-Oxum", f"{sum(sizes.values())}.{len(sizes)}"),
+             ("Bag-Software-Agent", "Dangan"),
+             ("External-Description", unit.label.replace("\n", " "))]
+    with open(folder / "bag-info.txt", "w", encoding="utf-8", newline="\n") as out:
+        for key, value in info:
+            out.write(f"{key}: {value}\n")
+    tag_files = [n for n in _tag_names(folder) if not n.startswith("tagmanifest-")]
+    for algorithm in algorithms:
+        with open(folder / f"tagmanifest-{algorithm}.txt", "w", encoding="utf-8", newline="\n") as out:
+            for name in sorted(tag_files):
+                out.write(_manifest_line(hash_file(folder / name, [algorithm])[1][algorithm], name))
+
+
+def _tag_names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+def file_url(base: str, path: str) -> str:
+    """URL of one bag file under a copy's base URL."""
+    return f"{base.rstrip('/')}/{quote(path)}"

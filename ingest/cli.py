@@ -1,0 +1,105 @@
+"""Ingest's sub-commands: ``dangan ingest`` and ``dangan sample-transfer``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ingest.pipeline import ingest
+from policies import Settings
+
+
+def _progress_bar(enabled: bool):
+    """A rich progress bar on stderr, or a no-op when output is not a terminal."""
+    if not enabled:
+        return None, None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+    )
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                        TransferSpeedColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=True)
+    tasks: dict[str, int] = {}
+    names = {"stage": "暂存并计算摘要", "identify": "识别格式", "verify": "写入存储并回读校验"}
+
+    def update(phase: str, done: int, total: int | None) -> None:
+        if phase not in tasks:
+            tasks[phase] = progress.add_task(names.get(phase, phase), total=total)
+        progress.update(tasks[phase], advance=done)
+
+    return progress, update
+
+
+@click.command("ingest")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--profile", help="Metadata profile (default from dangan.toml: jzfp).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def ingest_command(settings: Settings, path: Path, profile: str | None, as_json: bool) -> int:
+    """Ingest a transfer: a folder, a BagIt bag, or a .zip / .tar / .tar.gz file."""
+    progress, update = _progress_bar(not as_json and sys.stderr.isatty())
+    if progress:
+        with progress:
+            result = ingest(path, settings, profile, update)
+    else:
+        result = ingest(path, settings, profile)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return result.exit_code
+    if result.status == "rejected":
+        click.echo(f"拒收 rejected: transfer {result.transfer_id}", err=True)
+        for failure in result.failures:
+            click.echo(f"  {failure['code']} {failure['name']}: {failure['message']}", err=True)
+            for problem in failure["problems"][:20]:
+                where = ", ".join(str(problem[k]) for k in ("path", "sheet", "row", "column")
+                                  if problem.get(k) is not None)
+                click.echo(f"    - {problem['message']}" + (f" [{where}]" if where else ""),
+                           err=True)
+            if len(failure["problems"]) > 20:
+                click.echo(f"    … {len(failure['problems']) - 20} more in the report", err=True)
+        click.echo(f"report: {result.report_html}", err=True)
+        return result.exit_code
+    verb = "already ingested" if result.status == "already-ingested" else "accepted"
+    click.echo(f"{verb}: transfer {result.transfer_id}, {len(result.aips)} AIP(s)")
+    for aip in result.aips:
+        click.echo(f"  {aip['uuid']}  {aip['archival_code'] or '-'}  {aip['label']}")
+    click.echo(f"report: {result.report_html}")
+    return result.exit_code
+
+
+@click.command("sample-transfer")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--households", default=5, show_default=True, help="Household volumes to make.")
+@click.option("--seed", default=1, show_default=True, help="Same seed, same bytes.")
+@click.option("--defects", multiple=True, metavar="KIND",
+              help="Add a realistic mistake (repeatable); see --list-defects.")
+@click.option("--csv", "as_csv", is_flag=True, help="Write the catalogue sheet as CSV.")
+@click.option("--list-defects", is_flag=True, help="List the defect kinds and exit.")
+def sample_transfer_command(out: Path, households: int, seed: int, defects: tuple[str, ...],
+                            as_csv: bool, list_defects: bool) -> int:
+    """Generate a realistic (fictional) 精准扶贫 transfer from a county office."""
+    from ingest import sample_transfer
+
+    if list_defects:
+        for kind, what in sample_transfer.DEFECT_KINDS.items():
+            click.echo(f"{kind:14} {what}")
+        return 0
+    try:
+        summary = sample_transfer.generate(out, households=households, seed=seed,
+                                           defects=defects,
+                                           sheet_format="csv" if as_csv else "xlsx")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"{summary.out}: {summary.households} households, {summary.file_count} files, "
+               f"{summary.total_bytes} bytes")
+    for kind, what in summary.defects:
+        click.echo(f"  defect {kind}: {what}")
+    return 0
+
+
+commands = [ingest_command, sample_transfer_command]

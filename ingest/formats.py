@@ -1,0 +1,77 @@
+"""Format identification: MIME type from libmagic (python-magic) and PRONOM PUID from
+Siegfried (pygfried), each tool recorded with its version and signature file."""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import magic
+import pygfried
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """What the tools say one file is."""
+
+    mime: str | None
+    puid: str | None
+    format_name: str | None
+    format_version: str | None
+    basis: str = ""
+    warning: str = ""
+
+
+@dataclass(frozen=True)
+class ToolVersions:
+    """The identification tools as PREMIS agents will name them."""
+
+    siegfried: str
+    signature: str
+    libmagic: str
+    hashlib: str
+
+
+@lru_cache(maxsize=1)
+def tool_versions() -> ToolVersions:
+    """Versions of Siegfried (and its PRONOM signature files), libmagic and OpenSSL."""
+    probe = pygfried.identify_many([__file__], workers=1)
+    details = "; ".join(i.get("details", "") for i in probe.get("identifiers", []))
+    signature = f"{probe.get('signature', '')} ({details})" if details else probe.get("signature", "")
+    version = magic.version() if hasattr(magic, "version") else 0
+    libmagic = f"{version // 100}.{version % 100}" if version else "unknown"
+    algorithms = "+".join(sorted(a for a in ("sha256", "sm3") if a in hashlib.algorithms_available))
+    return ToolVersions(pygfried.version(), signature, libmagic, f"{ssl.OPENSSL_VERSION} ({algorithms})")
+
+
+@lru_cache(maxsize=1)
+def _magic() -> "magic.Magic":
+    return magic.Magic(mime=True)
+
+
+def identify(paths: list[Path], workers: int = 2) -> list[FormatInfo]:
+    """Identify many files (Siegfried runs them in one call with ``workers`` threads)."""
+    if not paths:
+        return []
+    result = pygfried.identify_many([str(p) for p in paths], workers=workers)
+    by_name = {entry["filename"]: entry for entry in result.get("files", [])}
+    detector = _magic()
+    infos = []
+    for path in paths:
+        entry = by_name.get(str(path), {})
+        match = next((m for m in entry.get("matches", []) if m.get("ns") == "pronom"), {})
+        puid = match.get("id")
+        if puid in (None, "", "UNKNOWN"):
+            puid = None
+        try:
+            mime = detector.from_file(str(path))
+        except (OSError, magic.MagicException):
+            mime = None
+        infos.append(FormatInfo(mime=mime or match.get("mime") or None, puid=puid,
+                                format_name=match.get("format") or None,
+                                format_version=match.get("version") or None,
+                                basis=match.get("basis", ""), warning=match.get("warning", "")))
+    return infos

@@ -1,0 +1,380 @@
+"""Ingest, end to end: transfer -> staging -> checks -> report -> AIPs -> storage -> catalogue.
+
+The transfer is only read. A rejected transfer leaves a report in ``$DANGAN_HOME/reports``
+and nothing in storage or the catalogue. An accepted one becomes one AIP per household
+volume (or one for the whole transfer); each AIP is written to every location the storage
+policy requires and read back before the catalogue commits all of them in one transaction.
+A crash at any point leaves nothing visible but complete, verified copies; the next run of
+the same transfer reuses the identifiers planned by the first, adopts copies that were
+already published and finishes the job, so no AIP is ever made twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import uuid as uuidlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ingest.aip import BuiltAip, build_aip
+from ingest.analysis import Analysis, Unit, analyse, normalise_code, plan_units
+from ingest.checks import run_checks
+from ingest.describe import describe
+from ingest.formats import identify, tool_versions
+from ingest.report import Report, write_report
+from ingest.staging import Limits, StagedTransfer, stage
+from metadata_profiles import ProfileError, load_profile
+from policies import (
+    ConfigError, RejectedError, Settings, load_fixity_policy, load_storage_policy,
+)
+from policies.config import dangan_version
+from storage import models
+from storage.catalogue import Catalogue, SearchDocument
+from storage.digest import digest_stream, read_chunks
+from storage.locations import CopyReport, ExpectedFile, Location, open_location
+from storage.mets import Agent, AipDescription, Event, parse_mets
+
+ProgressFn = Callable[[str, int, int | None], None]   # phase, bytes done (delta), total
+
+
+@dataclass
+class PreparedAip:
+    """An AIP bag built in staging, with the search documents it will get."""
+
+    built: BuiltAip
+    documents: list[SearchDocument]
+
+
+@dataclass
+class StoredAip:
+    """An AIP whose copies are all written and verified, ready for the catalogue."""
+
+    copies: list[CopyReport]
+    description: AipDescription
+    documents: list[SearchDocument]
+    record: dict
+    size: int
+    other_files: dict[str, ExpectedFile]     # tag files and mets.xml (not listed in METS)
+
+
+@dataclass
+class IngestResult:
+    """What became of a transfer."""
+
+    transfer_id: str
+    status: str                         # accepted | rejected | already-ingested
+    aips: list[dict] = field(default_factory=list)
+    report_json: str | None = None
+    report_html: str | None = None
+    failures: list[dict] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.status == "rejected" else 0
+
+    def to_dict(self) -> dict:
+        return {"transfer": self.transfer_id, "status": self.status, "aips": self.aips,
+                "report": {"json": self.report_json, "html": self.report_html},
+                "failures": self.failures}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for the crash-safety tests: die here if DANGAN_CRASH_AT names it."""
+    if os.environ.get("DANGAN_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _clean_stale_runs(staging: Path) -> None:
+    """Remove staging folders whose ingest process is gone (its lock is free)."""
+    if not staging.is_dir():
+        return
+    for lock in staging.glob("run-*.lock"):
+        with open(lock, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
+            lock.unlink(missing_ok=True)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _run_folder(staging: Path) -> Iterator[Path]:
+    staging.mkdir(parents=True, exist_ok=True)
+    _clean_stale_runs(staging)
+    name = f"run-{uuidlib.uuid4().hex[:12]}"
+    lock = staging / f"{name}.lock"
+    with open(lock, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield staging / name
+        finally:
+            shutil.rmtree(staging / name, ignore_errors=True)
+            lock.unlink(missing_ok=True)
+
+
+def fingerprint(staged: StagedTransfer) -> str:
+    """Content fingerprint of a transfer: SHA-256 over its sorted (path, size, sha256)."""
+    digest = hashlib.sha256()
+    for f in sorted(staged.files, key=lambda f: f.rel):
+        digest.update(f"{f.rel}\t{f.size}\t{f.digests['sha256']}\n".encode("utf-8"))
+    return digest.hexdigest()
+
+
+class Ingester:
+    """Ingests transfers into one Dangan home.
+
+    Arguments:
+        settings: the home's settings.
+        profile: metadata profile name (default from the settings).
+        progress: called with (phase, bytes, total bytes) as work advances.
+    """
+
+    def __init__(self, settings: Settings, profile: str | None = None,
+                 progress: ProgressFn | None = None) -> None:
+        self.settings = settings
+        try:
+            self.profile = load_profile(profile or settings.get("ingest", "profile"), settings.home)
+        except ProfileError as exc:
+            raise ConfigError(str(exc)) from exc
+        self.fixity = load_fixity_policy(settings)
+        self.storage_policy = load_storage_policy(settings)
+        self.locations: list[Location] = [
+            open_location(self.storage_policy.location(name))
+            for name in self.storage_policy.required()]
+        self.catalogue = Catalogue.open(settings)
+        self.progress = progress or (lambda phase, done, total: None)
+        self.workers = settings.int("ingest", "workers")
+        self.limits = Limits(settings.int("ingest", "max_unpacked_bytes"),
+                             settings.int("ingest", "max_files"),
+                             settings.int("ingest", "max_compression_ratio"))
+
+    def ingest(self, source: Path) -> IngestResult:
+        """Ingest one transfer (folder, bag, .zip or .tar[.gz])."""
+        source = Path(source).absolute()
+        with _run_folder(self.settings.staging) as run:
+            total = _transfer_size(source)
+            self.progress("stage", 0, total)
+            staged = stage(source, run / "transfer", self.fixity.algorithms, self.limits,
+                           workers=self.workers, progress=lambda n: self.progress("stage", n, total))
+            crash_point("staged")
+            print_fp = fingerprint(staged)
+            with _locked(self.settings.staging / "locks" / f"{print_fp}.lock"):
+                done = self.catalogue.find_transfer(print_fp, "accepted")
+                if done is not None:
+                    return self._already(done)
+                return self._ingest_staged(staged, print_fp, run)
+
+    def _already(self, transfer: models.Transfer) -> IngestResult:
+        aips = self.catalogue.aips_of_transfer(transfer.id)
+        return IngestResult(transfer.id, "already-ingested",
+                            [{"uuid": a.uuid, "archival_code": a.archival_code,
+                              "label": a.label, "status": a.status} for a in aips],
+                            report_json=transfer.report_path,
+                            report_html=(transfer.report_path or "").replace(".json", ".html") or None)
+
+    def _ingest_staged(self, staged: StagedTransfer, print_fp: str, run: Path) -> IngestResult:
+        analysis = analyse(staged, self.profile)
+        rels = sorted(analysis.content)
+        self.progress("identify", 0, None)
+        for rel, info in zip(rels, identify([analysis.content_path(r) for r in rels], self.workers)):
+            analysis.formats[rel] = info
+        checks = run_checks(analysis, self._stored_codes(analysis))
+        pending = self.catalogue.find_transfer(print_fp, "in-progress")
+        transfer_id = pending.id if pending else str(uuidlib.uuid4())
+        label = staged.source.name
+        units = plan_units(analysis, label)
+        plan = dict(pending.plan) if pending else {}
+        for unit in units:
+            plan.setdefault(unit.key, str(uuidlib.uuid4()))
+        tools = self._tools(analysis)
+        report = Report(
+            transfer={"id": transfer_id, "source": str(staged.source), "kind": staged.kind,
+                      "received": _now(), "files": len(staged.files),
+                      "bytes": staged.total_bytes, "fingerprint": print_fp,
+                      "profile": self.profile.id, "bag": analysis.bag is not None},
+            checks=checks, tools={k: v.version or "" for k, v in tools.items()},
+            dangan_version=dangan_version(),
+            units=[{"key": u.key, "archival_code": u.archival_code, "label": u.label,
+                    "aip_uuid": plan[u.key], "files": len(u.files)} for u in units])
+        if report.rejected:
+            report.units = []
+        folder = self.settings.reports / transfer_id
+        json_path, html_path, _ = write_report(report, folder)
+        if report.rejected:
+            return IngestResult(transfer_id, "rejected", [], str(json_path), str(html_path),
+                                [c.to_dict() for c in report.failures()])
+        if pending is None:
+            self.catalogue.begin_transfer(transfer_id, print_fp, str(staged.source),
+                                          self.profile.id, plan)
+        built = [self._build(unit, plan[unit.key], analysis, run, tools, report, transfer_id,
+                             [json_path, html_path]) for unit in units]
+        crash_point("built")
+        stored = [self._store(aip) for aip in built]
+        crash_point("stored")
+        self._commit(transfer_id, stored, str(json_path), report)
+        return IngestResult(transfer_id, "accepted",
+                            [{"uuid": a.description.uuid,
+                              "archival_code": a.description.archival_code,
+                              "label": a.description.label, "status": "UPLOADED"}
+                             for a in stored],
+                            str(json_path), str(html_path))
+
+    def _stored_codes(self, analysis: Analysis) -> set[str]:
+        if analysis.sheet is None:
+            return set()
+        codes = {normalise_code(r.values.get("archival_code", "")) for r in analysis.sheet.rows}
+        codes.discard("")
+        if not codes:
+            return set()
+        with self.catalogue.session() as s:
+            found = s.scalars(select(models.Item.archival_code)
+                              .where(models.Item.archival_code.in_(codes))).all()
+        return set(found)
+
+    def _tools(self, analysis: Analysis) -> dict[str, Agent]:
+        versions = tool_versions()
+        agents = {
+            "dangan": Agent(f"dangan-{dangan_version()}", "Dangan", "software", dangan_version()),
+            "siegfried": Agent(f"siegfried-{versions.siegfried}", "Siegfried (pygfried)", "software",
+                               f"{versions.siegfried}; {versions.signature}"),
+            "libmagic": Agent(f"libmagic-{versions.libmagic}", "libmagic (python-magic)",
+                              "software", versions.libmagic),
+            "hashlib": Agent("hashlib-openssl", "Python hashlib", "software", versions.hashlib),
+        }
+        if analysis.bag is not None:
+            import bagit
+
+            version = getattr(bagit, "VERSION", "") or "unknown"
+            agents["bagit"] = Agent(f"bagit-python-{version}", "bagit-python", "software", version)
+        return agents
+
+    def _build(self, unit: Unit, aip_uuid: str, analysis: Analysis, run: Path,
+               tools: dict[str, Agent], report: Report, transfer_id: str,
+               report_files: list[Path]) -> PreparedAip:
+        description = describe(unit, analysis, analysis.staged.source.name)
+        built = build_aip(
+            uuid=aip_uuid, unit=unit, analysis=analysis, folder=run / "aips" / aip_uuid,
+            algorithms=self.fixity.algorithms, items=description.items,
+            item_of=description.item_of, record=description.record,
+            events=self._events(unit, analysis, tools, report, transfer_id),
+            agents=list(tools.values()), retention=description.retention,
+            report_files=report_files,
+            source_organization=self.settings.get("ingest", "source_organization"),
+            dangan_agent=tools["dangan"].id)
+        return PreparedAip(built, description.documents)
+
+    def _events(self, unit: Unit, analysis: Analysis, tools: dict[str, Agent], report: Report,
+                transfer_id: str) -> list[Event]:
+        now = _now()
+        counts = report.to_dict()["counts"]
+        not_checked = [c.code for c in report.checks if c.status == "not-checked"]
+        warned = [c.code for c in report.checks if c.status == "failed"]
+        formats = [analysis.formats.get(f.rel[len(analysis.content_prefix):]) for f in unit.files]
+        unidentified = sum(1 for f in formats if f is None or f.puid is None)
+
+        def event(kind: str, outcome: str, detail: str, note: str, *agents: str) -> Event:
+            return Event(str(uuidlib.uuid4()), kind, now, outcome, detail, note,
+                         tuple(tools[a].id for a in agents if a in tools))
+
+        return [
+            event("message digest calculation", "pass",
+                  f"{'+'.join(self.fixity.algorithms)} computed in the single read that staged "
+                  "each file", "", "dangan", "hashlib"),
+            event("format identification", "pass", "PRONOM by Siegfried; MIME by libmagic",
+                  f"{len(formats)} files, {unidentified} unidentified", "siegfried", "libmagic"),
+            event("validation", "pass",
+                  f"DA/T 70-2018 transfer checks: {counts['passed']} passed, {counts['failed']} "
+                  f"failed as warnings, {counts['not-checked']} not checked",
+                  f"warnings: {', '.join(warned) or 'none'}; not checked: "
+                  f"{', '.join(not_checked) or 'none'}", "dangan", "bagit"),
+            event("virus check", "not-checked", "no virus scanner configured",
+                  "GD-4-2 not checked", "dangan"),
+            event("ingestion", "pass", f"transfer {transfer_id} from {analysis.staged.source}",
+                  "", "dangan"),
+        ]
+
+    def _store(self, prepared: PreparedAip) -> StoredAip:
+        built = prepared.built
+        total = sum(e.size for e in built.expected.values())
+        copies = []
+        for index, location in enumerate(self.locations):
+            last = index == len(self.locations) - 1
+            copies.append(location.put_aip(
+                built.uuid, built.folder, built.expected, move=last,
+                progress=lambda n: self.progress("verify", n, total * len(self.locations))))
+            crash_point("stored-one")
+        description, expected = built.description, built.expected
+        if any(c.reused for c in copies):
+            # the copy published by an interrupted earlier run is the system of record
+            location = self.locations[0]
+            with location.open(built.uuid, "data/metadata/mets.xml") as stream:
+                description = parse_mets(stream.read())
+            expected = {}
+            for info in location.list_files(built.uuid):
+                with location.open(built.uuid, info.path) as stream:
+                    size, found = digest_stream(read_chunks(stream), self.fixity.algorithms)
+                expected[info.path] = ExpectedFile(size, found)
+            total = sum(e.size for e in expected.values())
+        described = {f.path for f in description.files}
+        others = {p: e for p, e in expected.items() if p not in described}
+        return StoredAip(copies, description, prepared.documents, built.record, total, others)
+
+    def _commit(self, transfer_id: str, stored: list[StoredAip], report_path: str,
+                report: Report) -> None:
+        with self.catalogue.session() as s:
+            for aip in stored:
+                self.catalogue.add_aip(s, aip.description, transfer_id=transfer_id,
+                                       size=aip.size, copies=aip.copies,
+                                       documents=aip.documents, record=aip.record,
+                                       other_files=aip.other_files)
+            row = s.get(models.Transfer, transfer_id)
+            row.status, row.report_path = "accepted", report_path
+            row.finished_at = datetime.now(timezone.utc)
+            row.summary = report.to_dict()["counts"]
+            self.catalogue.append_audit(s, "dangan", "transfer-accepted", transfer_id,
+                                        {"aips": [a.description.uuid for a in stored]})
+
+
+def _transfer_size(source: Path) -> int | None:
+    if source.is_file():
+        return None
+    total = 0
+    for dirpath, _dirs, files in os.walk(source):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def ingest(source: Path, settings: Settings, profile: str | None = None,
+           progress: ProgressFn | None = None) -> IngestResult:
+    """Ingest one transfer into the home described by ``settings``."""
+    return Ingester(settings, profile, progress).ingest(source)

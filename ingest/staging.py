@@ -1,0 +1,332 @@
+"""Safe staging: a transfer (folder, BagIt bag, .zip, .tar, .tar.gz) is copied into a private
+staging folder, and every file's digests are computed during that one copy.
+
+The transfer itself is only read, never modified. Anything that could write outside the
+staging folder or smuggle in something other than plain files is refused, with every
+offending entry listed: absolute names, ``..`` components, symbolic and hard links, device
+files and FIFOs. Archives are bounded (unpacked bytes, file count and compression ratio) so
+that a zip bomb is refused before it fills the disk, and sizes are enforced while unpacking
+in case an archive lies about them. Zip member names written without the UTF-8 flag are
+repaired: Chinese Windows tools store GBK bytes that zipfile decodes as CP437.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+import unicodedata
+import zipfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from policies.errors import RejectedError
+from storage.digest import copy_and_hash, digest_stream, read_chunks
+
+ProgressFn = Callable[[int], None]
+HEAD = 8192
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds an archive must stay within when unpacked."""
+
+    max_bytes: int
+    max_files: int
+    max_ratio: int
+
+
+@dataclass
+class StagedFile:
+    """One file of the transfer as staged.
+
+    Attributes:
+        rel: NFC-normalised path relative to the transfer root, "/" separated.
+        original_name: the name as it was in the transfer (before repair/normalisation).
+        size: bytes.
+        digests: algorithm -> hex, computed while copying.
+        name_note: how the name was repaired, if it was.
+    """
+
+    rel: str
+    original_name: str
+    size: int
+    digests: dict[str, str]
+    name_note: str = ""
+
+
+@dataclass
+class StagedTransfer:
+    """The staged copy of a transfer."""
+
+    source: Path
+    kind: str                      # folder | zip | tar
+    root: Path                     # the staging folder holding the files
+    files: list[StagedFile] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+class UnsafeTransfer(RejectedError):
+    """The transfer contains entries that cannot be staged safely; ``problems`` lists them."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
+        lines = "\n".join(f"  {name}: {why}" for name, why in problems[:50])
+        more = f"\n  … and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"{message}\n{lines}{more}")
+        self.problems = problems
+
+
+def safe_relpath(name: str) -> str | None:
+    """Return the NFC, "/"-separated relative form of an archive name, or None if unsafe."""
+    name = name.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return None
+    parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        return None
+    if any("\x00" in p for p in parts):
+        return None
+    return unicodedata.normalize("NFC", "/".join(parts))
+
+
+def stage(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits, *,
+          workers: int = 2, progress: ProgressFn | None = None) -> StagedTransfer:
+    """Copy a transfer into ``dest`` (which must not exist), computing digests on the way.
+
+    Raises:
+        RejectedError: the path does not exist, is empty, or is an unsupported file.
+        UnsafeTransfer: unsafe entries, or archive limits exceeded (all entries listed).
+    """
+    source = Path(source)
+    if not source.exists() and not source.is_symlink():
+        raise RejectedError(f"{source}: no such file or folder")
+    dest.mkdir(parents=True)
+    if source.is_symlink():
+        raise UnsafeTransfer(f"{source}: the transfer is a symbolic link",
+                             [(str(source), "symbolic link")])
+    if source.is_dir():
+        return _stage_folder(source, dest, algorithms, workers, progress)
+    lowered = source.name.lower()
+    if lowered.endswith(".zip"):
+        return _stage_zip(source, dest, algorithms, limits, progress)
+    if lowered.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
+        return _stage_tar(source, dest, algorithms, limits, progress)
+    raise RejectedError(f"{source}: not a folder, .zip, .tar or .tar.gz transfer")
+
+
+# -- folders --------------------------------------------------------------------------------
+def _walk_folder(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(Path(entry.path))
+                else:
+                    yield Path(entry.path), st
+
+
+def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers: int,
+                  progress: ProgressFn | None) -> StagedTransfer:
+    problems: list[tuple[str, str]] = []
+    plan: list[tuple[Path, str, str, os.stat_result]] = []
+    for path, st in _walk_folder(source):
+        original = path.relative_to(source).as_posix()
+        if stat.S_ISLNK(st.st_mode):
+            problems.append((original, "symbolic link (links are not followed)"))
+        elif not stat.S_ISREG(st.st_mode):
+            problems.append((original, "special file (device, FIFO or socket)"))
+        else:
+            plan.append((path, unicodedata.normalize("NFC", original), original, st))
+    if problems:
+        raise UnsafeTransfer(f"{source}: entries that cannot be staged safely", problems)
+    _check_collisions([(rel, orig) for _, rel, orig, _ in plan], source)
+    for folder in sorted({str(PurePosixPath(rel).parent) for _, rel, _, _ in plan}):
+        (dest / folder).mkdir(parents=True, exist_ok=True)
+
+    def copy(entry: tuple[Path, str, str, os.stat_result]) -> StagedFile:
+        path, rel, original, before = entry
+        size, digests = copy_and_hash(path, dest / rel, algorithms)
+        after = path.stat(follow_symlinks=False)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or size != before.st_size:
+            raise RejectedError(f"{path}: changed while it was being read; submit it again")
+        if progress:
+            progress(size)
+        note = "" if rel == original else "name normalised to NFC"
+        return StagedFile(rel, original, size, digests, note)
+
+    with ThreadPoolExecutor(workers) as pool:
+        files = list(pool.map(copy, sorted(plan, key=lambda e: e[1])))
+    return StagedTransfer(source, "folder", dest, files)
+
+
+def _check_collisions(names: list[tuple[str, str]], source: Path) -> None:
+    seen: dict[str, str] = {}
+    clashes = []
+    for rel, original in names:
+        key = rel.casefold()
+        if key in seen and seen[key] != original:
+            clashes.append((original, f"same name as {seen[key]} after normalisation"))
+        seen.setdefault(key, original)
+    if clashes:
+        raise UnsafeTransfer(f"{source}: names that collide", clashes)
+
+
+# -- zip ------------------------------------------------------------------------------------
+def repair_zip_name(info: zipfile.ZipInfo) -> tuple[str, str]:
+    """Return (name, note): GBK/GB18030 names stored without the UTF-8 flag are decoded."""
+    if info.flag_bits & 0x800:
+        return info.filename, ""
+    try:
+        raw = info.filename.encode("cp437")
+    except UnicodeEncodeError:
+        return info.filename, ""
+    if raw.isascii():
+        return info.filename, ""
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(encoding), f"name decoded as {encoding} (no UTF-8 flag)"
+        except UnicodeDecodeError:
+            continue
+    return info.filename, "name kept as CP437 (not UTF-8 nor GB18030)"
+
+
+def _stage_zip(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits,
+               progress: ProgressFn | None) -> StagedTransfer:
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise RejectedError(f"{source}: not a readable zip file ({exc})") from exc
+    with archive:
+        problems: list[tuple[str, str]] = []
+        members: list[tuple[zipfile.ZipInfo, str, str, str]] = []
+        for info in archive.infolist():
+            name, note = repair_zip_name(info)
+            mode = info.external_attr >> 16
+            if info.is_dir():
+                if safe_relpath(name) is None and name.strip("/") not in ("", "."):
+                    problems.append((name, "unsafe folder name (absolute or ..)"))
+                continue
+            rel = safe_relpath(name)
+            if rel is None:
+                problems.append((name, "path escapes the transfer (absolute name or ..)"))
+            elif stat.S_ISLNK(mode):
+                problems.append((name, "symbolic link"))
+            elif mode and not stat.S_ISREG(mode) and stat.S_IFMT(mode):
+                problems.append((name, "special file"))
+            elif info.flag_bits & 0x1:
+                problems.append((name, "encrypted zip member"))
+            else:
+                members.append((info, rel, name, note))
+        problems += _limit_problems([(m[2], m[0].file_size, m[0].compress_size) for m in members],
+                                    limits)
+        if problems:
+            raise UnsafeTransfer(f"{source}: refused", problems)
+        _check_collisions([(rel, name) for _, rel, name, _ in members], source)
+        files = []
+        for info, rel, name, note in sorted(members, key=lambda m: m[1]):
+            with archive.open(info) as stream:
+                files.append(_write_member(stream, dest, rel, name, note, info.file_size,
+                                           algorithms, progress, source))
+    return StagedTransfer(source, "zip", dest, files)
+
+
+def _limit_problems(entries: list[tuple[str, int, int]], limits: Limits) -> list[tuple[str, str]]:
+    problems = []
+    total = sum(size for _, size, _ in entries)
+    if len(entries) > limits.max_files:
+        problems.append(("(archive)", f"{len(entries)} files, more than the limit {limits.max_files}"))
+    if total > limits.max_bytes:
+        problems.append(("(archive)", f"unpacks to {total} bytes, more than the limit {limits.max_bytes}"))
+    for name, size, packed in entries:
+        if size > 1 << 20 and size > limits.max_ratio * max(packed, 1):
+            problems.append((name, f"compression ratio {size // max(packed, 1)}:1 exceeds "
+                                   f"{limits.max_ratio}:1 (zip bomb?)"))
+    return problems
+
+
+def _write_member(stream: BinaryIO, dest: Path, rel: str, original: str, note: str,
+                  declared: int, algorithms: tuple[str, ...], progress: ProgressFn | None,
+                  source: Path) -> StagedFile:
+    target = dest / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    written = 0
+
+    def write(chunk: bytes) -> None:
+        nonlocal written
+        written += len(chunk)
+        if written > declared:
+            raise RejectedError(f"{source}: {original} unpacks to more than the "
+                                f"{declared} bytes its header declares")
+        os.write(fd, chunk)
+
+    try:
+        size, digests = digest_stream(read_chunks(stream), algorithms, expected_size=declared,
+                                      write=write)
+    finally:
+        os.close(fd)
+    if size != declared:
+        raise RejectedError(f"{source}: {original} is {size} bytes, its header says {declared}")
+    if progress:
+        progress(size)
+    return StagedFile(rel, original, size, digests, note)
+
+
+# -- tar ------------------------------------------------------------------------------------
+def _stage_tar(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits,
+               progress: ProgressFn | None) -> StagedTransfer:
+    try:
+        archive = tarfile.open(source, "r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise RejectedError(f"{source}: not a readable tar file ({exc})") from exc
+    with archive:
+        problems: list[tuple[str, str]] = []
+        members: list[tuple[tarfile.TarInfo, str]] = []
+        try:
+            infos = archive.getmembers()
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise RejectedError(f"{source}: damaged tar file ({exc})") from exc
+        for info in infos:
+            if info.isdir():
+                continue
+            rel = safe_relpath(info.name)
+            if rel is None:
+                problems.append((info.name, "path escapes the transfer (absolute name or ..)"))
+            elif info.issym() or info.islnk():
+                problems.append((info.name, f"link to {info.linkname}"))
+            elif not info.isreg():
+                problems.append((info.name, "special file (device or FIFO)"))
+            else:
+                members.append((info, rel))
+        packed = source.stat().st_size
+        total = sum(i.size for i, _ in members)
+        if len(members) > limits.max_files:
+            problems.append(("(archive)", f"{len(members)} files, more than the limit {limits.max_files}"))
+        if total > limits.max_bytes:
+            problems.append(("(archive)", f"unpacks to {total} bytes, more than the limit {limits.max_bytes}"))
+        if total > 1 << 20 and total > limits.max_ratio * max(packed, 1):
+            problems.append(("(archive)", f"compression ratio {total // max(packed, 1)}:1 exceeds "
+                                          f"{limits.max_ratio}:1 (archive bomb?)"))
+        if problems:
+            raise UnsafeTransfer(f"{source}: refused", problems)
+        _check_collisions([(rel, i.name) for i, rel in members], source)
+        files = []
+        for info, rel in members:  # archive order: no rewinding of compressed streams
+            stream = archive.extractfile(info)
+            if stream is None:
+                raise RejectedError(f"{source}: cannot read {info.name}")
+            with stream:
+                note = "" if rel == info.name else "name normalised"
+                files.append(_write_member(stream, dest, rel, info.name, note, info.size,
+                                           algorithms, progress, source))
+    files.sort(key=lambda f: f.rel)
+    return StagedTransfer(source, "tar", dest, files)

@@ -1,0 +1,138 @@
+"""Configuration: ``DANGAN_HOME``, its ``dangan.toml`` and ``DANGAN_*`` overrides.
+
+Zero configuration works: everything then lives inside ``./dangan-home`` (filesystem storage,
+SQLite catalogue, embedded search). A key ``[section] name`` in ``dangan.toml`` is overridden
+by the environment variable ``DANGAN_SECTION_NAME``; values from the environment are parsed as
+TOML scalars when they look like one (``8``, ``true``), otherwise taken as strings.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policies.errors import ConfigError
+
+GiB = 1 << 30
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "catalogue": {"url": "sqlite:///{home}/catalogue.db"},
+    "ingest": {
+        "profile": "jzfp",
+        "workers": 2,
+        "max_unpacked_bytes": 256 * GiB,
+        "max_files": 2_000_000,
+        "max_compression_ratio": 200,
+        "source_organization": "",
+    },
+    "storage": {"policy": ""},
+    "search": {"engine": "embedded", "elasticsearch_url": ""},
+    "portal": {"host": "127.0.0.1", "port": 5000, "secret_key": ""},
+    "security": {"pii_key": ""},
+}
+
+
+@dataclass
+class Settings:
+    """The effective configuration of one Dangan home.
+
+    Attributes:
+        home: the DANGAN_HOME folder (created on first use).
+        values: section -> key -> value, defaults merged with dangan.toml and environment.
+        source: where non-default values came from, for error messages.
+    """
+
+    home: Path
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)
+
+    def get(self, section: str, key: str) -> Any:
+        """Return one value, with ``{home}`` expanded in strings."""
+        try:
+            value = self.values[section][key]
+        except KeyError as exc:
+            raise ConfigError(f"unknown configuration key [{section}] {key}") from exc
+        if isinstance(value, str):
+            return value.replace("{home}", str(self.home))
+        return value
+
+    def int(self, section: str, key: str) -> int:
+        """Return one value as an integer, or raise :class:`ConfigError` naming its source."""
+        value = self.get(section, key)
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            where = self.source.get(f"{section}.{key}", "defaults")
+            raise ConfigError(f"[{section}] {key} = {value!r} ({where}): not an integer") from exc
+
+    @property
+    def staging(self) -> Path:
+        """Folder for transfers being processed; on the same disk as the home."""
+        return self.home / "staging"
+
+    @property
+    def reports(self) -> Path:
+        """Folder where receipt reports of every transfer (accepted or rejected) are kept."""
+        return self.home / "reports"
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def load_settings(home: str | os.PathLike[str] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Load the settings of a Dangan home.
+
+    Arguments:
+        home: the home folder; default ``$DANGAN_HOME`` or ``./dangan-home``.
+        environ: the environment to read overrides from (default ``os.environ``).
+
+    Returns:
+        The merged :class:`Settings`.
+
+    Raises:
+        ConfigError: ``dangan.toml`` does not parse or names an unknown section or key.
+    """
+    env = os.environ if environ is None else environ
+    home_path = Path(home or env.get("DANGAN_HOME") or "dangan-home").absolute()
+    values = copy.deepcopy(DEFAULTS)
+    source: dict[str, str] = {}
+    toml_path = home_path / "dangan.toml"
+    if toml_path.exists():
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{toml_path}: {exc}") from exc
+        for section, table in data.items():
+            if section not in values or not isinstance(table, dict):
+                raise ConfigError(f"{toml_path}: unknown section [{section}]")
+            for key, value in table.items():
+                if key not in values[section]:
+                    raise ConfigError(f"{toml_path}: unknown key [{section}] {key}")
+                values[section][key] = value
+                source[f"{section}.{key}"] = str(toml_path)
+    for section, table in values.items():
+        for key in table:
+            name = f"DANGAN_{section.upper()}_{key.upper()}"
+            if name in env:
+                table[key] = _parse_env_value(env[name])
+                source[f"{section}.{key}"] = f"environment {name}"
+    return Settings(home=home_path, values=values, source=source)
+
+
+def dangan_version() -> str:
+    """The installed Dangan version (from the package metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dangan")
+    except PackageNotFoundError:
+        return "0.1.0+src"

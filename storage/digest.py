@@ -1,0 +1,163 @@
+"""Streaming digests: every algorithm of the fixity policy in one read of the bytes.
+
+Large files are pipelined: the thread that reads hands each chunk to one worker per digest
+algorithm (and to a writer when copying), so reading, hashing and writing overlap on both
+cores (hashlib and file I/O release the GIL). Memory stays bounded by ``QUEUE_DEPTH`` chunks
+per worker whatever the file size. Small files are handled inline, where threads cost more
+than they save.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 1 << 20
+QUEUE_DEPTH = 8
+PIPELINE_MIN = 4 * CHUNK   # files smaller than this are hashed inline
+
+_STOP = object()
+
+
+def new_hashers(algorithms: Iterable[str]) -> dict[str, "hashlib._Hash"]:
+    """Return a fresh hashlib object per algorithm name."""
+    return {name: hashlib.new(name) for name in algorithms}
+
+
+class _Worker(threading.Thread):
+    """A thread applying ``func`` to each chunk it is given, in order."""
+
+    def __init__(self, func: Callable[[bytes], object]) -> None:
+        super().__init__(daemon=True)
+        self.func = func
+        self.chunks: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (chunk := self.chunks.get()) is not _STOP:
+            if self.error is None:
+                try:
+                    self.func(chunk)
+                except BaseException as exc:  # re-raised in the reading thread
+                    self.error = exc
+
+
+def _pump(chunks: Iterator[bytes], sinks: list[Callable[[bytes], object]]) -> int:
+    """Feed every chunk to every sink, each sink in its own thread; return the byte count."""
+    workers = [_Worker(sink) for sink in sinks]
+    for worker in workers:
+        worker.start()
+    size = 0
+    try:
+        for chunk in chunks:
+            size += len(chunk)
+            for worker in workers:
+                if worker.error is not None:
+                    raise worker.error
+                worker.chunks.put(chunk)
+    finally:
+        for worker in workers:
+            worker.chunks.put(_STOP)
+        for worker in workers:
+            worker.join()
+    for worker in workers:
+        if worker.error is not None:
+            raise worker.error
+    return size
+
+
+def read_chunks(stream: BinaryIO, chunk: int = CHUNK) -> Iterator[bytes]:
+    """Yield a stream's bytes in chunks of at most ``chunk`` bytes."""
+    while block := stream.read(chunk):
+        yield block
+
+
+def digest_stream(chunks: Iterable[bytes], algorithms: Iterable[str], *,
+                  expected_size: int | None = None,
+                  write: Callable[[bytes], object] | None = None) -> tuple[int, dict[str, str]]:
+    """Digest a stream of chunks with every algorithm, optionally writing the chunks too.
+
+    Arguments:
+        chunks: the bytes, in order.
+        algorithms: hashlib names.
+        expected_size: when known and small, the work is done inline without threads.
+        write: called with each chunk (for copying) in step with the hashing.
+
+    Returns:
+        (byte count, {algorithm: hex digest}).
+    """
+    hashers = new_hashers(algorithms)
+    sinks: list[Callable[[bytes], object]] = [h.update for h in hashers.values()]
+    if write is not None:
+        sinks.append(write)
+    if expected_size is not None and expected_size < PIPELINE_MIN:
+        size = 0
+        for chunk in chunks:
+            size += len(chunk)
+            for sink in sinks:
+                sink(chunk)
+    else:
+        size = _pump(iter(chunks), sinks)
+    return size, {name: h.hexdigest() for name, h in hashers.items()}
+
+
+def hash_file(path: str | os.PathLike[str], algorithms: Iterable[str]) -> tuple[int, dict[str, str]]:
+    """Read a file once and return (size, {algorithm: hex digest})."""
+    with open(path, "rb", buffering=0) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        return digest_stream(read_chunks(stream), algorithms, expected_size=size)
+
+
+def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str],
+                  algorithms: Iterable[str], *, fsync: bool = False,
+                  exclusive: bool = True) -> tuple[int, dict[str, str]]:
+    """Copy ``src`` to ``dst`` while digesting the bytes read, in one pass.
+
+    The destination is created exclusively (an existing file is an error unless
+    ``exclusive`` is false). Links are never followed on the source side.
+
+    Returns:
+        (byte count, {algorithm: hex digest of the bytes copied}).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    src_fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        dst_fd = os.open(dst, flags, 0o644)
+        try:
+            size = os.fstat(src_fd).st_size
+            with open(src_fd, "rb", buffering=0, closefd=False) as stream:
+                result = digest_stream(read_chunks(stream), algorithms, expected_size=size,
+                                       write=lambda b: _write_all(dst_fd, b))
+            if fsync:
+                os.fsync(dst_fd)
+            return result
+        finally:
+            os.close(dst_fd)
+    finally:
+        os.close(src_fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Flush a directory entry to disk (after a rename or a create)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_digests(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
+    """Shorthand for the digests of a file, without its size."""
+    return hash_file(path, algorithms)[1]

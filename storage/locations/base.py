@@ -1,0 +1,213 @@
+"""The storage-location interface every backend implements (filesystem, S3).
+
+A location holds AIPs "exploded": one object per bag file, under ``<aip-uuid>/``. Writing an
+AIP is all or nothing: the copy becomes visible (listed, readable) only after every file was
+written and read back against its expected digests.
+"""
+
+from __future__ import annotations
+
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from policies.errors import FixityError
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ExpectedFile:
+    """What a bag file must be: its size and digests (algorithm -> hex)."""
+
+    size: int
+    digests: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a location knows of one stored file without reading it."""
+
+    path: str
+    size: int
+    modified: float | None = None
+    checksum_sha256: str | None = None
+
+
+@dataclass
+class CopyReport:
+    """The result of writing (or finding) one AIP copy at a location.
+
+    Attributes:
+        location: the location's name.
+        url: where the copy lives.
+        files: number of files verified by reading them back.
+        bytes: bytes verified.
+        reused: the complete copy was already there (re-run after a crash) and verified.
+        started, finished: ISO timestamps of the write-and-verify.
+    """
+
+    location: str
+    url: str
+    files: int = 0
+    bytes: int = 0
+    reused: bool = False
+    started: str = ""
+    finished: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One difference between a stored copy and what was expected."""
+
+    kind: str          # "missing" | "changed" | "untracked" | "size"
+    path: str
+    algorithm: str = ""
+    expected: str = ""
+    actual: str = ""
+
+
+class Location(ABC):
+    """An AIP storage location."""
+
+    name: str
+    url: str
+
+    @abstractmethod
+    def put_aip(self, uuid: str, source: Path, expected: Mapping[str, ExpectedFile], *,
+                move: bool = False, progress: ProgressFn | None = None) -> CopyReport:
+        """Store the bag in folder ``source`` as AIP ``uuid``, verified, atomically visible.
+
+        ``expected`` maps every bag-relative path to its size and digests; a file that reads
+        back differently raises :class:`FixityError` and nothing becomes visible. With
+        ``move`` the location may take the files away from ``source`` instead of copying.
+        If a complete copy is already there, it is verified and reused.
+        """
+
+    @abstractmethod
+    def has_aip(self, uuid: str) -> bool:
+        """Whether a complete (published) copy of the AIP is visible here."""
+
+    @abstractmethod
+    def list_aips(self) -> Iterator[str]:
+        """The UUIDs of the AIPs visible here."""
+
+    @abstractmethod
+    def list_files(self, uuid: str) -> Iterator[ObjectInfo]:
+        """Every stored file of an AIP, bag-relative paths."""
+
+    @abstractmethod
+    def head(self, uuid: str, path: str) -> ObjectInfo:
+        """Size (and stored checksum where the backend keeps one) of one file."""
+
+    @abstractmethod
+    def open(self, uuid: str, path: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        """A readable stream of one file's bytes, ``start`` to ``end`` (exclusive)."""
+
+    @abstractmethod
+    def delete_aip(self, uuid: str) -> None:
+        """Remove a copy (callers check retention first)."""
+
+    @abstractmethod
+    def url_for(self, uuid: str, path: str | None = None) -> str:
+        """The URL of the AIP copy, or of one of its files."""
+
+    def verify_aip(self, uuid: str, expected: Mapping[str, ExpectedFile],
+                   algorithms: tuple[str, ...] = ("sha256",)) -> list[Mismatch]:
+        """Re-read every file of a stored copy and compare; [] when it is intact."""
+        from storage.digest import digest_stream, read_chunks
+
+        problems: list[Mismatch] = []
+        stored = {info.path: info for info in self.list_files(uuid)}
+        for path, want in sorted(expected.items()):
+            if path not in stored:
+                problems.append(Mismatch("missing", path))
+                continue
+            algs = [a for a in algorithms if a in want.digests] or ["sha256"]
+            with self.open(uuid, path) as stream:
+                size, got = digest_stream(read_chunks(stream), algs, expected_size=want.size)
+            if size != want.size:
+                problems.append(Mismatch("size", path, "", str(want.size), str(size)))
+            for alg in algs:
+                if got[alg] != want.digests.get(alg):
+                    problems.append(Mismatch("changed", path, alg, want.digests.get(alg, ""),
+                                             got[alg]))
+        problems.extend(Mismatch("untracked", p) for p in sorted(set(stored) - set(expected)))
+        return problems
+
+
+class LimitedReader(io.RawIOBase):
+    """A read-only view of at most ``length`` bytes of another stream."""
+
+    def __init__(self, raw: BinaryIO, length: int | None) -> None:
+        self.raw, self.remaining = raw, length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        want = len(buffer) if self.remaining is None else min(len(buffer), self.remaining)
+        if want <= 0:
+            return 0
+        data = self.raw.read(want)
+        buffer[: len(data)] = data
+        if self.remaining is not None:
+            self.remaining -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def read_manifest(location: Location, uuid: str, name: str) -> dict[str, str]:
+    """Parse one BagIt manifest of a stored copy: bag-relative path -> hex digest."""
+    from urllib.parse import unquote
+
+    entries: dict[str, str] = {}
+    with location.open(uuid, name) as stream:
+        for line in stream.read().decode("utf-8").splitlines():
+            if line.strip():
+                digest, _, path = line.partition(" ")
+                entries[unquote(path.strip().replace("%0D", "\r").replace("%0A", "\n"))] = digest.lower()
+    return entries
+
+
+def verify_stored_bag(location: Location, uuid: str,
+                      payload: Mapping[str, ExpectedFile]) -> list[Mismatch]:
+    """Check a complete stored copy against its own manifests and the expected payload.
+
+    Used when a re-run finds the AIP already published: the tag files written by the first
+    run stay authoritative, but every byte is re-read and the payload must be the same.
+    """
+    try:
+        manifest = read_manifest(location, uuid, "manifest-sha256.txt")
+        tags = read_manifest(location, uuid, "tagmanifest-sha256.txt")
+    except Exception as exc:  # noqa: BLE001 - any failure to read means not reusable
+        return [Mismatch("missing", f"manifest ({exc})")]
+    problems = [Mismatch("changed", p, "sha256", want.digests["sha256"], manifest.get(p, ""))
+                for p, want in payload.items() if manifest.get(p) != want.digests["sha256"]]
+    listed = {**manifest, **tags}
+    expected = {p: ExpectedFile(-1, {"sha256": d}) for p, d in listed.items()}
+    sizes = {info.path: info.size for info in location.list_files(uuid)}
+    expected = {p: ExpectedFile(sizes.get(p, -1), e.digests) for p, e in expected.items()}
+    for path in ("manifest-sha256.txt", "tagmanifest-sha256.txt"):
+        expected.setdefault(path, ExpectedFile(sizes.get(path, -1), {}))
+    checked = {p: e for p, e in expected.items() if e.digests}
+    problems += location.verify_aip(uuid, checked)
+    problems = [p for p in problems if not (p.kind == "untracked" and p.path in expected)]
+    return problems
+
+
+def raise_first(problems: list[Mismatch], uuid: str) -> None:
+    """Raise FixityError describing the problems of a copy, if there are any."""
+    if not problems:
+        return
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    raise FixityError(f"AIP {uuid}: {first.kind} {first.path}{more}", path=first.path,
+                      algorithm=first.algorithm, expected=first.expected, actual=first.actual)

@@ -1,0 +1,207 @@
+"""A storage location on a local or mounted filesystem (``file:///path``).
+
+Layout: ``<root>/<uuid>/<bag files>`` for published AIPs and ``<root>/.pending/<uuid>/`` while
+one is being written. Publishing is one ``rename`` of the verified folder, so a reader (or a
+crash) sees either no AIP or the complete one. Read-back verification hashes every file
+again, in parallel across files; with ``fsync`` (the default) the data is flushed first and
+dropped from the page cache, so the verification reads what is really on the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote
+
+from policies.errors import ObjectNotFound, StorageError
+from storage.digest import copy_and_hash, fsync_dir, hash_file
+from storage.locations.base import (
+    CopyReport, ExpectedFile, LimitedReader, Location, Mismatch, ObjectInfo, ProgressFn,
+    raise_first, verify_stored_bag,
+)
+
+PENDING = ".pending"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class FilesystemLocation(Location):
+    """AIPs as folders under ``root``.
+
+    Arguments:
+        name: the location's name in the storage policy.
+        root: the folder (created if missing).
+        fsync: flush data before verifying and publishing (off only for benchmarks of
+            like-for-like work and for tests).
+        workers: files verified in parallel.
+    """
+
+    def __init__(self, name: str, root: Path, *, fsync: bool = True, workers: int = 2) -> None:
+        self.name, self.root, self.fsync, self.workers = name, Path(root), fsync, workers
+        self.url = self.root.as_uri()
+        try:
+            (self.root / PENDING).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"location {name}: cannot create {self.root}: {exc.strerror}") from exc
+
+    # -- writing ---------------------------------------------------------------------------
+    def put_aip(self, uuid: str, source: Path, expected: Mapping[str, ExpectedFile], *,
+                move: bool = False, progress: ProgressFn | None = None) -> CopyReport:
+        report = CopyReport(self.name, self.url_for(uuid), started=_now())
+        final = self._aip_dir(uuid)
+        if final.is_dir():
+            payload = {p: e for p, e in expected.items() if p.startswith("data/objects/")}
+            raise_first(verify_stored_bag(self, uuid, payload), uuid)
+            report.reused = True
+        else:
+            pending = self.root / PENDING / uuid
+            if pending.exists():
+                shutil.rmtree(pending)
+            self._write(source, pending, expected, move)
+            if self.fsync:
+                os.sync()
+            raise_first(self._verify(pending, expected, progress), uuid)
+            os.rename(pending, final)
+            if self.fsync:
+                fsync_dir(self.root)
+        report.files = len(expected)
+        report.bytes = sum(e.size for e in expected.values())
+        report.finished = _now()
+        return report
+
+    def _write(self, source: Path, pending: Path, expected: Mapping[str, ExpectedFile],
+               move: bool) -> None:
+        if move and os.stat(source).st_dev == os.stat(self.root).st_dev:
+            os.rename(source, pending)
+            return
+        pending.mkdir(parents=True)
+        for rel in sorted({str(Path(p).parent) for p in expected}):
+            (pending / rel).mkdir(parents=True, exist_ok=True)
+
+        def copy(rel: str) -> None:
+            size, digests = copy_and_hash(source / rel, pending / rel, ["sha256"])
+            want = expected[rel]
+            if size != want.size or digests["sha256"] != want.digests["sha256"]:
+                raise StorageError(f"{source / rel}: changed while being stored")
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            list(pool.map(copy, sorted(expected)))
+
+    def _verify(self, folder: Path, expected: Mapping[str, ExpectedFile],
+                progress: ProgressFn | None) -> list[Mismatch]:
+        found = {p for p, _ in self._walk(folder)}
+        problems = [Mismatch("missing", p) for p in sorted(set(expected) - found)]
+        problems += [Mismatch("untracked", p) for p in sorted(found - set(expected))]
+
+        def check(rel: str) -> list[Mismatch]:
+            want = expected[rel]
+            path = folder / rel
+            if self.fsync:
+                _drop_cache(path)
+            size, got = hash_file(path, list(want.digests))
+            if progress:
+                progress(size)
+            if size != want.size:
+                return [Mismatch("size", rel, "", str(want.size), str(size))]
+            return [Mismatch("changed", rel, alg, value, got[alg])
+                    for alg, value in want.digests.items() if got[alg] != value]
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            for found_problems in pool.map(check, sorted(set(expected) & found)):
+                problems.extend(found_problems)
+        return problems
+
+    # -- reading ---------------------------------------------------------------------------
+    def _aip_dir(self, uuid: str) -> Path:
+        if not uuid or "/" in uuid or uuid.startswith("."):
+            raise ObjectNotFound(f"not an AIP identifier: {uuid!r}")
+        return self.root / uuid
+
+    def _file(self, uuid: str, path: str) -> Path:
+        parts = Path(path).parts
+        if not parts or ".." in parts or Path(path).is_absolute():
+            raise ObjectNotFound(f"not a bag path: {path!r}")
+        return self._aip_dir(uuid) / path
+
+    @staticmethod
+    def _walk(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
+        for dirpath, _dirs, files in os.walk(folder):
+            for name in files:
+                full = Path(dirpath) / name
+                yield full.relative_to(folder).as_posix(), full.lstat()
+
+    def has_aip(self, uuid: str) -> bool:
+        return self._aip_dir(uuid).is_dir()
+
+    def list_aips(self) -> Iterator[str]:
+        for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                yield entry.name
+
+    def list_files(self, uuid: str) -> Iterator[ObjectInfo]:
+        folder = self._aip_dir(uuid)
+        if not folder.is_dir():
+            raise ObjectNotFound(f"AIP {uuid} is not at {self.name}")
+        for rel, st in self._walk(folder):
+            yield ObjectInfo(rel, st.st_size, st.st_mtime)
+
+    def head(self, uuid: str, path: str) -> ObjectInfo:
+        try:
+            st = self._file(uuid, path).lstat()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{self.url_for(uuid, path)}: not found") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise ObjectNotFound(f"{self.url_for(uuid, path)}: not a regular file")
+        return ObjectInfo(path, st.st_size, st.st_mtime)
+
+    def open(self, uuid: str, path: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        target = self._file(uuid, path)
+        try:
+            raw = open(target, "rb")
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{self.url_for(uuid, path)}: not found") from exc
+        except OSError as exc:
+            raise StorageError(f"{self.url_for(uuid, path)}: {exc.strerror}") from exc
+        if start:
+            raw.seek(start)
+        if end is None:
+            return raw
+        return LimitedReader(raw, max(0, end - start))  # type: ignore[return-value]
+
+    def delete_aip(self, uuid: str) -> None:
+        folder = self._aip_dir(uuid)
+        if not folder.is_dir():
+            raise ObjectNotFound(f"AIP {uuid} is not at {self.name}")
+        trash = self.root / PENDING / f"deleting-{uuid}"
+        os.rename(folder, trash)
+        shutil.rmtree(trash)
+
+    def url_for(self, uuid: str, path: str | None = None) -> str:
+        base = f"{self.url.rstrip('/')}/{uuid}"
+        return f"{base}/{quote(path)}" if path else f"{base}/"
+
+    def discard_pending(self) -> list[str]:
+        """Remove copies left half-written by a crash; return their names."""
+        names = []
+        for entry in os.scandir(self.root / PENDING):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            names.append(entry.name)
+        return names
+
+
+def _drop_cache(path: Path) -> None:
+    if not hasattr(os, "posix_fadvise"):
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)

@@ -1,0 +1,166 @@
+"""The catalogue's tables (SQLAlchemy 2 declarative models).
+
+The catalogue is a cache of what storage holds plus the history of what was done: it can be
+rebuilt from the AIPs (storage is the system of record). Schema changes go through Alembic
+migrations in ``storage/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every catalogue table."""
+
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Transfer(Base):
+    """One submission from a producer: accepted (with its AIPs) or rejected, never lost."""
+
+    __tablename__ = "transfers"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(Text)
+    profile: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # in-progress | accepted | rejected
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    report_path: Mapped[str | None] = mapped_column(Text)
+    plan: Mapped[dict[str, Any]] = mapped_column(default=dict)      # units -> planned AIP uuids
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Aip(Base):
+    """An archival information package; visible only once every required copy is verified."""
+
+    __tablename__ = "aips"
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    transfer_id: Mapped[str] = mapped_column(ForeignKey("transfers.id"), index=True)
+    archival_code: Mapped[str | None] = mapped_column(String(128), index=True)
+    label: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # UPLOADED | DELETED | ...
+    profile: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    size: Mapped[int] = mapped_column(BigInteger)
+    file_count: Mapped[int] = mapped_column(Integer)
+    retention_period: Mapped[str | None] = mapped_column(String(8))
+    expiry_date: Mapped[date | None] = mapped_column(Date)
+    open_date: Mapped[date | None] = mapped_column(Date)
+    record: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    supersedes: Mapped[str | None] = mapped_column(String(36))
+
+
+class Item(Base):
+    """A descriptive record (a 件 or a 户卷) inside an AIP."""
+
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    aip_uuid: Mapped[str] = mapped_column(ForeignKey("aips.uuid"), index=True)
+    key: Mapped[str] = mapped_column(String(32))
+    parent_key: Mapped[str | None] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(8))
+    archival_code: Mapped[str | None] = mapped_column(String(128), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    date: Mapped[str | None] = mapped_column(String(8))
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    __table_args__ = (UniqueConstraint("aip_uuid", "key"),)
+
+
+class File(Base):
+    """One bag file of an AIP, with its digests and identified format."""
+
+    __tablename__ = "files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    aip_uuid: Mapped[str] = mapped_column(ForeignKey("aips.uuid"), index=True)
+    key: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    original_name: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    digests: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    mime: Mapped[str | None] = mapped_column(String(128))
+    puid: Mapped[str | None] = mapped_column(String(32))
+    format_name: Mapped[str | None] = mapped_column(Text)
+    format_version: Mapped[str | None] = mapped_column(String(64))
+    use: Mapped[str] = mapped_column(String(32), default="original")
+    item_key: Mapped[str | None] = mapped_column(String(32))
+    __table_args__ = (UniqueConstraint("aip_uuid", "path"),)
+
+
+class Copy(Base):
+    """One stored copy of an AIP at a location."""
+
+    __tablename__ = "copies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    aip_uuid: Mapped[str] = mapped_column(ForeignKey("aips.uuid"), index=True)
+    location: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # verified | missing | damaged
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    __table_args__ = (UniqueConstraint("aip_uuid", "location"),)
+
+
+class Event(Base):
+    """A PREMIS event (ingestion, digest calculation, format identification, fixity check…)."""
+
+    __tablename__ = "events"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    aip_uuid: Mapped[str | None] = mapped_column(String(36), index=True)
+    transfer_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16))  # pass | fail | not-checked
+    detail: Mapped[str] = mapped_column(Text, default="")
+    outcome_detail: Mapped[str] = mapped_column(Text, default="")
+    agents: Mapped[list[Any]] = mapped_column(default=list)
+    files: Mapped[list[Any]] = mapped_column(default=list)
+    location: Mapped[str | None] = mapped_column(String(64))
+
+
+class Agent(Base):
+    """A PREMIS agent: software with its version, an organisation or a person."""
+
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """One entry of the tamper-evident audit log; ``hash`` chains it to the previous one."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    object: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class SearchDoc(Base):
+    """What the embedded search engine shows for one hit (the FTS table holds the tokens)."""
+
+    __tablename__ = "search_docs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    aip_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    item_key: Mapped[str | None] = mapped_column(String(32))
+    archival_code: Mapped[str | None] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    facets: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+Index("ix_events_aip_at", Event.aip_uuid, Event.at)
