@@ -56,8 +56,9 @@ def ingest_command(settings: Settings, path: Path, profile: str | None, as_json:
         for failure in result.failures:
             click.echo(f"  {failure['code']} {failure['name']}: {failure['message']}", err=True)
             for problem in failure["problems"][:20]:
-                where = ", ".join(str(problem[k]) for k in ("path", "sheet", "row", "column")
-                                  if problem.get(k) is not None)
+                where = ", ".join(f"{label}{problem[k]}" for k, label in (
+                    ("path", ""), ("sheet", "sheet "), ("row", "row "), ("column", "column "))
+                    if problem.get(k) is not None)
                 click.echo(f"    - {problem['message']}" + (f" [{where}]" if where else ""),
                            err=True)
             if len(failure["problems"]) > 20:

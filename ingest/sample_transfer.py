@@ -28,7 +28,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import docx
 import openpyxl
@@ -47,7 +47,7 @@ from stdnum.cn import ric
 
 __all__ = ["DEFECT_KINDS", "SampleSummary", "generate", "COLUMNS", "EICAR"]
 
-# --------------------------------------------------------------------------- public constants
+# ------------------------------------------------------------------- public constants
 
 DEFECT_KINDS: dict[str, str] = {
     "missing-dh": "one catalogue row has an empty 档号",
@@ -61,7 +61,7 @@ DEFECT_KINDS: dict[str, str] = {
     "macro": "a macro-enabled Word file (.docm with word/vbaProject.bin) is listed in the sheet",
     "eicar": "a listed file holds exactly the EICAR anti-virus test string",
     "secret": "one catalogue row has 密级 = 秘密",
-    "gb18030-csv": "the sheet is a GB18030 CSV without BOM, with full-width characters, instead of XLSX",
+    "gb18030-csv": "the sheet is a GB18030 CSV (no BOM) with full-width characters, not XLSX",
     "bad-date": "one catalogue row has a 日期 that is not a real date or lies in the future",
 }
 
@@ -81,21 +81,21 @@ GENERAL_DIR = "综合"
 class SampleSummary:
     """What :func:`generate` produced.
 
-    ``items`` counts catalogue rows; ``files`` and ``total_bytes`` count every file written
-    under ``out`` (catalogue sheet and stray files included); ``defects`` lists
-    ``(kind, exactly what was changed)``.
+    ``item_count`` counts catalogue rows; ``file_count`` and ``total_bytes`` count every file
+    written under ``out`` (catalogue sheet and stray files included); ``defects`` lists
+    ``(kind, exactly what was changed)``; ``sheet`` is the catalogue sheet's path.
     """
 
     out: Path
     households: int
-    items: int
-    files: int
+    item_count: int
+    file_count: int
     total_bytes: int
     defects: list[tuple[str, str]] = field(default_factory=list)
     sheet: Path | None = None
 
 
-# --------------------------------------------------------------------------- vocabularies
+# ------------------------------------------------------------------- vocabularies
 
 _RETENTION = {"Y": "永久", "D30": "定期30年", "D10": "定期10年"}
 _TZ = dt.timezone(dt.timedelta(hours=8))
@@ -149,7 +149,7 @@ _GENERIC_MEASURES = (
 )
 
 
-# --------------------------------------------------------------------------- people and households
+# ------------------------------------------------------------------- people and households
 
 @dataclass(frozen=True)
 class _Village:
@@ -223,7 +223,7 @@ def _person_name(rng: random.Random, sex: str, surname: str | None) -> str:
     if surname is None:
         return rng.choice(_TIBETAN_M if sex == "男" else _TIBETAN_F)
     pool = _GIVEN_M if sex == "男" else _GIVEN_F
-    given = rng.choice(pool) + (rng.choice(pool) if rng.random() < 0.8 else "")
+    given = "".join(rng.sample(pool, 2)) if rng.random() < 0.8 else rng.choice(pool)
     return surname + given
 
 
@@ -279,7 +279,7 @@ def _member(rng: random.Random, ctx: dict, relation: str, sex: str, age: int,
 
 def _make_disabled(rng: random.Random, m: _Member) -> None:
     m.health = "残疾"
-    m.disability = f"{rng.choice(_DISABILITY)}{rng.choice(_GRADES)}"
+    m.disability = f"{rng.choice(_DISABILITY)}残疾{rng.choice(_GRADES)}"
     if m.disability.endswith(("一级", "二级")):
         m.labour = "丧失劳动力"
 
@@ -303,7 +303,8 @@ def _make_members(rng: random.Random, size: int, year: int, attribute: str,
     return members
 
 
-def _relative(rng: random.Random, ctx: dict, members: list[_Member], surname: str | None) -> _Member:
+def _relative(rng: random.Random, ctx: dict, members: list[_Member],
+              surname: str | None) -> _Member:
     head_age = members[0].age
     has_parent = any(m.relation in ("之父", "之母") for m in members)
     if head_age < 45 and not has_parent and rng.random() < 0.4:
@@ -442,7 +443,7 @@ def _make_household(rng: random.Random, index: int, village: _Village, volume_no
     )
 
 
-# --------------------------------------------------------------------------- PDF drawing
+# ------------------------------------------------------------------- PDF drawing
 
 _FONT = "STSong-Light"
 _PAGE_W, _PAGE_H = A4
@@ -545,7 +546,8 @@ class _Pdf:
             self.c.drawString(_MARGIN, self.y, ln)
         self.y -= size * 0.4
 
-    def table(self, rows: Sequence[Sequence[str]], widths: Sequence[float], size: float = 10) -> None:
+    def table(self, rows: Sequence[Sequence[str]], widths: Sequence[float],
+              size: float = 10) -> None:
         """A ruled grid; ``widths`` are fractions of the text width."""
         total = _PAGE_W - 2 * _MARGIN
         cols = [w * total for w in widths]
@@ -556,7 +558,8 @@ class _Pdf:
             self._table_row(cells, cols, height, size)
         self.y -= 8
 
-    def _table_row(self, cells: list[list[str]], cols: list[float], height: float, size: float) -> None:
+    def _table_row(self, cells: list[list[str]], cols: list[float], height: float,
+                   size: float) -> None:
         x = _MARGIN
         self.c.setFont(_FONT, size)
         for lines, cw in zip(cells, cols):
@@ -580,19 +583,23 @@ class _Pdf:
         return self._buf.getvalue(), self.pages
 
 
-# --------------------------------------------------------------------------- household documents
+# ------------------------------------------------------------------- household documents
+
+_KIN = {"之子": "儿子", "之女": "女儿", "之父": "父亲", "之母": "母亲", "之孙子": "孙子",
+        "之孙女": "孙女"}
+
 
 def _members_phrase(hh: _Household) -> str:
     parts = []
     for m in hh.members[1:]:
-        label = {"配偶": "妻子" if m.sex == "女" else "丈夫"}.get(m.relation, m.relation.lstrip("之"))
+        label = ("妻子" if m.sex == "女" else "丈夫") if m.relation == "配偶" else _KIN[m.relation]
         parts.append(f"{label}{m.name}（{m.age}岁，{_health_text(m)}）")
     return "、".join(parts) if parts else "仅本人一人生活"
 
 
 def _health_text(m: _Member) -> str:
     if m.disability:
-        return f"{m.disability}残疾"
+        return m.disability
     if m.disease:
         return f"患{m.disease}"
     return m.schooling + "在读" if m.schooling and m.age >= 6 else "健康"
@@ -605,7 +612,7 @@ def _cause_sentence(hh: _Household, cause: str) -> str:
                    hh.head)
     return {
         "因病": f"{sick.name}患有{sick.disease or '慢性病'}，常年吃药治疗，医疗费用支出大，家庭因病致贫",
-        "因残": f"{disabled.name}为{disabled.disability or '肢体残疾'}残疾，丧失部分劳动能力，家庭因残致贫",
+        "因残": f"{disabled.name}为{disabled.disability or '肢体残疾'}，丧失部分劳动能力，家庭因残致贫",
         "因学": f"{student.name}在{student.schooling or '高中'}就读，学费和生活费负担重，家庭因学致贫",
         "因灾": f"{hh.identified_year - 1}年遭受冰雹灾害，农作物大面积减产，因灾致贫",
         "缺土地": f"全家仅有山旱地{hh.land_mu}亩，土地贫瘠，收入来源单一",
@@ -755,7 +762,7 @@ def _pdf_exit(hh: _Household, when: dt.datetime) -> tuple[bytes, int]:
     return p.finish()
 
 
-# --------------------------------------------------------------------------- county and village documents
+# ------------------------------------------------------------------- county and village documents
 
 @dataclass(frozen=True)
 class _DocSpec:
@@ -822,7 +829,8 @@ def _general_table(p: _Pdf, spec: _DocSpec, rng: random.Random, villages: list[_
         rows = [("序号", "姓名", "所在村", "联系电话", "签到")]
         for n in range(1, rng.randint(12, 25)):
             name = _person_name(rng, rng.choice(("男", "女")), rng.choice(_SURNAMES))
-            rows.append((str(n), name, rng.choice(villages).name, f"1399702{rng.randrange(10000):04d}", name))
+            phone = f"1399702{rng.randrange(10000):04d}"
+            rows.append((str(n), name, rng.choice(villages).name, phone, name))
         p.table(rows, (0.1, 0.2, 0.25, 0.25, 0.2))
         return
     rows = [("指标", "单位", "数值")]
@@ -849,10 +857,10 @@ def _village_body(p: _Pdf, spec: _DocSpec, rng: random.Random, village: _Village
     p.table(rows, (0.1, 0.25, 0.15, 0.25, 0.25))
 
 
-def _pdf_general(spec: _DocSpec, meta: dict, seed: int, villages: list[_Village],
+def _pdf_general(spec: _DocSpec, meta: dict, when: dt.datetime, seed: int, villages: list[_Village],
                  village: _Village | None, households: list[_Household]) -> tuple[bytes, int]:
     rng = random.Random(seed)
-    p = _Pdf(meta["题名"], meta["责任者"], meta["_when"])
+    p = _Pdf(meta["题名"], meta["责任者"], when)
     p.title(meta["责任者"] + ("文件" if spec.numbered else ""), size=20, after=6)
     if meta["文号"]:
         p.line(meta["文号"], size=12, align="center", after=10)
@@ -862,11 +870,11 @@ def _pdf_general(spec: _DocSpec, meta: dict, seed: int, villages: list[_Village]
     else:
         _village_body(p, spec, rng, village, households)
     p.line(meta["责任者"], align="right", after=4)
-    p.line(_cn_date(meta["_when"]), align="right")
+    p.line(_cn_date(when), align="right")
     return p.finish()
 
 
-# --------------------------------------------------------------------------- images
+# ------------------------------------------------------------------- images
 
 @functools.cache
 def _stamp_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -912,14 +920,16 @@ def _draw_house(d: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, hori
     d.polygon([(x0 - 20, top), ((x0 + x1) // 2, top - int(h * 0.15)), (x1 + 20, top)], fill=roof)
     door_w = (x1 - x0) // 6
     mid = (x0 + x1) // 2
-    d.rectangle([mid - door_w // 2, base - int(h * 0.22), mid + door_w // 2, base], fill=(110, 60, 30))
+    d.rectangle([mid - door_w // 2, base - int(h * 0.22), mid + door_w // 2, base],
+                fill=(110, 60, 30))
     for wx in (x0 + door_w, x1 - 2 * door_w):
         d.rectangle([wx, top + 30, wx + door_w, top + 30 + door_w], fill=(80, 120, 160),
                     outline=(40, 40, 40), width=3)
     if not new:
         for _ in range(6):
             cx, cy = rng.randint(x0, x1), rng.randint(top, base)
-            d.line([(cx, cy), (cx + rng.randint(-30, 30), cy + rng.randint(10, 40))], fill=(60, 45, 30), width=2)
+            end = (cx + rng.randint(-30, 30), cy + rng.randint(10, 40))
+            d.line([(cx, cy), end], fill=(60, 45, 30), width=2)
 
 
 def _photo_jpeg(seed: int, variant: int, when: dt.datetime) -> bytes:
@@ -1054,7 +1064,7 @@ def _pdf_scan(hh: _Household, when: dt.datetime, seed: int) -> tuple[bytes, int]
     return p.finish()
 
 
-# --------------------------------------------------------------------------- Office packages
+# ------------------------------------------------------------------- Office packages
 
 def _zip_time(when: dt.datetime) -> tuple[int, int, int, int, int, int]:
     return (when.year, when.month, when.day, when.hour, when.minute, (when.second // 2) * 2)
@@ -1128,7 +1138,8 @@ def _to_docm(docx_bytes: bytes, when: dt.datetime) -> bytes:
         if name == "word/_rels/document.xml.rels":
             rel = ('<Relationship Id="rIdVba1" Type="http://schemas.microsoft.com/office/2006/'
                    'relationships/vbaProject" Target="vbaProject.bin"/>')
-            return blob.decode("utf-8").replace("</Relationships>", rel + "</Relationships>").encode("utf-8")
+            text = blob.decode("utf-8").replace("</Relationships>", rel + "</Relationships>")
+            return text.encode("utf-8")
         return blob
     return _fixed_zip(docx_bytes, when, edit, extra=[("word/vbaProject.bin", _vba_project())])
 
@@ -1145,7 +1156,7 @@ def _encrypt_pdf(data: bytes, password: str) -> bytes:
     return buf.getvalue()
 
 
-# --------------------------------------------------------------------------- transfer plan
+# ------------------------------------------------------------------- transfer plan
 
 @dataclass
 class _Item:
@@ -1184,34 +1195,46 @@ def _household_fields(hh: _Household, fonds: str, item_no: int, title: str, cate
     }
 
 
-def _household_docs(rng: random.Random, hh: _Household) -> list[tuple]:
-    """(short title, ext, sheet title, category, retention, date, creator, note, render)."""
+class _Doc(NamedTuple):
+    short: str          # file-name title
+    ext: str
+    title: str          # 题名 in the sheet
+    category: str       # 精准扶贫类别
+    retention: str      # Y / D30 / D10
+    when: dt.datetime
+    creator: str        # 责任者
+    note: str           # 备注
+    render: Callable[[], tuple[bytes, int]]
+
+
+def _household_docs(rng: random.Random, hh: _Household) -> list[_Doc]:
+    """The documents of one household volume, in filing order."""
     d, head, v = hh.dates, hh.head.name, hh.village
     s = [rng.getrandbits(32) for _ in range(3)]
     docs = [
-        ("贫困户申请书", "pdf", f"{head}贫困户申请书", "02", "Y", d["apply"], head, "",
+        _Doc("贫困户申请书", "pdf", f"{head}贫困户申请书", "02", "Y", d["apply"], head, "",
          lambda: _pdf_application(hh, d["apply"])),
-        ("入户调查表", "pdf", f"{head}户建档立卡入户调查表", "02", "Y", d["survey"], v.township + "人民政府", "",
+        _Doc("入户调查表", "pdf", f"{head}户建档立卡入户调查表", "02", "Y", d["survey"], v.township + "人民政府", "",
          lambda: _pdf_survey(hh, d["survey"])),
     ]
     if hh.has_scan:
-        docs.append(("扫描件-评议记录", "pdf", f"{v.name}{head}户民主评议会议记录", "02", "Y", d["review"],
+        docs.append(_Doc("扫描件-评议记录", "pdf", f"{v.name}{head}户民主评议会议记录", "02", "Y", d["review"],
                      v.name + "村民委员会", "纸质原件扫描", lambda: _pdf_scan(hh, d["review"], s[0])))
     docs += [
-        ("两公示一公告", "pdf", f"{head}户建档立卡两公示一公告", "02", "Y", d["notice"],
+        _Doc("两公示一公告", "pdf", f"{head}户建档立卡两公示一公告", "02", "Y", d["notice"],
          _COUNTY[1] + "扶贫开发局", "", lambda: _pdf_notices(hh, d["notice"])),
-        ("扶贫手册", "pdf", f"{head}户扶贫手册", "02", "Y", d["handbook"], _COUNTY[1] + "扶贫开发局", "",
+        _Doc("扶贫手册", "pdf", f"{head}户扶贫手册", "02", "Y", d["handbook"], _COUNTY[1] + "扶贫开发局", "",
          lambda: _pdf_handbook(hh, d["handbook"])),
     ]
     if hh.has_plan:
-        docs.append(("帮扶计划", "docx", f"{head}户帮扶计划", "03", "D30", d["plan"], hh.helper, "",
+        docs.append(_Doc("帮扶计划", "docx", f"{head}户帮扶计划", "03", "D30", d["plan"], hh.helper, "",
                      lambda: (_plan_docx(hh, d["plan"]), 1)))
-    docs.append(("脱贫确认书", "pdf", f"{head}户脱贫确认书", "04", "Y", d["exit"], v.name + "村民委员会", "",
+    docs.append(_Doc("脱贫确认书", "pdf", f"{head}户脱贫确认书", "04", "Y", d["exit"], v.name + "村民委员会", "",
                  lambda: _pdf_exit(hh, d["exit"])))
-    docs.append(("入户照片", "jpg", f"{head}户入户走访照片", "05", "Y", d["photo"], hh.helper, "数码照片",
+    docs.append(_Doc("入户照片", "jpg", f"{head}户入户走访照片", "05", "Y", d["photo"], hh.helper, "数码照片",
                  lambda: (_photo_jpeg(s[1], (0, 2, 3)[s[1] % 3], d["photo"]), 1)))
     if any(k in m for m in hh.measures for k in ("危房改造", "易地扶贫搬迁")):
-        docs.append(("新居照片", "jpg", f"{head}户危房改造（搬迁）后新居照片", "05", "Y", d["photo_new"],
+        docs.append(_Doc("新居照片", "jpg", f"{head}户危房改造（搬迁）后新居照片", "05", "Y", d["photo_new"],
                      hh.helper, "数码照片", lambda: (_photo_jpeg(s[2], 1, d["photo_new"]), 1)))
     return docs
 
@@ -1219,9 +1242,10 @@ def _household_docs(rng: random.Random, hh: _Household) -> list[tuple]:
 def _household_items(rng: random.Random, hh: _Household, fonds: str) -> list[_Item]:
     items = []
     for n, doc in enumerate(_household_docs(rng, hh), 1):
-        short, ext, title, cat, ret, when, creator, note, render = doc
-        fields = _household_fields(hh, fonds, n, title, cat, ret, when, creator, note)
-        items.append(_Item(f"{hh.volume_code}/{n:03d}-{short}.{ext}", fields, render, when, hh))
+        fields = _household_fields(hh, fonds, n, doc.title, doc.category, doc.retention, doc.when,
+                                   doc.creator, doc.note)
+        items.append(_Item(f"{hh.volume_code}/{n:03d}-{doc.short}.{doc.ext}", fields, doc.render,
+                           doc.when, hh))
     return items
 
 
@@ -1234,7 +1258,8 @@ def _general_specs(rng: random.Random, villages: list[_Village],
     out = []
     for spec, village, year in specs:
         when = dt.datetime(year, rng.randint(1, 12), rng.randint(1, 28), 10, 0)
-        out.append((spec, village, when, rng.getrandbits(32), by_village.get(village.code if village else "", [])))
+        households = by_village.get(village.code, []) if village else []
+        out.append((spec, village, when, rng.getrandbits(32), households))
     order = {"Y": 0, "D30": 1, "D10": 2}
     return sorted(out, key=lambda t: (t[2].year, order[t[0].retention], t[2]))
 
@@ -1253,7 +1278,8 @@ def _general_items(rng: random.Random, villages: list[_Village], households: lis
         code = f"{fonds}-WS·{when.year}-{spec.retention}-FPB-{counters[bucket]:04d}"
         doc_numbers[when.year] = doc_numbers.get(when.year, rng.randint(3, 9)) + rng.randint(1, 6)
         meta = _general_fields(spec, village, when, code, fonds, doc_numbers[when.year])
-        render = functools.partial(_pdf_general, spec, dict(meta), seed, villages, village, hhs)
+        render = functools.partial(_pdf_general, spec, dict(meta), when, seed, villages, village,
+                                   hhs)
         items.append(_Item(f"{GENERAL_DIR}/{code}.pdf", meta, render, when, bucket=bucket))
     return items
 
@@ -1268,11 +1294,11 @@ def _general_fields(spec: _DocSpec, village: _Village | None, when: dt.datetime,
         "备注": "", "保管期限": _RETENTION[spec.retention], "精准扶贫类别": spec.category,
         "全宗号": fonds, "年度": str(when.year), "户主姓名": "", "户主公民身份号码": "",
         "行政村代码": village.code if village else "", "贫困户属性": "", "致贫原因": "",
-        "家庭人口数": "", "识别年度": "", "脱贫年度": "", "_when": when,
+        "家庭人口数": "", "识别年度": "", "脱贫年度": "",
     }
 
 
-# --------------------------------------------------------------------------- defects
+# ------------------------------------------------------------------- defects
 
 def _pick(plan: _Plan, rng: random.Random, predicate: Callable[[_Item], bool]) -> _Item:
     pool = [it for it in plan.items if it.in_sheet and id(it) not in plan.touched and predicate(it)]
@@ -1309,9 +1335,10 @@ def _append_to_volume(plan: _Plan, hh: _Household, short: str, ext: str, title: 
     last = volume[-1]
     item_no = max(int(it.fields["档号"].rsplit("-", 1)[1]) for it in volume) + 1
     when = last.when + dt.timedelta(days=2)
-    fields = _household_fields(hh, plan.fonds, item_no, f"{hh.head.name}户{title}", category, retention,
-                               when, hh.helper)
-    item = _Item(f"{hh.volume_code}/{item_no:03d}-{short}.{ext}", fields, lambda: (blob, 1), when, hh)
+    fields = _household_fields(hh, plan.fonds, item_no, f"{hh.head.name}户{title}", category,
+                               retention, when, hh.helper)
+    path = f"{hh.volume_code}/{item_no:03d}-{short}.{ext}"
+    item = _Item(path, fields, lambda: (blob, 1), when, hh)
     plan.items.insert(plan.items.index(last) + 1, item)
     plan.touched.add(id(item))
     return item
@@ -1319,7 +1346,8 @@ def _append_to_volume(plan: _Plan, hh: _Household, short: str, ext: str, title: 
 
 def _defect_bad_format(plan: _Plan, rng: random.Random) -> str:
     blob = b"Rar!\x1a\x07\x00" + rng.randbytes(rng.randint(3000, 9000))
-    item = _append_to_volume(plan, rng.choice(plan.households), "农户资料", "rar", "相关资料（压缩包）", "02", "Y", blob)
+    hh = rng.choice(plan.households)
+    item = _append_to_volume(plan, hh, "农户资料", "rar", "相关资料（压缩包）", "02", "Y", blob)
     return f"added {item.path} (RAR archive, not on the allow-list) with row 档号 {item.fields['档号']}"
 
 
@@ -1327,12 +1355,14 @@ def _defect_macro(plan: _Plan, rng: random.Random) -> str:
     hh = rng.choice(plan.households)
     blob = _to_docm(_plan_docx(hh, hh.dates["plan"]), hh.dates["plan"])
     item = _append_to_volume(plan, hh, "帮扶计划", "docm", "帮扶计划（启用宏）", "03", "D30", blob)
-    return f"added {item.path} (.docm with word/vbaProject.bin, macroEnabled content type) with row 档号 {item.fields['档号']}"
+    return (f"added {item.path} (.docm with word/vbaProject.bin, macroEnabled content type) "
+            f"with row 档号 {item.fields['档号']}")
 
 
 def _defect_eicar(plan: _Plan, rng: random.Random) -> str:
     item = _append_to_volume(plan, rng.choice(plan.households), "附件", "txt", "附件", "02", "Y", EICAR)
-    return f"added {item.path} holding the 68-byte EICAR test string with row 档号 {item.fields['档号']}"
+    return (f"added {item.path} holding the 68-byte EICAR test string "
+            f"with row 档号 {item.fields['档号']}")
 
 
 def _defect_missing_dh(plan: _Plan, rng: random.Random) -> str:
@@ -1365,9 +1395,9 @@ def _defect_bad_id(plan: _Plan, rng: random.Random) -> str:
     rows = [it for it in plan.items if it.household is hh and it.in_sheet]
     for it in rows:
         it.fields["户主公民身份号码"] = bad
-        plan.touched.add(id(it))
     seqs = ", ".join(str(it.seq) for it in rows)
-    return f"household {hh.volume_code}: 户主公民身份号码 {good} written as {bad} (wrong check digit) in rows 序号 {seqs}"
+    return (f"household {hh.volume_code}: 户主公民身份号码 {good} written as {bad} "
+            f"(wrong check digit) in rows 序号 {seqs}")
 
 
 def _defect_missing_file(plan: _Plan, rng: random.Random) -> str:
@@ -1484,7 +1514,7 @@ def _apply_defects(plan: _Plan, kinds: Sequence[str], seed: int) -> None:
                 _number_rows(plan)
 
 
-# --------------------------------------------------------------------------- writing
+# ------------------------------------------------------------------- writing
 
 @contextlib.contextmanager
 def _binary_pdf_streams():
@@ -1569,7 +1599,7 @@ def _write_sheet(out: Path, plan: _Plan, sheet_format: str) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- entry point
+# ------------------------------------------------------------------- entry point
 
 def _check_args(out: Path, households: int, defects: Sequence[str], fonds: str,
                 sheet_format: str) -> list[str]:
@@ -1577,7 +1607,8 @@ def _check_args(out: Path, households: int, defects: Sequence[str], fonds: str,
         defects = [defects]
     unknown = [k for k in defects if k not in DEFECT_KINDS]
     if unknown:
-        raise ValueError(f"unknown defect kind(s) {', '.join(unknown)}; known: {', '.join(DEFECT_KINDS)}")
+        raise ValueError(f"unknown defect kind(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(DEFECT_KINDS)}")
     if not isinstance(households, int) or households < 1:
         raise ValueError("households must be a positive integer")
     if not _FONDS_RE.fullmatch(fonds):
@@ -1585,7 +1616,8 @@ def _check_args(out: Path, households: int, defects: Sequence[str], fonds: str,
     if sheet_format not in ("xlsx", "csv"):
         raise ValueError("sheet_format must be 'xlsx' or 'csv'")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out} exists and is not an empty directory; choose a new output directory")
+        raise ValueError(f"{out} exists and is not an empty directory; "
+                         "choose a new output directory")
     return list(dict.fromkeys(defects))
 
 
@@ -1611,6 +1643,7 @@ def generate(out: Path, households: int = 5, seed: int = 1, defects: Sequence[st
     _write_files(out, plan)
     sheet = _write_sheet(out, plan, sheet_format)
     files = [p for p in out.rglob("*") if p.is_file()]
-    return SampleSummary(out=out, households=households, items=sum(it.in_sheet for it in plan.items),
-                         files=len(files), total_bytes=sum(p.stat().st_size for p in files),
+    return SampleSummary(out=out, households=households,
+                         item_count=sum(it.in_sheet for it in plan.items), file_count=len(files),
+                         total_bytes=sum(p.stat().st_size for p in files),
                          defects=list(plan.applied), sheet=sheet)

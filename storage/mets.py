@@ -89,6 +89,9 @@ RETENTION_PREFIX = "保管期限 "
 OPEN_END = "OPEN"  # PREMIS convention for an open-ended endDate
 UNIDENTIFIED_NOTE = "format not identified"
 LOCAL = "local"  # identifier type of files and agents
+MAX_PATH_DEPTH = 200
+"""Most folders a file path may have: the physical structMap nests one div per folder, and
+libxml2 refuses documents nested deeper than 256 elements."""
 
 # Library of Congress cryptographicHashFunctions labels; algorithms without one (SM3) are
 # written upper-case, others verbatim.
@@ -265,8 +268,8 @@ def build_mets(aip: AipDescription) -> bytes:
     Raises:
         ValueError: a value holds a character XML cannot carry (the message names the field),
             an id is not an XML name or is duplicated, a reference points nowhere, a path is not
-            a normalised relative path, sha256 is missing, or an outcome is not one of
-            :data:`OUTCOMES`.
+            a normalised relative path (or is deeper than :data:`MAX_PATH_DEPTH` folders),
+            sha256 is missing, or an outcome is not one of :data:`OUTCOMES`.
         TypeError: a descriptive field value is not ``str``, ``int`` or ``list[str]``.
     """
     _check_description(aip)
@@ -450,6 +453,8 @@ def _check_file(entry: FileEntry, where: str, item_ids: set[str]) -> None:
         or posixpath.normpath(path) != path
     ):
         raise ValueError(f"{where}.path: {path!r} is not a normalised path relative to the bag")
+    if path.count("/") > MAX_PATH_DEPTH:
+        raise ValueError(f"{where}.path: more than {MAX_PATH_DEPTH} folders deep")
 
 
 def _check_no_cycles(items: tuple[Item, ...]) -> None:

@@ -1,0 +1,39 @@
+# Dangan — the two set-up commands (see README.md).
+#   make demo   creates .venv, installs, makes a sample transfer, ingests it, serves the portal
+#   make test   creates .venv, installs with test extras, runs the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DANGAN_HOME ?= $(CURDIR)/dangan-home
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/python
+
+install: venv
+	$(BIN)/pip install -q -e .
+
+install-test: venv
+	$(BIN)/pip install -q -e '.[test]'
+
+demo: install
+	@rm -rf sample-transfer
+	$(BIN)/dangan sample-transfer sample-transfer --households 20 --seed 1
+	$(BIN)/dangan ingest sample-transfer
+	@echo
+	@echo "Portal: http://127.0.0.1:5000/   try: http://127.0.0.1:5000/search?q=因病"
+	$(BIN)/dangan serve
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) dangan-home sample-transfer .pytest_cache
