@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import magic
 import pygfried
+
+from storage.digest import map_files
 
 
 @dataclass(frozen=True)
@@ -47,29 +51,37 @@ def tool_versions() -> ToolVersions:
     return ToolVersions(pygfried.version(), signature, libmagic, f"{ssl.OPENSSL_VERSION} ({algorithms})")
 
 
-@lru_cache(maxsize=1)
-def _magic() -> "magic.Magic":
-    return magic.Magic(mime=True)
+_local = threading.local()
+
+
+def _mime(path: Path) -> str | None:
+    """libmagic's MIME type; one handle per thread (a handle is not thread-safe, and
+    python-magic's ctypes calls release the GIL, so threads identify in parallel)."""
+    detector = getattr(_local, "magic", None)
+    if detector is None:
+        detector = _local.magic = magic.Magic(mime=True)
+    try:
+        return detector.from_file(str(path))
+    except (OSError, magic.MagicException):
+        return None
 
 
 def identify(paths: list[Path], workers: int = 2) -> list[FormatInfo]:
-    """Identify many files (Siegfried runs them in one call with ``workers`` threads)."""
+    """Identify many files: Siegfried (Go, ``workers`` threads) and libmagic run side by side."""
     if not paths:
         return []
-    result = pygfried.identify_many([str(p) for p in paths], workers=workers)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        siegfried = pool.submit(pygfried.identify_many, [str(p) for p in paths], workers=workers)
+        mimes = map_files(_mime, list(paths), max(1, workers - 1), batch_bytes=256)
+        result = siegfried.result()
     by_name = {entry["filename"]: entry for entry in result.get("files", [])}
-    detector = _magic()
     infos = []
-    for path in paths:
+    for path, mime in zip(paths, mimes):
         entry = by_name.get(str(path), {})
         match = next((m for m in entry.get("matches", []) if m.get("ns") == "pronom"), {})
         puid = match.get("id")
         if puid in (None, "", "UNKNOWN"):
             puid = None
-        try:
-            mime = detector.from_file(str(path))
-        except (OSError, magic.MagicException):
-            mime = None
         infos.append(FormatInfo(mime=mime or match.get("mime") or None, puid=puid,
                                 format_name=match.get("format") or None,
                                 format_version=match.get("version") or None,

@@ -18,13 +18,12 @@ import tarfile
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from policies.errors import RejectedError
-from storage.digest import copy_and_hash, digest_stream, read_chunks
+from storage.digest import copy_and_hash, digest_stream, map_files, read_chunks
 
 ProgressFn = Callable[[int], None]
 HEAD = 8192
@@ -163,8 +162,8 @@ def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers
         note = "" if rel == original else "name normalised to NFC"
         return StagedFile(rel, original, size, digests, note)
 
-    with ThreadPoolExecutor(workers) as pool:
-        files = list(pool.map(copy, sorted(plan, key=lambda e: e[1])))
+    ordered = sorted(plan, key=lambda e: e[1])
+    files = map_files(copy, ordered, workers, [e[3].st_size for e in ordered])
     return StagedTransfer(source, "folder", dest, files)
 
 

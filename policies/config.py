@@ -29,10 +29,25 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_compression_ratio": 200,
         "source_organization": "",
     },
-    "storage": {"policy": ""},
-    "search": {"engine": "embedded", "elasticsearch_url": ""},
-    "portal": {"host": "127.0.0.1", "port": 5000, "secret_key": ""},
+    "storage": {"fsync": True},
+    "search": {"engine": "embedded", "elasticsearch_url": "",
+               "elasticsearch_index": "dangan-search", "elasticsearch_shards": 1,
+               "elasticsearch_replicas": 0, "elasticsearch_timeout": 30,
+               "elasticsearch_bulk_docs": 500, "elasticsearch_retries": 5,
+               "outbox_max_attempts": 10},
+    "workers": {"lease_seconds": 300, "poll_seconds": 5, "retry_delay_seconds": 30},
+    "portal": {"host": "127.0.0.1", "port": 5000, "secret_key": "", "public_url": "",
+               "session_hours": 8, "secure_cookies": False, "login_max_failures": 5,
+               "login_window_seconds": 900, "default_locale": "zh"},
+    "fulltext": {"enabled": True, "ocr": True, "ocr_languages": "chi_sim", "ocr_dpi": 300,
+                 "ocr_workers": 2, "ocr_timeout": 300, "min_chars_per_page": 10,
+                 "max_chars": 2_000_000},
     "security": {"pii_key": ""},
+    # virus scanning (GD-4-1/4-2): scanner "" (none: not checked), "clamscan" or "clamd";
+    # database: a signature file or folder for clamscan (default: ClamAV's own);
+    # clamd_socket: a unix socket path or tcp://host:port
+    "antivirus": {"scanner": "", "clamscan": "clamscan", "database": "", "clamd_socket": "",
+                  "timeout": 3600},
 }
 
 

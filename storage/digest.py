@@ -161,3 +161,28 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 def file_digests(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
     """Shorthand for the digests of a file, without its size."""
     return hash_file(path, algorithms)[1]
+
+
+def map_files(func: Callable[[object], object], items: list, workers: int,
+              sizes: list[int] | None = None, batch_bytes: int = 8 << 20) -> list:
+    """Apply ``func`` to every item on ``workers`` threads, keeping the order.
+
+    Small files are grouped into batches of about ``batch_bytes`` so that thread hand-offs
+    do not cost more than the work; one large file is a batch of its own.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers <= 1 or len(items) <= 1:
+        return [func(item) for item in items]
+    batches: list[list] = [[]]
+    filled = 0
+    for index, item in enumerate(items):
+        size = sizes[index] if sizes else batch_bytes
+        if batches[-1] and filled + size > batch_bytes:
+            batches.append([])
+            filled = 0
+        batches[-1].append(item)
+        filled += size
+    with ThreadPoolExecutor(workers) as pool:
+        done = pool.map(lambda batch: [func(item) for item in batch], batches)
+        return [result for batch in done for result in batch]

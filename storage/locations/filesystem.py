@@ -13,20 +13,20 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
 from policies.errors import ObjectNotFound, StorageError
-from storage.digest import copy_and_hash, fsync_dir, hash_file
+from storage.digest import copy_and_hash, fsync_dir, hash_file, map_files
 from storage.locations.base import (
     CopyReport, ExpectedFile, LimitedReader, Location, Mismatch, ObjectInfo, ProgressFn,
     raise_first, verify_stored_bag,
 )
 
 PENDING = ".pending"
+ADMIN = ".dangan"   # administrative objects (audit-log anchor), never an AIP
 
 
 def _now() -> str:
@@ -92,8 +92,8 @@ class FilesystemLocation(Location):
             if size != want.size or digests["sha256"] != want.digests["sha256"]:
                 raise StorageError(f"{source / rel}: changed while being stored")
 
-        with ThreadPoolExecutor(self.workers) as pool:
-            list(pool.map(copy, sorted(expected)))
+        paths = sorted(expected)
+        map_files(copy, paths, self.workers, [expected[p].size for p in paths])
 
     def _verify(self, folder: Path, expected: Mapping[str, ExpectedFile],
                 progress: ProgressFn | None) -> list[Mismatch]:
@@ -114,9 +114,10 @@ class FilesystemLocation(Location):
             return [Mismatch("changed", rel, alg, value, got[alg])
                     for alg, value in want.digests.items() if got[alg] != value]
 
-        with ThreadPoolExecutor(self.workers) as pool:
-            for found_problems in pool.map(check, sorted(set(expected) & found)):
-                problems.extend(found_problems)
+        paths = sorted(set(expected) & found)
+        for found_problems in map_files(check, paths, self.workers,
+                                        [expected[p].size for p in paths]):
+            problems.extend(found_problems)
         return problems
 
     # -- reading ---------------------------------------------------------------------------
@@ -187,6 +188,60 @@ class FilesystemLocation(Location):
     def url_for(self, uuid: str, path: str | None = None) -> str:
         base = f"{self.url.rstrip('/')}/{uuid}"
         return f"{base}/{quote(path)}" if path else f"{base}/"
+
+    # -- repair in place and administrative objects --------------------------------------
+    def put_file(self, uuid: str, path: str, source: Path, expected: ExpectedFile) -> None:
+        target = self._file(uuid, path)
+        if not self._aip_dir(uuid).is_dir():
+            raise ObjectNotFound(f"AIP {uuid} is not at {self.name}")
+        temporary = self.root / PENDING / f"file-{uuid}-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            copy_and_hash(source, temporary, ["sha256"], fsync=self.fsync)
+            if self.fsync:
+                _drop_cache(temporary)
+            size, got = hash_file(temporary, list(expected.digests) or ["sha256"])
+            problems = [Mismatch("size", path, "", str(expected.size), str(size))] \
+                if size != expected.size else []
+            problems += [Mismatch("changed", path, alg, value, got[alg])
+                         for alg, value in expected.digests.items() if got[alg] != value]
+            raise_first(problems, uuid)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+        if self.fsync:
+            fsync_dir(target.parent)
+
+    def delete_file(self, uuid: str, path: str) -> None:
+        target = self._file(uuid, path)
+        try:
+            target.unlink()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{self.url_for(uuid, path)}: not found") from exc
+
+    def _admin_path(self, name: str) -> Path:
+        if not name or "/" in name or name.startswith("."):
+            raise StorageError(f"not an administrative object name: {name!r}")
+        return self.root / ADMIN / name
+
+    def write_admin_object(self, name: str, data: bytes) -> None:
+        target = self._admin_path(name)
+        target.parent.mkdir(exist_ok=True)
+        temporary = target.with_name(f".{name}.{os.getpid()}.tmp")
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            if self.fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        if self.fsync:
+            fsync_dir(target.parent)
+
+    def read_admin_object(self, name: str) -> bytes:
+        try:
+            return self._admin_path(name).read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{self.url}: no administrative object {name}") from exc
 
     def discard_pending(self) -> list[str]:
         """Remove copies left half-written by a crash; return their names."""

@@ -1,0 +1,114 @@
+"""Ingest throughput against its baselines, on the same bytes, in one run.
+
+Data sets: (a) one 1 GiB file, (b) 20,000 files of 4 KiB.
+Compared:
+  dangan   the whole ingest (stage with digests, identify formats, checks, METS, AIP bag,
+           store and read back, catalogue, index) through the Python API
+  bagit    bagit-python doing the minimum of the same: copy into a store folder,
+           ``make_bag`` with sha256, ``validate``
+  hashlib  one sha256 pass over the bytes (the floor)
+Both "no flush" (page cache allowed; Dangan's fsync off) and "flush" (Dangan's default:
+sync and read back from disk; bagit: sync and evict before make_bag and validate) are run.
+
+Reproduce:  .venv/bin/python -m bench.ingest_bench [--big-mib 1024] [--small 20000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import bagit
+
+from bench.common import (
+    drop_cache, machine, make_big_file, make_small_files, save, table, timed,
+)
+from ingest.pipeline import Ingester
+from policies import load_settings
+
+
+def hash_all(folder: Path) -> None:
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(dirpath, name), "rb", buffering=0) as handle:
+                digest = hashlib.sha256()
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+
+
+def bagit_baseline(source: Path, store: Path, flush: bool) -> None:
+    shutil.copytree(source, store)
+    if flush:
+        drop_cache(store)
+    bag = bagit.make_bag(str(store), checksums=["sha256"])
+    if flush:
+        drop_cache(store)
+    bag.validate()
+
+
+def dangan_ingest(source: Path, home: Path, flush: bool) -> None:
+    env = {"DANGAN_STORAGE_FSYNC": "true" if flush else "false"}
+    settings = load_settings(home, environ=env)
+    result = Ingester(settings).ingest(source)
+    assert result.status == "accepted", result.failures
+
+
+def run_set(name: str, source: Path, work: Path, repeat: int) -> list[dict]:
+    rows = []
+    size = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+    hashed = timed(lambda: hash_all(source), repeat)
+    for flush in (False, True):
+        store, home = work / "store", work / "home"
+
+        def reset() -> None:
+            shutil.rmtree(store, ignore_errors=True)
+            shutil.rmtree(home, ignore_errors=True)
+            os.sync()
+
+        baseline = timed(lambda: bagit_baseline(source, store, flush), repeat, reset)
+        ours = timed(lambda: dangan_ingest(source, home, flush), repeat, reset)
+        reset()
+        rows.append({"set": name, "bytes": size, "flush": flush,
+                     "dangan_s": ours["median_s"], "bagit_s": baseline["median_s"],
+                     "hashlib_s": hashed["median_s"],
+                     "speedup_vs_bagit": baseline["median_s"] / ours["median_s"],
+                     "dangan_vs_hashlib": ours["median_s"] / hashed["median_s"],
+                     "runs": {"dangan": ours["runs_s"], "bagit": baseline["runs_s"],
+                              "hashlib": hashed["runs_s"]}})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--small", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dangan-bench-", dir=args.workdir))
+    try:
+        big, small = work / "big", work / "small"
+        make_big_file(big, args.big_mib << 20)
+        make_small_files(small, args.small)
+        rows = run_set(f"a: 1 file of {args.big_mib} MiB", big, work / "a", args.repeat)
+        rows += run_set(f"b: {args.small} files of 4 KiB", small, work / "b", args.repeat)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    path = save("ingest", {"machine": machine(), "rows": rows,
+                           "command": "python -m bench.ingest_bench "
+                                      f"--big-mib {args.big_mib} --small {args.small} "
+                                      f"--repeat {args.repeat}"})
+    header = ["set", "flush", "dangan s", "bagit s", "hashlib s", "bagit/dangan", "dangan/hashlib"]
+    print(table([header] + [[r["set"], "yes" if r["flush"] else "no", f"{r['dangan_s']:.2f}",
+                             f"{r['bagit_s']:.2f}", f"{r['hashlib_s']:.2f}",
+                             f"{r['speedup_vs_bagit']:.2f}x", f"{r['dangan_vs_hashlib']:.2f}x"]
+                            for r in rows]))
+    print(f"\nresults: {path}")
+
+
+if __name__ == "__main__":
+    main()
