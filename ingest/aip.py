@@ -59,10 +59,11 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
               record: dict,
               events: list[Event], agents: list[Agent], retention: Retention | None,
               report_files: list[Path], source_organization: str | None,
-              dangan_agent: str) -> BuiltAip:
+              dangan_agent: str, derived_files: list[tuple[str, Path]] = ()) -> BuiltAip:
     """Assemble one AIP bag in ``folder`` (which must not exist) and return what it holds.
 
-    ``item_of`` maps content-relative paths to the id of the item describing the file.
+    ``item_of`` maps content-relative paths to the id of the item describing the file;
+    ``derived_files`` are (bag path, file) pairs of derived data (full text) to include.
     """
     data = folder / "data"
     (data / "objects").mkdir(parents=True)
@@ -90,6 +91,8 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
                       "submissionDocumentation"))
     for report in report_files:
         extra.append((f"data/logs/{report.name}", report, "metadata"))
+    for path, source in derived_files:      # full text extracted from the payload
+        extra.append((path, source, "text"))
     record_path = data / "metadata" / "record.json"
     record_path.write_text(json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True),
                            encoding="utf-8")

@@ -4,29 +4,18 @@ sheet describes volumes, otherwise one for the whole transfer)."""
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ingest.bagcheck import BagFindings, find_bag_root, validate_bag
 from ingest.formats import FormatInfo
 from ingest.sheet import CatalogueSheet, SheetRow, find_sheet, read_sheet
 from ingest.staging import StagedFile, StagedTransfer
-from metadata_profiles import Profile
+from metadata_profiles import Profile, normalise_code, parse_code
 
-INTERPUNCTS = "\u2022\u30fb\uff0e\u2027\u22c5\uff65"
-HYPHENS = "\u2010\u2011\u2012\u2013\u2014\uff0d\u2212"
-VOLUME_ITEM = re.compile(
-    r"(?P<volume>(?P<fonds>[A-Z0-9]{4})-JF·(?P<cls>0[1-6])(?:·(?P<village>\d{12}))?-(?P<vol>\d{3,4}))"
-    r"(?:-(?P<item>\d{3,4}))?")
-
-
-def normalise_code(code: str) -> str:
-    """档号 with look-alike dots and dashes replaced, full-width forms folded, no spaces."""
-    code = unicodedata.normalize("NFKC", code.strip())
-    code = code.translate({ord(c): "·" for c in INTERPUNCTS}).translate({ord(c): "-" for c in HYPHENS})
-    return "".join(code.split())
+__all__ = ["Analysis", "Unit", "analyse", "normalise_code", "plan_units"]
 
 
 @dataclass
@@ -50,9 +39,11 @@ class Analysis:
         content_prefix: transfer-relative folder holding the records ('' or 'bag/data/').
         content: the record files, by content-relative path (sheet and bag tags excluded).
         sheet_file, sheet: the catalogue sheet, when there is one.
-        row_files: sheet row number -> content-relative path it names (None = not found).
+        row_files: sheet row key -> content-relative path it names (None = not found).
         formats: content-relative path -> identified format.
         submission: sender's files kept as submission documentation (sheet, bag tag files).
+        records: the validated catalogue rows (an ``ingest.records.RecordSet``), once checked.
+        scan: the virus scan's result (an ``ingest.virus.ScanResult``), once scanned.
     """
 
     staged: StagedTransfer
@@ -62,9 +53,11 @@ class Analysis:
     content: dict[str, StagedFile] = field(default_factory=dict)
     sheet_file: StagedFile | None = None
     sheet: CatalogueSheet | None = None
-    row_files: dict[int, str | None] = field(default_factory=dict)
+    row_files: dict[str, str | None] = field(default_factory=dict)
     formats: dict[str, FormatInfo] = field(default_factory=dict)
     submission: list[StagedFile] = field(default_factory=list)
+    records: Any = None
+    scan: Any = None
 
     def content_path(self, rel: str) -> Path:
         """Where a content file lies in staging."""
@@ -94,20 +87,20 @@ def analyse(staged: StagedTransfer, profile: Profile) -> Analysis:
     return analysis
 
 
-def _match_rows(rows: list[SheetRow], rels: list[str]) -> dict[int, str | None]:
+def _match_rows(rows: list[SheetRow], rels: list[str]) -> dict[str, str | None]:
     """Map each row to the file it describes: 计算机文件名 first, else a file named by 档号."""
     by_name = {unicodedata.normalize("NFC", r): r for r in rels}
     by_stem: dict[str, str] = {}
     for rel in rels:
         by_stem.setdefault(normalise_code(PurePosixPath(rel).stem), rel)
-    matched: dict[int, str | None] = {}
+    matched: dict[str, str | None] = {}
     for row in rows:
         name = row.values.get("computer_filename", "").replace("\\", "/").strip("/")
         code = normalise_code(row.values.get("archival_code", ""))
         if name:
-            matched[row.row] = by_name.get(unicodedata.normalize("NFC", name))
+            matched[row.key] = by_name.get(unicodedata.normalize("NFC", name))
         else:
-            matched[row.row] = by_stem.get(code) if code else None
+            matched[row.key] = by_stem.get(code) if code else None
     return matched
 
 
@@ -122,22 +115,30 @@ def plan_units(analysis: Analysis, fallback_label: str) -> list[Unit]:
     rows = sheet.rows if sheet else []
     volumes: dict[str, Unit] = {}
     rest = Unit("transfer", None, fallback_label)
-    if analysis.profile.aggregation == "户卷":
+    codes = analysis.profile.codes
+    if analysis.profile.aggregation == "户卷" and codes is not None:
         for row in rows:
-            match = VOLUME_ITEM.fullmatch(normalise_code(row.values.get("archival_code", "")))
-            if match:
-                code = match.group("volume")
+            parsed = parse_code(row.values.get(codes.field, ""), codes, analysis.profile.normalise)
+            if parsed is not None and parsed.volume:
+                code = parsed.volume
                 unit = volumes.setdefault(code, Unit(code, code, f"建档立卡户档案 {code}"))
                 unit.rows.append(row)
                 continue
             rest.rows.append(row)
+        # a row whose 档号 is unreadable stays with the volume whose folder holds its file
+        for row in list(rest.rows):
+            rel = analysis.row_files.get(row.key) or ""
+            home = volumes.get(rel.split("/", 1)[0]) if "/" in rel else None
+            if home is not None:
+                rest.rows.remove(row)
+                home.rows.append(row)
     else:
         rest.rows = list(rows)
     placed: set[str] = set()
     for unit in volumes.values():
         for row in unit.rows:
-            rel = analysis.row_files.get(row.row)
-            if rel and rel not in placed:
+            rel = analysis.row_files.get(row.key)
+            if rel and rel not in placed and rel in analysis.content:  # not quarantined
                 unit.files.append(analysis.content[rel])
                 placed.add(rel)
     for rel, staged_file in analysis.content.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ingest.pipeline import ingest
+from ingest.pipeline import IngestResult, ingest
 from policies import Settings
 
 
@@ -39,38 +39,55 @@ def _progress_bar(enabled: bool):
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--profile", help="Metadata profile (default from dangan.toml: jzfp).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--accept-valid", is_flag=True,
+              help="Accept the units (household volumes) that pass every check and list the "
+                   "rest for resubmission, instead of refusing the whole transfer.")
 @click.pass_obj
-def ingest_command(settings: Settings, path: Path, profile: str | None, as_json: bool) -> int:
+def ingest_command(settings: Settings, path: Path, profile: str | None, as_json: bool,
+                   accept_valid: bool) -> int:
     """Ingest a transfer: a folder, a BagIt bag, or a .zip / .tar / .tar.gz file."""
     progress, update = _progress_bar(not as_json and sys.stderr.isatty())
     if progress:
         with progress:
-            result = ingest(path, settings, profile, update)
+            result = ingest(path, settings, profile, update, accept_valid=accept_valid)
     else:
-        result = ingest(path, settings, profile)
+        result = ingest(path, settings, profile, accept_valid=accept_valid)
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return result.exit_code
     if result.status == "rejected":
         click.echo(f"拒收 rejected: transfer {result.transfer_id}", err=True)
-        for failure in result.failures:
-            click.echo(f"  {failure['code']} {failure['name']}: {failure['message']}", err=True)
-            for problem in failure["problems"][:20]:
-                where = ", ".join(f"{label}{problem[k]}" for k, label in (
-                    ("path", ""), ("sheet", "sheet "), ("row", "row "), ("column", "column "))
-                    if problem.get(k) is not None)
-                click.echo(f"    - {problem['message']}" + (f" [{where}]" if where else ""),
-                           err=True)
-            if len(failure["problems"]) > 20:
-                click.echo(f"    … {len(failure['problems']) - 20} more in the report", err=True)
+        _echo_failures(result)
         click.echo(f"report: {result.report_html}", err=True)
         return result.exit_code
-    verb = "already ingested" if result.status == "already-ingested" else "accepted"
+    verb = {"already-ingested": "already ingested",
+            "partially-accepted": "部分接收 partially accepted"}.get(result.status, "accepted")
     click.echo(f"{verb}: transfer {result.transfer_id}, {len(result.aips)} AIP(s)")
     for aip in result.aips:
         click.echo(f"  {aip['uuid']}  {aip['archival_code'] or '-'}  {aip['label']}")
+    if result.rejected_units:
+        click.echo(f"退回重新移交 to resubmit: {len(result.rejected_units)} unit(s)", err=True)
+        for unit in result.rejected_units:
+            click.echo(f"  {unit['archival_code'] or '-'}  {unit['label']}", err=True)
+            for problem in unit["problems"][:10]:
+                click.echo(f"    - {problem['code']} {problem.get('message', problem['name'])}",
+                           err=True)
     click.echo(f"report: {result.report_html}")
     return result.exit_code
+
+
+def _echo_failures(result: IngestResult) -> None:
+    """The rejecting checks and their problems, on stderr."""
+    for failure in result.failures:
+        click.echo(f"  {failure['code']} {failure['name']}: {failure['message']}", err=True)
+        for problem in [p for p in failure["problems"] if p.get("severity") != "warning"][:20]:
+            where = ", ".join(f"{label}{problem[k]}" for k, label in (
+                ("path", ""), ("sheet", "sheet "), ("row", "row "), ("column", "column "))
+                if problem.get(k) is not None)
+            click.echo(f"    - {problem['message']}" + (f" [{where}]" if where else ""),
+                       err=True)
+        if len(failure["problems"]) > 20:
+            click.echo(f"    … {len(failure['problems']) - 20} more in the report", err=True)
 
 
 @click.command("sample-transfer")

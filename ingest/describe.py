@@ -1,25 +1,27 @@
-"""Descriptive records of an AIP: items from catalogue rows, the household volume, the
-retention class it takes, and the documents the search index receives."""
+"""Descriptive records of an AIP: items from the validated catalogue rows, the household
+volume, the retention period and open date each item and the AIP take (from the retention and
+access policies), and the documents the search index receives."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import PurePosixPath
+from typing import Any
 
-from ingest.analysis import Analysis, Unit, normalise_code
+from ingest.analysis import Analysis, Unit
+from ingest.records import RecordSet
+from policies import AccessAssessment, AccessPolicy, RetentionPolicy
 from storage.catalogue import SearchDocument
 from storage.mets import Item, Retention
 
-RETENTION_CODES = {"永久": "Y", "Y": "Y", "定期30年": "D30", "30年": "D30", "D30": "D30",
-                   "定期10年": "D10", "10年": "D10", "D10": "D10", "长期": "D30", "短期": "D10"}
-RETENTION_RANK = {"Y": 3, "D30": 2, "D10": 1}
-RETENTION_YEARS = {"D30": 30, "D10": 10}
-OPEN_AFTER_YEARS = 25
-HOUSEHOLD_FIELDS = ("head_name", "head_id_number", "village_code", "household_type",
-                    "poverty_causes", "family_size", "identified_year", "exit_year",
-                    "jzfp_category", "fonds_code")
-NEVER_INDEXED = ("head_id_number",)   # searchable only through a keyed hash, never as text
+# fields that describe one 件, never the volume holding it
+ITEM_FIELDS = frozenset({
+    "seq", "archival_code", "title", "date", "year", "creator", "document_no", "page_count",
+    "computer_filename", "file_size", "remarks", "item_no", "retention_period", "jzfp_category",
+    "doc_type", "keywords", "abstract", "category_code", "file_combination_type",
+})
 
 
 @dataclass
@@ -31,55 +33,19 @@ class Description:
     record: dict
     retention: Retention | None
     documents: list[SearchDocument]
+    access: AccessAssessment | None = None
 
 
-def _row_fields(values: dict[str, str]) -> dict[str, object]:
-    fields: dict[str, object] = {k: v for k, v in values.items() if v != ""}
-    if "archival_code" in fields:
-        fields["archival_code"] = normalise_code(str(fields["archival_code"]))
-    if "poverty_causes" in fields:
-        causes = str(fields["poverty_causes"]).replace("，", "、").replace(",", "、")
-        fields["poverty_causes"] = [c.strip() for c in causes.split("、") if c.strip()]
-    return fields
+@dataclass(frozen=True)
+class Policies:
+    """The policies descriptions are computed with."""
+
+    retention: RetentionPolicy
+    access: AccessPolicy
+    today: date
 
 
-def describe(unit: Unit, analysis: Analysis, transfer_label: str) -> Description:
-    """Items, record, retention and search documents of one unit."""
-    items: list[Item] = []
-    item_of: dict[str, str] = {}
-    parent = None
-    if unit.archival_code:
-        first = unit.rows[0].values if unit.rows else {}
-        volume_fields = {"archival_code": unit.archival_code, "title": unit.label,
-                         "aggregation_level": "案卷"}
-        volume_fields.update({k: v for k, v in _row_fields(first).items() if k in HOUSEHOLD_FIELDS})
-        parent = "item-000"
-        items.append(Item(parent, unit.label, volume_fields, "户卷", None))
-    for index, row in enumerate(unit.rows, start=1):
-        fields = _row_fields(row.values)
-        fields.setdefault("aggregation_level", "文件")
-        item = Item(f"item-{index:03d}", str(fields.get("title", "")) or f"第 {row.row} 行",
-                    fields, "件", parent)
-        items.append(item)
-        rel = analysis.row_files.get(row.row)
-        if rel:
-            item_of[rel] = item.id
-    if not items:
-        items.append(Item("item-001", transfer_label,
-                          {"title": transfer_label, "aggregation_level": "文件"}, "件", None))
-        for staged in unit.files:
-            item_of[staged.rel[len(analysis.content_prefix):]] = "item-001"
-    retention = retention_of(items)
-    record = {"profile": analysis.profile.id, "profile_version": analysis.profile.version,
-              "archival_code": unit.archival_code, "label": unit.label,
-              "items": [{"id": i.id, "level": i.level, "parent": i.parent_id,
-                         "fields": i.fields} for i in items],
-              "retention": retention.__dict__ if retention else None}
-    documents = _documents(items, unit, analysis, item_of, retention)
-    return Description(items, item_of, record, retention, documents)
-
-
-def _year_of(fields: dict[str, object]) -> int | None:
+def _year(fields: dict[str, Any]) -> int | None:
     for key in ("date", "year"):
         value = str(fields.get(key, ""))[:4]
         if value.isdigit():
@@ -87,28 +53,126 @@ def _year_of(fields: dict[str, object]) -> int | None:
     return None
 
 
-def retention_of(items: list[Item]) -> Retention | None:
-    """The AIP's 保管期限: the highest of its items; expiry and open date from the latest year.
+def describe(unit: Unit, analysis: Analysis, transfer_label: str, records: RecordSet,
+             policies: Policies, aip_uuid: str) -> Description:
+    """Items, record, retention, access and search documents of one unit (one AIP)."""
+    profile_pii = analysis.profile.pii_levels()
+    items: list[Item] = []
+    assessments: dict[str, AccessAssessment] = {}
+    item_of: dict[str, str] = {}
+    parent = "item-000" if unit.archival_code else None
+    for index, row in enumerate(unit.rows, start=1):
+        record = records.rows.get(row.key)
+        fields = dict(record.values) if record else {k: v for k, v in row.values.items() if v}
+        fields.setdefault("aggregation_level", "文件")
+        item_id = f"item-{index:03d}"
+        fields.update(_item_retention(fields, policies.retention))
+        assessment = policies.access.assess(fields, level="件", profile_levels=profile_pii,
+                                            aip_uuid=aip_uuid, today=policies.today)
+        fields.update(_access_fields(assessment, aip_uuid, item_id))
+        assessments[item_id] = assessment
+        items.append(Item(item_id, str(fields.get("title", "")) or row.where(), fields, "件", parent))
+        rel = analysis.row_files.get(row.key)
+        if rel:
+            item_of[rel] = item_id
+    if parent is not None:
+        items.insert(0, _volume_item(unit, items, assessments, policies, aip_uuid))
+        assessments[parent] = _combine(policies, [assessments[i.id] for i in items[1:]], True)
+    if not items:
+        fields = {"title": transfer_label, "aggregation_level": "文件"}
+        assessment = policies.access.assess(fields, profile_levels=profile_pii, aip_uuid=aip_uuid,
+                                            today=policies.today)
+        fields.update(_access_fields(assessment, aip_uuid, "item-001"))
+        assessments["item-001"] = assessment
+        items.append(Item("item-001", transfer_label, fields, "件", None))
+        for staged in unit.files:
+            item_of[staged.rel[len(analysis.content_prefix):]] = "item-001"
+    access = _combine(policies, list(assessments.values()), parent is not None)
+    retention = _aip_retention(items, policies, access)
+    record = {"profile": analysis.profile.id, "profile_version": analysis.profile.version,
+              "archival_code": unit.archival_code, "label": unit.label,
+              "items": [{"id": i.id, "level": i.level, "parent": i.parent_id,
+                         "fields": i.fields} for i in items],
+              "retention": retention.__dict__ if retention else None,
+              "access": {"open_date": _iso(access.open_date), "control_id": access.control_id,
+                         "pii_level": access.pii_level, "household": access.household,
+                         "basis": access.basis, "policy": str(policies.access.path.name)}}
+    never = set(analysis.profile.protected_fields) | set(analysis.profile.masked_fields)
+    documents = _documents(items, unit, analysis, item_of, never)
+    return Description(items, item_of, record, retention, documents, access)
 
-    Periods count from 1 January after the year of formation; the record opens 25 years
-    after formation (Archives Law 2020, Art. 27) unless a review decides otherwise.
-    """
-    periods = [RETENTION_CODES.get(str(i.fields.get("retention_period", "")).strip())
-               for i in items]
-    periods = [p for p in periods if p]
-    years = [y for y in (_year_of(i.fields) for i in items) if y]
-    if not periods:
+
+def _item_retention(fields: dict[str, Any], policy: RetentionPolicy) -> dict[str, Any]:
+    period = policy.period(str(fields.get("retention_period") or ""))
+    if period is None:
+        return {}
+    expiry = policy.expiry(period.code, _year(fields))
+    return {"retention_period": period.code, **({"retention_expiry": expiry.strftime("%Y%m%d")}
+                                                if expiry else {})}
+
+
+def _access_fields(assessment: AccessAssessment, aip_uuid: str, item_id: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {"electronic_record_id": f"{aip_uuid}/{item_id}",
+                              "control_id": assessment.control_id,
+                              "pii_level": assessment.pii_level}
+    if assessment.open_date is not None:
+        fields["open_date"] = assessment.open_date.strftime("%Y%m%d")
+    return fields
+
+
+def _combine(policies: Policies, parts: list[AccessAssessment], household: bool
+             ) -> AccessAssessment:
+    return policies.access.combine(parts, household=household, today=policies.today)
+
+
+def _volume_item(unit: Unit, items: list[Item], assessments: dict[str, AccessAssessment],
+                 policies: Policies, aip_uuid: str) -> Item:
+    """The 户卷 itself: values shared by all its items, the highest period, 控制."""
+    shared: dict[str, Any] = {}
+    if items:
+        first = items[0].fields
+        for name, value in first.items():
+            if name in ITEM_FIELDS or name in ("aggregation_level", "electronic_record_id",
+                                               "control_id", "pii_level", "open_date",
+                                               "retention_expiry"):
+                continue
+            if all(i.fields.get(name) == value for i in items[1:]):
+                shared[name] = value
+    fields: dict[str, Any] = {"archival_code": unit.archival_code, "title": unit.label,
+                              "aggregation_level": "案卷", **shared}
+    period = policies.retention.highest(str(i.fields.get("retention_period") or "") for i in items)
+    if period:
+        fields["retention_period"] = period
+        years = [y for y in (_year(i.fields) for i in items) if y]
+        expiry = policies.retention.expiry(period, max(years) if years else None)
+        if expiry:
+            fields["retention_expiry"] = expiry.strftime("%Y%m%d")
+    combined = _combine(policies, [assessments[i.id] for i in items], True)
+    fields.update(_access_fields(combined, aip_uuid, "item-000"))
+    return Item("item-000", unit.label, fields, "户卷", None)
+
+
+def _aip_retention(items: list[Item], policies: Policies,
+                   access: AccessAssessment) -> Retention | None:
+    """The AIP's 保管期限: the highest of its items; expiry from the latest year of formation."""
+    policy = policies.retention
+    period = policy.highest(str(i.fields.get("retention_period") or "") for i in items)
+    if period is None:
         return None
-    period = max(periods, key=RETENTION_RANK.__getitem__)
-    latest = max(years) if years else None
-    expiry = (date(latest + RETENTION_YEARS[period], 12, 31).isoformat()
-              if latest and period in RETENTION_YEARS else None)
-    open_date = date(latest + OPEN_AFTER_YEARS, 12, 31).isoformat() if latest else None
-    return Retention(period, expiry, open_date, "保管期限取卷内文件最高者；开放日期=形成年度+25年")
+    years = [y for y in (_year(i.fields) for i in items) if y]
+    expiry = policy.expiry(period, max(years) if years else None)
+    basis = (f"保管期限表 {policy.describe()}：卷内（包内）最高者；期满自形成年度次年起算。"
+             f"开放：{access.basis}")
+    return Retention(period, _iso(expiry), _iso(access.open_date), basis)
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def _documents(items: list[Item], unit: Unit, analysis: Analysis, item_of: dict[str, str],
-               retention: Retention | None) -> list[SearchDocument]:
+               never: Iterable[str]) -> list[SearchDocument]:
+    never = set(never)
     files_by_item: dict[str, list[str]] = {}
     for rel, item_id in item_of.items():
         files_by_item.setdefault(item_id, []).append(rel)
@@ -116,19 +180,19 @@ def _documents(items: list[Item], unit: Unit, analysis: Analysis, item_of: dict[
     for item in items:
         fields = item.fields
         text_parts = [str(v) if not isinstance(v, list) else " ".join(map(str, v))
-                      for k, v in fields.items() if k not in NEVER_INDEXED]
+                      for k, v in fields.items() if k not in never]
         text_parts += [PurePosixPath(rel).name for rel in files_by_item.get(item.id, [])]
         village = str(fields.get("village_code", ""))
         facets = {
             "level": item.level,
             "category": fields.get("jzfp_category"),
-            "year": _year_of(fields),
-            "retention": (RETENTION_CODES.get(str(fields.get("retention_period", "")))
-                          or (retention.period if retention else None)),
+            "year": _year(fields),
+            "retention": fields.get("retention_period"),
             "county": village[:6] or None, "township": village[:9] or None,
             "village": village or None,
             "household_type": fields.get("household_type"),
             "poverty_causes": fields.get("poverty_causes"),
+            "control": fields.get("control_id"),
             "formats": sorted({(analysis.formats[r].puid or "unknown")
                                for r in files_by_item.get(item.id, []) if r in analysis.formats}),
         }

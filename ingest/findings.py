@@ -25,6 +25,9 @@ class Problem:
     sheet: str | None = None
     expected: str | None = None
     actual: str | None = None
+    severity: str | None = None          # None: the check's own severity
+    code: str | None = None              # the finding's own rule code, when finer than the check's
+    message_en: str | None = None
 
     def where(self) -> str:
         """A short "file, sheet, row, column" locator for messages."""
@@ -67,13 +70,15 @@ class CheckResult:
     def property_name(self) -> str:
         """The DA/T 70 property (真实性 …) of a GD code, or 其他."""
         parts = self.code.split("-")
-        return PROPERTIES.get(parts[1], "其他") if parts[0] == "GD" and len(parts) > 1 else "其他"
+        return PROPERTIES.get(parts[1], "其他") if parts[0] in ("GD", "DG") and len(parts) > 1 else "其他"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["property"] = self.property_name
-        data["problems"] = [{k: v for k, v in p.items() if v is not None}
-                            for p in data["problems"]]
+        # errors first: in a long list the problems that refuse the transfer come first
+        problems = sorted(data["problems"],
+                          key=lambda p: (p.get("severity") or self.severity) != "error")
+        data["problems"] = [{k: v for k, v in p.items() if v is not None} for p in problems]
         return data
 
 
@@ -97,7 +102,13 @@ def not_checked(code: str, name: str, reason: str) -> CheckResult:
 
 def from_problems(code: str, name: str, problems: list[Problem], ok_message: str,
                   fail_message: str, severity: str = "error") -> CheckResult:
-    """Passed when ``problems`` is empty, otherwise failed listing all of them."""
+    """Passed when ``problems`` is empty, otherwise failed listing all of them.
+
+    A problem may carry its own severity: the result is an error when any problem is one
+    (or inherits ``severity``), a warning when all are warnings.
+    """
     if not problems:
         return passed(code, name, ok_message)
-    return failed(code, name, f"{fail_message}（{len(problems)} 处）", problems, severity)
+    errors = [p for p in problems if (p.severity or severity) == "error"]
+    return failed(code, name, f"{fail_message}（{len(problems)} 处）", problems,
+                  "error" if errors else "warning")

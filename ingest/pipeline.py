@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import select
-
+from ingest import fulltext
+from ingest.acceptance import Assessor, virus_event_outcome
 from ingest.aip import BuiltAip, build_aip
-from ingest.analysis import Analysis, Unit, analyse, normalise_code, plan_units
-from ingest.checks import run_checks
+from ingest.analysis import Analysis, Unit, analyse, plan_units
 from ingest.describe import describe
 from ingest.formats import identify, tool_versions
 from ingest.report import Report, write_report
@@ -38,10 +37,14 @@ from policies import (
 )
 from policies.config import dangan_version
 from storage import models
+from storage.auditlog import record_policy_changes
 from storage.catalogue import Catalogue, SearchDocument
 from storage.digest import digest_stream, read_chunks
-from storage.locations import CopyReport, ExpectedFile, Location, open_location
+from storage.locations import CopyReport, ExpectedFile, Location
 from storage.mets import Agent, AipDescription, Event, parse_mets
+from storage.pii import protect_description, store_protected
+from storage.replication import LocationSet, record_class, record_copy_failure, write_copies
+from storage.worm import AppliedLock, WormSettings, lock_for, record_locks
 
 ProgressFn = Callable[[str, int, int | None], None]   # phase, bytes done (delta), total
 
@@ -64,6 +67,7 @@ class StoredAip:
     record: dict
     size: int
     other_files: dict[str, ExpectedFile]     # tag files and mets.xml (not listed in METS)
+    locks: list[AppliedLock] = field(default_factory=list)   # retention locks of the copies
 
 
 @dataclass
@@ -76,15 +80,16 @@ class IngestResult:
     report_json: str | None = None
     report_html: str | None = None
     failures: list[dict] = field(default_factory=list)
+    rejected_units: list[dict] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.status == "rejected" else 0
+        return 1 if self.status in ("rejected", "partially-accepted") else 0
 
     def to_dict(self) -> dict:
         return {"transfer": self.transfer_id, "status": self.status, "aips": self.aips,
                 "report": {"json": self.report_json, "html": self.report_html},
-                "failures": self.failures}
+                "failures": self.failures, "rejected_units": self.rejected_units}
 
 
 def _now() -> str:
@@ -153,10 +158,12 @@ class Ingester:
         settings: the home's settings.
         profile: metadata profile name (default from the settings).
         progress: called with (phase, bytes, total bytes) as work advances.
+        accept_valid: accept the units that pass and list the rest for resubmission,
+            instead of refusing the whole transfer when anything fails.
     """
 
     def __init__(self, settings: Settings, profile: str | None = None,
-                 progress: ProgressFn | None = None) -> None:
+                 progress: ProgressFn | None = None, accept_valid: bool = False) -> None:
         self.settings = settings
         try:
             self.profile = load_profile(profile or settings.get("ingest", "profile"), settings.home)
@@ -164,10 +171,16 @@ class Ingester:
             raise ConfigError(str(exc)) from exc
         self.fixity = load_fixity_policy(settings)
         self.storage_policy = load_storage_policy(settings)
-        self.locations: list[Location] = [
-            open_location(self.storage_policy.location(name))
-            for name in self.storage_policy.required()]
+        self.location_set = LocationSet(self.storage_policy, settings)
+        self.locations: list[Location] = self.location_set.for_class()
+        self.worm = WormSettings.from_settings(settings)
         self.catalogue = Catalogue.open(settings)
+        # the policies this ingest works under are in the audit log before its entries
+        record_policy_changes(self.catalogue, settings)
+        self.assessor = Assessor(settings, self.profile, self.catalogue,
+                                 settings.int("ingest", "workers"))
+        self.accept_valid = accept_valid
+        self.fulltext = fulltext.Options.from_settings(settings)
         self.progress = progress or (lambda phase, done, total: None)
         self.workers = settings.int("ingest", "workers")
         self.limits = Limits(settings.int("ingest", "max_unpacked_bytes"),
@@ -184,7 +197,8 @@ class Ingester:
                            workers=self.workers, progress=lambda n: self.progress("stage", n, total))
             crash_point("staged")
             print_fp = fingerprint(staged)
-            with _locked(self.settings.staging / "locks" / f"{print_fp}.lock"):
+            with _locked(self.settings.staging / "locks" / f"{print_fp}.lock"), \
+                    self.catalogue.transfer_lock(print_fp):
                 done = self.catalogue.find_transfer(print_fp, "accepted")
                 if done is not None:
                     return self._already(done)
@@ -204,7 +218,8 @@ class Ingester:
         self.progress("identify", 0, None)
         for rel, info in zip(rels, identify([analysis.content_path(r) for r in rels], self.workers)):
             analysis.formats[rel] = info
-        checks = run_checks(analysis, self._stored_codes(analysis))
+        assessment = self.assessor.assess(analysis, print_fp)
+        checks = assessment.checks
         pending = self.catalogue.find_transfer(print_fp, "in-progress")
         transfer_id = pending.id if pending else str(uuidlib.uuid4())
         label = staged.source.name
@@ -212,6 +227,7 @@ class Ingester:
         plan = dict(pending.plan) if pending else {}
         for unit in units:
             plan.setdefault(unit.key, str(uuidlib.uuid4()))
+        verdict = self.assessor.verdict(checks, units, analysis, self.accept_valid)
         tools = self._tools(analysis)
         report = Report(
             transfer={"id": transfer_id, "source": str(staged.source), "kind": staged.kind,
@@ -221,12 +237,18 @@ class Ingester:
             checks=checks, tools={k: v.version or "" for k, v in tools.items()},
             dangan_version=dangan_version(),
             units=[{"key": u.key, "archival_code": u.archival_code, "label": u.label,
-                    "aip_uuid": plan[u.key], "files": len(u.files)} for u in units])
-        if report.rejected:
-            report.units = []
+                    "aip_uuid": plan[u.key], "files": len(u.files)} for u in verdict.accepted],
+            rejected_units=[{"key": u.key, "archival_code": u.archival_code, "label": u.label,
+                             "problems": problems} for u, problems in verdict.refused
+                            if not verdict.whole_transfer],
+            policies=self.assessor.policy_versions(),
+            decision=("rejected" if not verdict.accepted else
+                      "partially-accepted" if verdict.refused else "accepted"))
+        units = verdict.accepted
         folder = self.settings.reports / transfer_id
         json_path, html_path, _ = write_report(report, folder)
-        if report.rejected:
+        if not units:
+            self.assessor.reject(print_fp)
             return IngestResult(transfer_id, "rejected", [], str(json_path), str(html_path),
                                 [c.to_dict() for c in report.failures()])
         if pending is None:
@@ -238,24 +260,13 @@ class Ingester:
         stored = [self._store(aip) for aip in built]
         crash_point("stored")
         self._commit(transfer_id, stored, str(json_path), report)
-        return IngestResult(transfer_id, "accepted",
+        return IngestResult(transfer_id, report.final_decision(),
                             [{"uuid": a.description.uuid,
                               "archival_code": a.description.archival_code,
                               "label": a.description.label, "status": "UPLOADED"}
                              for a in stored],
-                            str(json_path), str(html_path))
-
-    def _stored_codes(self, analysis: Analysis) -> set[str]:
-        if analysis.sheet is None:
-            return set()
-        codes = {normalise_code(r.values.get("archival_code", "")) for r in analysis.sheet.rows}
-        codes.discard("")
-        if not codes:
-            return set()
-        with self.catalogue.session() as s:
-            found = s.scalars(select(models.Item.archival_code)
-                              .where(models.Item.archival_code.in_(codes))).all()
-        return set(found)
+                            str(json_path), str(html_path),
+                            [c.to_dict() for c in report.failures()], report.rejected_units)
 
     def _tools(self, analysis: Analysis) -> dict[str, Agent]:
         versions = tool_versions()
@@ -267,6 +278,9 @@ class Ingester:
                               "software", versions.libmagic),
             "hashlib": Agent("hashlib-openssl", "Python hashlib", "software", versions.hashlib),
         }
+        clamav = self.assessor.clamav_agent(analysis.scan)
+        if clamav is not None:
+            agents["clamav"] = clamav
         if analysis.bag is not None:
             import bagit
 
@@ -277,14 +291,18 @@ class Ingester:
     def _build(self, unit: Unit, aip_uuid: str, analysis: Analysis, run: Path,
                tools: dict[str, Agent], report: Report, transfer_id: str,
                report_files: list[Path]) -> PreparedAip:
-        description = describe(unit, analysis, analysis.staged.source.name)
+        description = describe(unit, analysis, analysis.staged.source.name, analysis.records,
+                               self.assessor.policies(), aip_uuid)
+        text = fulltext.extract_unit(unit, analysis, run / "text" / aip_uuid, self.fulltext)
+        fulltext.attach(description.documents, description.item_of, text.results)
         built = build_aip(
             uuid=aip_uuid, unit=unit, analysis=analysis, folder=run / "aips" / aip_uuid,
             algorithms=self.fixity.algorithms, items=description.items,
             item_of=description.item_of, record=description.record,
-            events=self._events(unit, analysis, tools, report, transfer_id),
+            events=self._events(unit, analysis, tools, report, transfer_id)
+            + [fulltext.premis_event(text.results, (tools["dangan"].id,), _now())],
             agents=list(tools.values()), retention=description.retention,
-            report_files=report_files,
+            report_files=report_files, derived_files=text.files,
             source_organization=self.settings.get("ingest", "source_organization"),
             dangan_agent=tools["dangan"].id)
         return PreparedAip(built, description.documents)
@@ -313,26 +331,33 @@ class Ingester:
                   f"failed as warnings, {counts['not-checked']} not checked",
                   f"warnings: {', '.join(warned) or 'none'}; not checked: "
                   f"{', '.join(not_checked) or 'none'}", "dangan", "bagit"),
-            event("virus check", "not-checked", "no virus scanner configured",
-                  "GD-4-2 not checked", "dangan"),
+            event("virus check", *virus_event_outcome(analysis.scan), "dangan", "clamav"),
             event("ingestion", "pass", f"transfer {transfer_id} from {analysis.staged.source}",
                   "", "dangan"),
         ]
 
     def _store(self, prepared: PreparedAip) -> StoredAip:
         built = prepared.built
+        retention = built.description.retention
+        period = retention.period if retention else None
+        locations = self.location_set.for_class(record_class(period, self.storage_policy))
         total = sum(e.size for e in built.expected.values())
-        copies = []
-        for index, location in enumerate(self.locations):
-            last = index == len(self.locations) - 1
-            copies.append(location.put_aip(
-                built.uuid, built.folder, built.expected, move=last,
-                progress=lambda n: self.progress("verify", n, total * len(self.locations))))
-            crash_point("stored-one")
+        # every required copy written, read back and locked, failed attempts retried and
+        # recorded; CopyFailed leaves the AIP uncatalogued (a re-run reuses what was written)
+        written = write_copies(
+            locations, built.uuid, built.folder, built.expected,
+            scratch=built.folder.with_name(f"{built.uuid}.adopted"),
+            lock=lock_for(period, retention.expiry, self.worm) if retention else None,
+            attempts=self.settings.int("storage", "copy_attempts"),
+            progress=lambda n: self.progress("verify", n, total * len(locations)),
+            after_each=lambda: crash_point("stored-one"),
+            on_failure=lambda name, attempt, message: record_copy_failure(
+                self.catalogue, built.uuid, name, attempt, message))
+        copies = written.copies
         description, expected = built.description, built.expected
-        if any(c.reused for c in copies):
+        if written.adopted is not None:
             # the copy published by an interrupted earlier run is the system of record
-            location = self.locations[0]
+            location = written.adopted
             with location.open(built.uuid, "data/metadata/mets.xml") as stream:
                 description = parse_mets(stream.read())
             expected = {}
@@ -343,17 +368,28 @@ class Ingester:
             total = sum(e.size for e in expected.values())
         described = {f.path for f in description.files}
         others = {p: e for p, e in expected.items() if p not in described}
-        return StoredAip(copies, description, prepared.documents, built.record, total, others)
+        return StoredAip(copies, description, prepared.documents, built.record, total, others,
+                         written.locks)
 
     def _commit(self, transfer_id: str, stored: list[StoredAip], report_path: str,
                 report: Report) -> None:
         with self.catalogue.session() as s:
+            codes: dict[str, str] = {}
             for aip in stored:
-                self.catalogue.add_aip(s, aip.description, transfer_id=transfer_id,
+                # the catalogue keeps ID numbers encrypted and masked; the AIP keeps the original
+                description, record, protected = protect_description(
+                    aip.description, aip.record, self.profile.protected_fields,
+                    self.assessor.vault)
+                self.catalogue.add_aip(s, description, transfer_id=transfer_id,
                                        size=aip.size, copies=aip.copies,
-                                       documents=aip.documents, record=aip.record,
+                                       documents=aip.documents, record=record,
                                        other_files=aip.other_files)
+                store_protected(s, description.uuid, protected)
+                record_locks(s, description.uuid, aip.locks)
+                codes.update({str(i.fields["archival_code"]): description.uuid
+                              for i in description.items if i.fields.get("archival_code")})
             row = s.get(models.Transfer, transfer_id)
+            self.assessor.registry.assign(s, row.fingerprint, codes)
             row.status, row.report_path = "accepted", report_path
             row.finished_at = datetime.now(timezone.utc)
             row.summary = report.to_dict()["counts"]
@@ -375,6 +411,6 @@ def _transfer_size(source: Path) -> int | None:
 
 
 def ingest(source: Path, settings: Settings, profile: str | None = None,
-           progress: ProgressFn | None = None) -> IngestResult:
+           progress: ProgressFn | None = None, accept_valid: bool = False) -> IngestResult:
     """Ingest one transfer into the home described by ``settings``."""
-    return Ingester(settings, profile, progress).ingest(source)
+    return Ingester(settings, profile, progress, accept_valid).ingest(source)

@@ -1,4 +1,6 @@
-"""The receipt report (检测报告) of a transfer, as JSON for machines and HTML for the file."""
+"""The receipt report (检测报告) of a transfer: JSON for machines, printable Chinese HTML for
+the bureau's file. It is written beside the transfer's record in ``$DANGAN_HOME/reports`` and
+stored inside every AIP made from the transfer (``data/logs/``)."""
 
 from __future__ import annotations
 
@@ -12,40 +14,72 @@ from typing import Any
 
 import jinja2
 
-from ingest.findings import CheckResult
+from ingest.findings import PROPERTIES, CheckResult
 
 TEMPLATES = Path(__file__).with_name("templates")
+DECISIONS = {"accepted": "通过，予以接收", "rejected": "不通过，退回移交单位",
+             "partially-accepted": "部分通过：合格的档案单元予以接收，其余退回重新移交"}
+STATUS_ZH = {"passed": "通过", "failed": "未通过", "not-checked": "未检测"}
 
 
 @dataclass
 class Report:
-    """Everything the receipt report says."""
+    """Everything the receipt report says.
+
+    Attributes:
+        transfer: what was received (id, source, kind, counts, fingerprint, profile).
+        checks: every check's result, in report order.
+        tools: tool name -> version (signature versions included).
+        dangan_version: the software that wrote it.
+        units: the AIPs made (or planned) from the transfer.
+        rejected_units: units refused under ``--accept-valid``, with their problems.
+        policies: policy and profile identifiers in force.
+        decision: ``accepted``, ``rejected`` or ``partially-accepted`` (None: from the checks).
+    """
 
     transfer: dict[str, Any]
     checks: list[CheckResult]
     tools: dict[str, str]
     dangan_version: str
     units: list[dict[str, Any]] = field(default_factory=list)
+    rejected_units: list[dict[str, Any]] = field(default_factory=list)
+    policies: dict[str, str] = field(default_factory=dict)
+    decision: str | None = None
 
     @property
     def rejected(self) -> bool:
+        """Whether any check rejects (part of) the transfer."""
         return any(c.rejects for c in self.checks)
 
+    def final_decision(self) -> str:
+        """The decision the report states."""
+        return self.decision or ("rejected" if self.rejected else "accepted")
+
     def to_dict(self) -> dict[str, Any]:
+        """The report as plain data (the JSON report)."""
         counts = Counter(c.status for c in self.checks)
+        by_property: dict[str, Counter] = {name: Counter() for name in PROPERTIES.values()}
+        for check in self.checks:
+            by_property.setdefault(check.property_name, Counter())[check.status] += 1
+        decision = self.final_decision()
         return {
             "transfer": self.transfer,
-            "decision": "rejected" if self.rejected else "accepted",
+            "decision": decision,
+            "decision_zh": DECISIONS[decision],
             "counts": {s: counts.get(s, 0) for s in ("passed", "failed", "not-checked")},
+            "warnings": sum(1 for c in self.checks if c.status == "failed" and not c.rejects),
+            "by_property": {k: dict(v) for k, v in by_property.items() if v},
             "checks": [c.to_dict() for c in self.checks],
             "units": self.units,
+            "rejected_units": self.rejected_units,
             "tools": self.tools,
+            "policies": self.policies,
             "dangan_version": self.dangan_version,
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
     def failures(self) -> list[CheckResult]:
-        """The checks that reject the transfer."""
+        """The checks that reject (part of) the transfer."""
         return [c for c in self.checks if c.rejects]
 
 
@@ -58,7 +92,7 @@ def _template() -> jinja2.Template:
 
 def render_html(data: dict[str, Any]) -> str:
     """The printable Chinese HTML report."""
-    return _template().render(r=data)
+    return _template().render(r=data, status_zh=STATUS_ZH)
 
 
 def write_report(report: Report, folder: Path) -> tuple[Path, Path, dict[str, Any]]:

@@ -1626,8 +1626,12 @@ def generate(out: Path, households: int = 5, seed: int = 1, defects: Sequence[st
     """Write a sample transfer to ``out`` (new or empty directory) and return its summary.
 
     ``households`` household volumes are spread over a few fictional villages of one county;
-    ``defects`` is any subset of :data:`DEFECT_KINDS`; ``sheet_format`` is ``"xlsx"`` or
-    ``"csv"`` (UTF-8 with BOM). The same arguments always give byte-identical files.
+    ``defects`` is any subset of :data:`DEFECT_KINDS` (``gb18030-csv`` replaces the sheet
+    whatever ``sheet_format`` says); ``sheet_format`` is ``"xlsx"`` or ``"csv"`` (UTF-8 with
+    BOM). The same arguments always give byte-identical files; file modification times are set
+    to the documents' dates. Raises ValueError for bad arguments or a non-empty ``out``.
+    While writing, reportlab's global ``rl_config.useA85`` is switched off (and restored), so
+    do not run two generations in threads of one process.
     """
     out = Path(out)
     kinds = _check_args(out, households, defects, fonds, sheet_format)

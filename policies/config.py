@@ -29,7 +29,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_compression_ratio": 200,
         "source_organization": "",
     },
-    "storage": {"fsync": True},
+    # storage: copy_attempts = writes of one copy before it is reported failed; worm_mode =
+    # S3 Object Lock mode (COMPLIANCE or GOVERNANCE); permanent_lock = how 永久 records are
+    # locked ("legal-hold", or "far-future": retain-until now + 100 years); s3_* = defaults
+    # of every s3:// location (its URL query overrides them)
+    "storage": {"fsync": True, "copy_attempts": 3, "worm_mode": "COMPLIANCE",
+                "permanent_lock": "legal-hold", "s3_workers": 8, "s3_part_mib": 16},
     "search": {"engine": "embedded", "elasticsearch_url": "",
                "elasticsearch_index": "dangan-search", "elasticsearch_shards": 1,
                "elasticsearch_replicas": 0, "elasticsearch_timeout": 30,
@@ -38,11 +43,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "workers": {"lease_seconds": 300, "poll_seconds": 5, "retry_delay_seconds": 30},
     "portal": {"host": "127.0.0.1", "port": 5000, "secret_key": "", "public_url": "",
                "session_hours": 8, "secure_cookies": False, "login_max_failures": 5,
-               "login_window_seconds": 900, "default_locale": "zh"},
+               "login_window_seconds": 900, "default_locale": "zh", "search_cache": 512},
     "fulltext": {"enabled": True, "ocr": True, "ocr_languages": "chi_sim", "ocr_dpi": 300,
                  "ocr_workers": 2, "ocr_timeout": 300, "min_chars_per_page": 10,
                  "max_chars": 2_000_000},
     "security": {"pii_key": ""},
+    # fixity audits: worker processes (one per core); cold_read drops cached pages of local
+    # files before reading them, so an audit reads the disk, not memory
+    "audit": {"workers": 2, "cold_read": True},
     # virus scanning (GD-4-1/4-2): scanner "" (none: not checked), "clamscan" or "clamd";
     # database: a signature file or folder for clamscan (default: ClamAV's own);
     # clamd_socket: a unix socket path or tcp://host:port

@@ -8,7 +8,8 @@ broken one stops the program with a :class:`ConfigError` naming the file and lin
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,25 @@ class FixityPolicy:
         algorithms: hashlib names, sha256 first.
         full_interval_days: each copy is fully re-read at least this often.
         daily_byte_budget: bytes a scheduled audit may read per day (0 = unlimited).
+        location_intervals: location name -> its own full_interval_days.
+        repair: ``auto`` (a bad copy is repaired at once from a verified one) or ``approve``
+            (the repair waits for an archivist's ``dangan repair approve``).
+        api_max_full_bytes: AIPs larger than this are answered by the Storage-Service API
+            from their latest full audit unless ``force_local`` asks for a fresh read.
+        checkpoint_files: files per checkpoint of a running audit.
     """
 
     algorithms: tuple[str, ...]
     full_interval_days: int = 90
     daily_byte_budget: int = 0
+    location_intervals: Mapping[str, int] = field(default_factory=dict)
+    repair: str = "auto"
+    api_max_full_bytes: int = 10 << 30
+    checkpoint_files: int = 256
+
+    def interval_for(self, location: str) -> int:
+        """Days within which a copy at ``location`` must have been fully re-read."""
+        return self.location_intervals.get(location, self.full_interval_days)
 
 
 def load_fixity_policy(settings: Settings) -> FixityPolicy:
@@ -79,9 +94,20 @@ def load_fixity_policy(settings: Settings) -> FixityPolicy:
             algorithms=("sha256", *algorithms),
             full_interval_days=int(audit.get("full_interval_days", 90)),
             daily_byte_budget=int(audit.get("daily_byte_budget", 0)),
+            location_intervals={str(name): int((entry or {}).get("full_interval_days"))
+                                for name, entry in (audit.get("locations") or {}).items()},
+            repair=_choice(audit.get("repair", "auto"), ("auto", "approve"), path, "audit.repair"),
+            api_max_full_bytes=int(audit.get("api_max_full_bytes", 10 << 30)),
+            checkpoint_files=max(1, int(audit.get("checkpoint_files", 256))),
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: audit: {exc}") from exc
+
+
+def _choice(value: Any, allowed: tuple[str, ...], path: Path, key: str) -> str:
+    if str(value) not in allowed:
+        raise ConfigError(f"{path}: {key}: {value!r} is not one of {', '.join(allowed)}")
+    return str(value)
 
 
 @dataclass(frozen=True)

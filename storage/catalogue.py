@@ -19,7 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import create_engine, event, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,7 +29,8 @@ from policies.errors import CatalogueError, NotFoundError
 from storage import models as m
 from storage.locations.base import CopyReport, ExpectedFile
 from storage.mets import AipDescription
-from storage.textseg import index_tokens
+from storage import outbox
+from storage.search_tokens import write_tokens_many
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 GENESIS = "0" * 64
@@ -99,12 +100,15 @@ class Catalogue:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # True when search runs on an external engine: indexing is then owed through the outbox
+        self.outbox = False
 
     @classmethod
     def open(cls, settings: Settings) -> "Catalogue":
         """Open the catalogue of a Dangan home, bringing its schema up to date."""
         catalogue = cls(settings.get("catalogue", "url"))
         catalogue.upgrade()
+        catalogue.outbox = settings.get("search", "engine") != "embedded"
         return catalogue
 
     @property
@@ -139,6 +143,28 @@ class Catalogue:
             session.close()
 
     # -- transfers -------------------------------------------------------------------------
+    @contextmanager
+    def transfer_lock(self, fingerprint: str) -> Iterator[None]:
+        """Hold the database-wide lock of one transfer (by content fingerprint) while it is
+        ingested, so that workers on several machines ingest it one after the other.
+
+        On PostgreSQL this is a session advisory lock, released by the server if the process
+        dies; SQLite has a single writer on one machine, where the ingest's lock file suffices.
+        """
+        if self.is_sqlite:
+            yield
+            return
+        digest = hashlib.sha256(f"transfer:{fingerprint}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                connection.commit()
+
     def find_transfer(self, fingerprint: str, status: str | None = None) -> m.Transfer | None:
         """The latest transfer with this content fingerprint (and status, if given)."""
         with self.session() as s:
@@ -198,6 +224,8 @@ class Catalogue:
             retention_period=retention.period if retention else None,
             expiry_date=date.fromisoformat(retention.expiry) if retention and retention.expiry else None,
             open_date=date.fromisoformat(retention.open_date) if retention and retention.open_date else None,
+            control_id=(record.get("access") or {}).get("control_id"),
+            pii_level=(record.get("access") or {}).get("pii_level"),
         ))
         s.flush()
         s.add_all(m.Item(aip_uuid=desc.uuid, key=i.id, parent_key=i.parent_id, level=i.level,
@@ -235,20 +263,30 @@ class Catalogue:
 
     def index_documents(self, s: Session, aip_uuid: str,
                         documents: Iterable[SearchDocument]) -> int:
-        """Write search documents (and, on SQLite, their FTS tokens); return the count."""
-        count = 0
-        for doc in documents:
-            row = m.SearchDoc(aip_uuid=aip_uuid, item_key=doc.item_key,
-                              archival_code=doc.archival_code, title=doc.title, text=doc.text,
-                              facets=doc.facets)
-            s.add(row)
-            s.flush()
-            if self.is_sqlite:
-                grams, words = index_tokens(f"{doc.archival_code or ''} {doc.title}\n{doc.text}")
-                s.execute(text("INSERT INTO search_fts(rowid, grams, words) "
-                               "VALUES (:id, :g, :w)"), {"id": row.id, "g": grams, "w": words})
-            count += 1
-        return count
+        """Write search documents with their embedded-engine tokens and, when search runs on an
+        external engine, the outbox entry that owes their indexing; return the count."""
+        return self.index_many(s, [(aip_uuid, list(documents))])
+
+    def index_many(self, s: Session,
+                   batches: Iterable[tuple[str, Sequence[SearchDocument]]]) -> int:
+        """:meth:`index_documents` for several AIPs at once (bulk loads: one INSERT for all
+        their documents, one for all their tokens); return the count."""
+        batches = list(batches)
+        pairs = [(aip_uuid, doc) for aip_uuid, docs in batches for doc in docs]
+        aips = list(dict.fromkeys(aip_uuid for aip_uuid, _ in batches))
+        if pairs:
+            # one multi-row INSERT … RETURNING, ids in the order of the documents
+            table = m.SearchDoc.__table__
+            ids = s.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                            [{"aip_uuid": aip_uuid, "item_key": d.item_key,
+                              "archival_code": d.archival_code, "title": d.title,
+                              "text": d.text, "facets": d.facets} for aip_uuid, d in pairs]).all()
+            write_tokens_many(s, [(doc_id, f"{d.archival_code or ''} {d.title}\n{d.text}")
+                                  for doc_id, (_, d) in zip(ids, pairs)])
+        if self.outbox:
+            for aip_uuid in aips:
+                outbox.enqueue(s, aip_uuid, "index")
+        return len(pairs)
 
     def get_aip(self, uuid: str) -> m.Aip:
         """One AIP row, or NotFoundError."""
@@ -279,6 +317,7 @@ class Catalogue:
             "created": aip.created_at.isoformat(), "size": aip.size,
             "file_count": aip.file_count, "retention_period": aip.retention_period,
             "expiry_date": _iso(aip.expiry_date), "open_date": _iso(aip.open_date),
+            "control_id": aip.control_id, "pii_level": aip.pii_level,
             "record": aip.record,
             "items": [{"key": i.key, "parent": i.parent_key, "level": i.level,
                        "archival_code": i.archival_code, "title": i.title, "date": i.date,

@@ -54,6 +54,8 @@ class Aip(Base):
     retention_period: Mapped[str | None] = mapped_column(String(8))
     expiry_date: Mapped[date | None] = mapped_column(Date)
     open_date: Mapped[date | None] = mapped_column(Date)
+    control_id: Mapped[str | None] = mapped_column(String(8))     # 控制标识: 开放 | 控制
+    pii_level: Mapped[str | None] = mapped_column(String(16))     # none | personal | sensitive
     record: Mapped[dict[str, Any]] = mapped_column(default=dict)
     supersedes: Mapped[str | None] = mapped_column(String(36))
 

@@ -71,7 +71,9 @@ class Retriever:
         copies = [c for c in self.catalogue.copies_of(aip_uuid) if c.status == "verified"]
         if not copies:
             raise NotFoundError(f"AIP {aip_uuid} has no verified copy")
-        return copies
+        # the storage policy lists locations nearest first: try them in that order
+        order = {spec.name: index for index, spec in enumerate(self.policy.locations)}
+        return sorted(copies, key=lambda c: (order.get(c.location, len(order)), c.location))
 
     def stream(self, ref: FileRef, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Yield the bytes of a file (or of ``start``..``end``), from the first good copy.

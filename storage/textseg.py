@@ -20,7 +20,13 @@ from collections.abc import Iterator
 import rjieba
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_RUNS = re.compile(rf"([{_CJK}]+)|([0-9A-Za-z\u00c0-\u024f]+)")
+_WORD_CHARS = "0-9A-Za-z\u00c0-\u024f"
+_RUNS = re.compile(rf"([{_CJK}]+)|([{_WORD_CHARS}]+)")
+# in one pass, in text order: each bigram of a CJK run (a look-ahead, so they overlap), a CJK
+# character standing alone, or a word of letters and digits
+_GRAMS = re.compile(rf"(?=([{_CJK}]{{2}}))|(?<![{_CJK}])([{_CJK}])(?![{_CJK}])|([{_WORD_CHARS}]+)")
+_CJK_RUN = re.compile(rf"[{_CJK}]+")
+_WORD = re.compile(rf"[{_WORD_CHARS}]+")
 
 
 def normalise(text: str) -> str:
@@ -44,16 +50,22 @@ def bigrams(run: str) -> list[str]:
 
 
 def index_tokens(text: str) -> tuple[str, str]:
-    """Return the ``grams`` and ``words`` views of a text, tokens separated by spaces."""
-    grams: list[str] = []
-    words: list[str] = []
-    for is_cjk, run in _runs(text):
-        if is_cjk:
-            grams.extend(bigrams(run))
-            words.extend(w for w in rjieba.cut_for_search(run) if len(w) > 1)
-        else:
-            grams.append(run)
-            words.append(run)
+    """Return the ``grams`` and ``words`` views of a text, tokens separated by spaces.
+
+    ``grams`` keeps the order of the text (words are phrases of it); ``words`` is matched one
+    word at a time, so its order is of no consequence: the CJK runs go to jieba in one call
+    (jieba cuts each line on its own, exactly as run by run, at a fraction of the cost).
+
+    >>> index_tokens("因病致贫 2016年")
+    ('因病 病致 致贫 2016 年', '2016 致贫')
+    """
+    text = normalise(text)
+    grams = [pair or single or word for pair, single, word in _GRAMS.findall(text)]
+    words = _WORD.findall(text)
+    cjk = _CJK_RUN.findall(text)
+    if cjk:
+        words.extend(w for w in rjieba.cut_for_search("\n".join(cjk))
+                     if len(w) > 1 and "\n" not in w)
     return " ".join(grams), " ".join(words)
 
 

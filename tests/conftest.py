@@ -14,6 +14,8 @@ import dangan
 from policies import Settings, load_settings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# the PostgreSQL test cluster and the Elasticsearch-compatible servers (tests/*.py plugins)
+pytest_plugins = ["pg_cluster", "es_servers"]
 
 
 @dataclass
@@ -26,14 +28,25 @@ class CliResult:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A fresh, zero-configuration Dangan home (DANGAN_HOME points at it)."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+         request: pytest.FixtureRequest) -> Settings:
+    """A fresh, zero-configuration Dangan home (DANGAN_HOME points at it).
+
+    With ``DANGAN_TEST_CATALOGUE=postgresql`` its catalogue is a fresh PostgreSQL database
+    instead of the default SQLite file: named by ``DANGAN_CATALOGUE_URL`` and by the home's
+    ``dangan.toml`` (for commands a test runs with a cleaned environment).
+    """
     folder = tmp_path / "home"
     folder.mkdir()
+    catalogue = os.environ.get("DANGAN_TEST_CATALOGUE", "sqlite")
     for name in list(os.environ):
         if name.startswith("DANGAN_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("DANGAN_HOME", str(folder))
+    if catalogue == "postgresql":
+        url = request.getfixturevalue("pg_catalogue_url")
+        monkeypatch.setenv("DANGAN_CATALOGUE_URL", url)
+        (folder / "dangan.toml").write_text(f'[catalogue]\nurl = "{url}"\n', encoding="utf-8")
     return load_settings(folder)
 
 
@@ -73,12 +86,3 @@ def artifacts() -> Path:
     """Folder kept after the run for reports and screenshots (test-artifacts/)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """(size, mtime_ns) of every entry under a folder, to prove it was not modified."""
-    result = {}
-    for path in sorted(folder.rglob("*")):
-        st = path.lstat()
-        result[path.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns)
-    return result

@@ -12,11 +12,14 @@ import html
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
 
+from access.rules import mask_numbers
+from access.search.base import Hit, SearchEngine, SearchResult
+from access.search.facets import facet_list
+from access.search.pg_embedded import pg_rows
 from access.search.query import FACET_FIELDS, Query
 from storage.catalogue import Catalogue
 from storage.textseg import normalise, term_tokens
@@ -24,26 +27,20 @@ from storage.textseg import normalise, term_tokens
 SNIPPET_CHARS = 80
 
 
-@dataclass
-class Hit:
-    """One search hit."""
-
-    aip_uuid: str
-    item_key: str | None
-    archival_code: str | None
-    title: str
-    snippet: str              # HTML-safe, matches wrapped in <mark>
-    facets: dict[str, Any]
-    score: float
+def _year_key(row: dict[str, Any]) -> tuple[int, int]:
+    year = (_json(row["facets"]) or {}).get("year")
+    return (-int(year) if str(year or "").isdigit() else 0, row["id"])
 
 
-@dataclass
-class SearchResult:
-    """A page of hits, the total and the facet counts over all matching documents."""
+_ORDER = {
+    "relevance": lambda r: (r["score"], r["id"]),
+    "code": lambda r: (r["archival_code"] or "\uffff", r["id"]),
+    "date": _year_key,
+}
 
-    total: int
-    hits: list[Hit]
-    facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _fts_phrase(tokens: list[str]) -> str:
@@ -90,27 +87,59 @@ def highlight(content: str, terms: list[str], width: int = SNIPPET_CHARS) -> str
     return prefix + "".join(out).replace("\n", " ") + suffix
 
 
-class EmbeddedSearch:
-    """Search over the catalogue's FTS5 index (SQLite only)."""
+class EmbeddedSearch(SearchEngine):
+    """Search over the catalogue's token tables: SQLite FTS5, or PostgreSQL ``tsvector``
+    phrases (:mod:`access.search.pg_embedded`) when the catalogue is there."""
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
 
     def search(self, query: Query, *, page: int = 1, per_page: int = 20,
                sort: str = "relevance", facet_limit: int = 20) -> SearchResult:
-        """Run a query; ``sort`` is relevance, code (档号) or date."""
+        """Run a query; ``sort`` is relevance, code (档号) or date.
+
+        With ``query.scope`` (see :class:`access.rules.Scope`) a document the reader may not
+        see in full matches only on its public text and is counted under its public facets;
+        documents outside the scope are neither returned nor counted.
+        """
         expression = fts_expression(query.terms, query.excluded)
-        params: dict[str, Any] = {}
-        where = []
+        scope = query.scope
+        with self.catalogue.engine.connect() as connection:
+            if scope is None or scope.everything:
+                rows = [dict(r, view="content") for r in
+                        self._rows(connection, "search_fts", expression, query, "d.facets")]
+            else:
+                rows = self._scoped_rows(connection, expression, query, scope)
+            rows.sort(key=_ORDER.get(sort, _ORDER["relevance"]))
+            facets = self._facet_counts(rows, facet_limit)
+            start = (max(page, 1) - 1) * per_page
+            page_rows = rows[start:start + per_page]
+            texts = self._texts(connection, [r["id"] for r in page_rows if r["view"] == "content"])
+        hits = [Hit(r["aip_uuid"], r["item_key"], r["archival_code"], r["title"],
+                    highlight(mask_numbers(r["title"] + "\n"
+                                           + texts.get(r["id"], r.get("text", ""))), query.terms),
+                    _json(r["facets"]), float(r["score"]), r["view"]) for r in page_rows]
+        return SearchResult(len(rows), hits, facets)
+
+    @staticmethod
+    def _rows(connection, fts: str, expression: str | None, query: Query, facets: str,
+              extra: str = "", joins: str = "", where: tuple[str, dict[str, Any]] | None = None
+              ) -> list[dict[str, Any]]:
+        """Matching documents (no text): id, aip, item, code, title, facets, score."""
+        if connection.dialect.name != "sqlite":
+            return pg_rows(connection, fts, query, facets, extra, joins)
+        params: dict[str, Any] = dict(where[1]) if where else {}
+        columns = ("d.id, d.aip_uuid, d.item_key, d.archival_code, d.title, "
+                   f"{facets} AS facets{extra}")
         if expression:
-            base = ("SELECT d.id, d.aip_uuid, d.item_key, d.archival_code, d.title, d.text, "
-                    "d.facets, bm25(search_fts, 1.0, 3.0) AS score "
-                    "FROM search_fts JOIN search_docs d ON d.id = search_fts.rowid "
-                    "WHERE search_fts MATCH :expr")
+            sql = (f"SELECT {columns}, bm25({fts}, 1.0, 3.0) AS score FROM {fts} "
+                   # CROSS JOIN keeps SQLite's plan FTS-first (else it may scan the
+                   # access table and run MATCH per row)
+                   f"CROSS JOIN search_docs d ON d.id = {fts}.rowid {joins} "
+                   f"WHERE {fts} MATCH :expr")
             params["expr"] = expression
         else:
-            base = ("SELECT d.id, d.aip_uuid, d.item_key, d.archival_code, d.title, d.text, "
-                    "d.facets, 0.0 AS score FROM search_docs d WHERE 1=1")
+            sql = f"SELECT {columns}, 0.0 AS score FROM search_docs d {joins} WHERE 1=1"
         for index, (name, values) in enumerate(sorted(query.filters.items())):
             if name not in FACET_FIELDS:
                 continue
@@ -120,29 +149,50 @@ class EmbeddedSearch:
                 params[key] = value
                 keys.append(f":{key}")
             # json_each walks a list, or yields the single value of a scalar
-            where.append(f"EXISTS (SELECT 1 FROM json_each(d.facets, '$.{name}') je "
-                         f"WHERE CAST(je.value AS TEXT) IN ({', '.join(keys)}))")
-        sql = base + "".join(f" AND ({w})" for w in where)
-        order = {"code": "d.archival_code, d.id", "date": "json_extract(d.facets, '$.year') DESC, d.id",
-                 }.get(sort, "score, d.id")
-        with self.catalogue.engine.connect() as connection:
-            rows = connection.execute(text(f"SELECT * FROM ({sql}) AS d ORDER BY {order}"),
-                                      params).mappings().all()
-        facets = self._facet_counts(rows, facet_limit)
-        start = (max(page, 1) - 1) * per_page
-        hits = [Hit(r["aip_uuid"], r["item_key"], r["archival_code"], r["title"],
-                    highlight(f"{r['title']}\n{r['text']}", query.terms),
-                    json.loads(r["facets"]) if isinstance(r["facets"], str) else r["facets"],
-                    float(r["score"])) for r in rows[start:start + per_page]]
-        return SearchResult(len(rows), hits, facets)
+            sql += (f" AND EXISTS (SELECT 1 FROM json_each({facets}, '$.{name}') je "
+                    f"WHERE CAST(je.value AS TEXT) IN ({', '.join(keys)}))")
+        if where:
+            sql += f" AND {where[0]}"
+        result = connection.execute(text(sql), params)
+        keys = list(result.keys())
+        return [dict(zip(keys, row)) for row in result.fetchall()]
+
+    def _scoped_rows(self, connection, expression: str | None, query: Query,
+                     scope: Any) -> list[dict[str, Any]]:
+        """Documents a scoped reader may find: full-text matches of what they may see in
+        full, public-text matches (de-identified) of what they may only see listed."""
+        access = (", a.open_date, a.control, a.pii_level, a.public_title, a.public_text")
+        joins = "CROSS JOIN search_access a ON a.doc_id = d.id"
+        found: dict[int, dict[str, Any]] = {}
+        sql = getattr(scope, "sql", None)
+        for row in self._rows(connection, "search_fts", expression, query, "d.facets",
+                              access, joins, sql("content") if sql else None):
+            if scope.content_visible(row):
+                found[row["id"]] = dict(row, view="content")
+        for row in self._rows(connection, "search_fts_public", expression, query,
+                              "a.public_facets", access, joins, sql("listed") if sql else None):
+            if row["id"] in found or not scope.listed_visible(row):
+                continue
+            view = "masked" if scope.see_open and scope._open(row) else "listed"
+            found[row["id"]] = dict(row, view=view, title=row["public_title"],
+                                    text=row["public_text"])
+        return list(found.values())
+
+    @staticmethod
+    def _texts(connection, ids: list[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        marks = ", ".join(f":i{n}" for n in range(len(ids)))
+        result = connection.execute(text(f"SELECT id, text FROM search_docs WHERE id IN ({marks})"),
+                                    {f"i{n}": i for n, i in enumerate(ids)})
+        return {row[0]: row[1] for row in result}
 
     @staticmethod
     def _facet_counts(rows, limit: int) -> dict[str, list[tuple[str, int]]]:
         counts: dict[str, Counter] = {name: Counter() for name in FACET_FIELDS}
         for row in rows:
-            facets = json.loads(row["facets"]) if isinstance(row["facets"], str) else row["facets"]
-            for name, value in (facets or {}).items():
+            for name, value in (_json(row["facets"]) or {}).items():
                 if name in counts:
                     for v in value if isinstance(value, list) else [value]:
                         counts[name][str(v)] += 1
-        return {n: c.most_common(limit) for n, c in counts.items() if c}
+        return {n: facet_list(c, limit) for n, c in counts.items() if c}

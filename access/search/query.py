@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 FACET_FIELDS = ("category", "year", "retention", "county", "township", "village",
                 "household_type", "poverty_causes", "formats", "level")
@@ -27,6 +28,7 @@ class Query:
     terms: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     filters: dict[str, list[str]] = field(default_factory=dict)
+    scope: Any = None   # an access.rules.Scope: what the reader may find (None: everything)
 
     @property
     def empty(self) -> bool:

@@ -11,10 +11,11 @@ import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from policies.errors import FixityError
+from policies.errors import FixityError, StorageError
 
 ProgressFn = Callable[[int], None]
 
@@ -138,6 +139,76 @@ class Location(ABC):
                                              got[alg]))
         problems.extend(Mismatch("untracked", p) for p in sorted(set(stored) - set(expected)))
         return problems
+
+    # -- optional operations: repair in place and administrative objects --------------------
+    # A backend that cannot do one of these raises StorageError; callers fall back (a whole
+    # copy rewritten by put_aip) or report the operation as not done.
+
+    def put_file(self, uuid: str, path: str, source: Path, expected: ExpectedFile) -> None:
+        """Write (or replace) one file of a published copy from local file ``source``.
+
+        The new bytes become visible only after they were read back and matched
+        ``expected``; otherwise FixityError is raised and the old file is left as it was.
+        """
+        raise StorageError(f"location {self.name}: files cannot be replaced in place")
+
+    def delete_file(self, uuid: str, path: str) -> None:
+        """Remove one file of a published copy (used to remove files that do not belong)."""
+        raise StorageError(f"location {self.name}: files cannot be removed one by one")
+
+    def write_admin_object(self, name: str, data: bytes) -> None:
+        """Store a small administrative object beside the AIPs, outside every AIP folder.
+
+        Used for the audit-log anchor; written atomically (old or new, never half).
+        """
+        raise StorageError(f"location {self.name}: cannot keep administrative objects")
+
+    def read_admin_object(self, name: str) -> bytes:
+        """Read an administrative object; ObjectNotFound when it was never written."""
+        raise StorageError(f"location {self.name}: cannot keep administrative objects")
+
+    # -- WORM: retention locks where the backend enforces them ----------------------------
+    def set_retention(self, uuid: str, lock: "RetentionLock") -> str:
+        """Apply a retention lock to every object of a published copy.
+
+        Returns ``"server"`` when the backend itself now refuses deletion (S3 Object Lock),
+        ``"catalogue"`` when only Dangan's own refusal (from the catalogue) protects the copy.
+        """
+        return "catalogue"
+
+    def get_retention(self, uuid: str) -> "RetentionLock | None":
+        """The lock the backend itself holds on a copy, or None (none, or not supported)."""
+        return None
+
+
+@dataclass(frozen=True)
+class RetentionLock:
+    """A WORM lock on a stored copy (S3 Object Lock terms).
+
+    Attributes:
+        mode: ``COMPLIANCE`` (nobody can shorten or remove it) or ``GOVERNANCE`` (a
+            privileged user can).
+        retain_until: deletion is refused until this moment (timezone-aware), or None.
+        legal_hold: deletion is refused until the hold is released, whatever the date.
+    """
+
+    mode: str = "COMPLIANCE"
+    retain_until: datetime | None = None
+    legal_hold: bool = False
+
+    def in_force(self, now: datetime | None = None) -> bool:
+        """Whether the lock refuses deletion at ``now`` (default: the current time)."""
+        now = now or datetime.now(timezone.utc)
+        return self.legal_hold or (self.retain_until is not None and self.retain_until > now)
+
+    def describe(self) -> str:
+        """A short human-readable statement of the lock, for messages."""
+        parts = []
+        if self.retain_until is not None:
+            parts.append(f"{self.mode} until {self.retain_until.isoformat(timespec='seconds')}")
+        if self.legal_hold:
+            parts.append("legal hold")
+        return ", ".join(parts) or "no lock"
 
 
 class LimitedReader(io.RawIOBase):

@@ -127,17 +127,26 @@ class FilesystemLocation(Location):
         return self.root / uuid
 
     def _file(self, uuid: str, path: str) -> Path:
-        parts = Path(path).parts
-        if not parts or ".." in parts or Path(path).is_absolute():
+        return Path(self._file_name(uuid, path))
+
+    def _file_name(self, uuid: str, path: str) -> str:
+        # plain strings: this runs for every file an audit reads, and each Path costs µs
+        if not uuid or "/" in uuid or uuid.startswith("."):
+            raise ObjectNotFound(f"not an AIP identifier: {uuid!r}")
+        if not path or path.startswith("/") or ".." in path.split("/"):
             raise ObjectNotFound(f"not a bag path: {path!r}")
-        return self._aip_dir(uuid) / path
+        return f"{self.root}/{uuid}/{path}"
 
     @staticmethod
-    def _walk(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
-        for dirpath, _dirs, files in os.walk(folder):
-            for name in files:
-                full = Path(dirpath) / name
-                yield full.relative_to(folder).as_posix(), full.lstat()
+    def _walk(folder: Path, prefix: str = "") -> Iterator[tuple[str, os.stat_result]]:
+        # scandir and plain strings: a listing of 20,000 files costs milliseconds, not seconds
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.is_dir() and not entry.is_symlink():
+                    yield from FilesystemLocation._walk(Path(entry.path),
+                                                        f"{prefix}{entry.name}/")
+                elif not entry.is_dir():
+                    yield f"{prefix}{entry.name}", entry.stat(follow_symlinks=False)
 
     def has_aip(self, uuid: str) -> bool:
         return self._aip_dir(uuid).is_dir()
@@ -164,7 +173,7 @@ class FilesystemLocation(Location):
         return ObjectInfo(path, st.st_size, st.st_mtime)
 
     def open(self, uuid: str, path: str, start: int = 0, end: int | None = None) -> BinaryIO:
-        target = self._file(uuid, path)
+        target = self._file_name(uuid, path)
         try:
             raw = open(target, "rb")
         except FileNotFoundError as exc:

@@ -14,7 +14,7 @@ import bagit
 import pytest
 from sqlalchemy import func, select
 
-from conftest import snapshot
+from dangan_testing import snapshot
 from storage import models
 from storage.catalogue import Catalogue
 from storage.mets import validate_mets

@@ -1,0 +1,269 @@
+"""QR box labels (档案盒二维码): opaque tokens, boxes of household volumes, label sheets.
+
+A QR code carries only ``<portal>/q/<token>``: 24 random URL-safe characters that the catalogue
+maps to a volume (AIP) or a box. Nothing in the code — nor printed beside it — is a name or an
+ID number; the page it opens asks for the viewer's own login and shows what their role allows.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import segno
+from sqlalchemy import func, select
+
+from access.models import Box, BoxMember, LabelToken
+from access.rules import utcnow
+from policies import NotFoundError, UsageError
+from storage import models as m
+from storage.catalogue import Catalogue
+
+TOKEN_BYTES = 18  # 24 URL-safe characters, 144 random bits
+FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+)
+
+
+@dataclass(frozen=True)
+class Label:
+    """One printed label: the QR code's URL and the (non-personal) lines printed beside it."""
+
+    token: str
+    url: str
+    kind: str  # volume | box
+    lines: tuple[str, ...]
+
+    def svg(self, scale: int = 3) -> str:
+        """The QR code as inline SVG."""
+        return segno.make(self.url, error="m").svg_inline(scale=scale, border=2, omitsize=True)
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_for(catalogue: Catalogue, kind: str, target: str | int, actor: str) -> str:
+    """The live token of a volume (AIP uuid) or box (id), made on first use."""
+    column = LabelToken.aip_uuid if kind == "volume" else LabelToken.box_id
+    with catalogue.session() as s:
+        row = s.scalars(
+            select(LabelToken).where(
+                column == target, LabelToken.kind == kind, LabelToken.revoked_at.is_(None)
+            )
+        ).first()
+        if row is not None:
+            return row.token
+        token = _new_token()
+        s.add(
+            LabelToken(
+                token=token,
+                kind=kind,
+                aip_uuid=target if kind == "volume" else None,
+                box_id=target if kind == "box" else None,
+                created_by=actor,
+                created_at=utcnow(),
+            )
+        )
+        catalogue.append_audit(s, actor, "label-token", str(target), {"kind": kind})
+    return token
+
+
+def revoke_token(catalogue: Catalogue, token: str, actor: str) -> None:
+    """Revoke a token (a lost or replaced label); its QR code stops working."""
+    with catalogue.session() as s:
+        row = s.get(LabelToken, token)
+        if row is None or row.revoked_at is not None:
+            raise NotFoundError("no live label token")
+        row.revoked_at = utcnow()
+        catalogue.append_audit(
+            s, actor, "label-revoke", str(row.aip_uuid or row.box_id), {"kind": row.kind}
+        )
+
+
+def resolve(catalogue: Catalogue, token: str) -> tuple[str, str | int]:
+    """What a scanned token names: ``("volume", aip_uuid)`` or ``("box", box_id)``.
+
+    Raises:
+        NotFoundError: unknown or revoked token.
+    """
+    with catalogue.session() as s:
+        row = s.get(LabelToken, token[:40])
+    if row is None or row.revoked_at is not None:
+        raise NotFoundError("unknown or revoked label")
+    return ("volume", row.aip_uuid) if row.kind == "volume" else ("box", int(row.box_id))
+
+
+def box_into(catalogue: Catalogue, aip_uuids: Sequence[str], code: str, actor: str) -> int:
+    """Put household volumes into a box called ``code`` (made if new); return its id.
+
+    Raises:
+        UsageError: a volume is already in another box, or the code is empty.
+    """
+    if not code.strip():
+        raise UsageError("a box needs a code (盒号)")
+    with catalogue.session() as s:
+        box = s.scalars(select(Box).where(Box.code == code.strip())).first()
+        if box is None:
+            box = Box(code=code.strip(), created_by=actor, created_at=utcnow())
+            s.add(box)
+            s.flush()
+        position = (
+            s.scalar(select(func.max(BoxMember.position)).where(BoxMember.box_id == box.id)) or 0
+        )
+        for uuid in aip_uuids:
+            if s.get(m.Aip, uuid) is None:
+                raise NotFoundError(f"no AIP {uuid}")
+            member = s.scalars(select(BoxMember).where(BoxMember.aip_uuid == uuid)).first()
+            if member is not None:
+                if member.box_id != box.id:
+                    raise UsageError(f"{uuid} is already in another box")
+                continue
+            position += 1
+            s.add(BoxMember(box_id=box.id, aip_uuid=uuid, position=position))
+        catalogue.append_audit(s, actor, "box", code, {"volumes": list(aip_uuids)})
+        return box.id
+
+
+def box_contents(catalogue: Catalogue, box_id: int) -> tuple[str, list[str]]:
+    """A box's code and its volumes (AIP uuids) in order."""
+    with catalogue.session() as s:
+        box = s.get(Box, box_id)
+        if box is None:
+            raise NotFoundError(f"no box {box_id}")
+        uuids = list(
+            s.scalars(
+                select(BoxMember.aip_uuid)
+                .where(BoxMember.box_id == box_id)
+                .order_by(BoxMember.position)
+            )
+        )
+    return box.code, uuids
+
+
+def list_boxes(catalogue: Catalogue) -> list[dict]:
+    """Every box with its volume count."""
+    with catalogue.session() as s:
+        rows = s.execute(
+            select(Box.id, Box.code, func.count(BoxMember.id))
+            .outerjoin(BoxMember, BoxMember.box_id == Box.id)
+            .group_by(Box.id, Box.code)
+            .order_by(Box.code)
+        ).all()
+    return [{"id": i, "code": c, "volumes": n} for i, c, n in rows]
+
+
+def volume_labels(
+    catalogue: Catalogue, aip_uuids: Iterable[str], base_url: str, actor: str
+) -> list[Label]:
+    """Labels of household volumes: QR + 档号 + "户卷" — never the household head's name."""
+    labels = []
+    for uuid in aip_uuids:
+        aip = catalogue.get_aip(uuid)
+        token = token_for(catalogue, "volume", aip.uuid, actor)
+        labels.append(
+            Label(
+                token,
+                f"{base_url.rstrip('/')}/q/{token}",
+                "volume",
+                (aip.archival_code or aip.uuid[:8], "户卷 · 扫码登录后查看"),
+            )
+        )
+    return labels
+
+
+def box_labels(
+    catalogue: Catalogue, box_ids: Iterable[int], base_url: str, actor: str
+) -> list[Label]:
+    """Labels of boxes: QR + 盒号 + how many volumes, and the 档号 range they hold."""
+    labels = []
+    for box_id in box_ids:
+        code, uuids = box_contents(catalogue, box_id)
+        codes = sorted(a.archival_code or "" for a in (catalogue.get_aip(u) for u in uuids))
+        token = token_for(catalogue, "box", box_id, actor)
+        span = f"{codes[0]} — {codes[-1]}" if codes else ""
+        labels.append(
+            Label(
+                token,
+                f"{base_url.rstrip('/')}/q/{token}",
+                "box",
+                (code, f"档案盒 · {len(uuids)} 卷", span),
+            )
+        )
+    return labels
+
+
+def _font() -> str:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    for path in FONT_CANDIDATES:
+        if Path(path).exists():
+            if "DanganLabel" not in pdfmetrics.getRegisteredFontNames():
+                pdfmetrics.registerFont(TTFont("DanganLabel", path, subfontIndex=0))
+            return "DanganLabel"
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    return "STSong-Light"
+
+
+def label_sheet_pdf(labels: Sequence[Label], title: str = "档案二维码标签") -> bytes:
+    """An A4 sheet (2 × 5 labels per page, 95 × 52 mm) with vector QR codes."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen import canvas
+
+    out = io.BytesIO()
+    pdf = canvas.Canvas(out, pagesize=A4, pageCompression=1, invariant=1)
+    pdf.setTitle(title)
+    font = _font()
+    width, height = A4
+    cols, rows, w, h = 2, 5, 95 * mm, 52 * mm
+    left, top = (width - cols * w) / 2, height - (height - rows * h) / 2
+    for index, label in enumerate(labels):
+        if index and index % (cols * rows) == 0:
+            pdf.showPage()
+        slot = index % (cols * rows)
+        x, y = left + (slot % cols) * w, top - (slot // cols + 1) * h
+        pdf.setStrokeGray(0.7)
+        pdf.rect(x + 1 * mm, y + 1 * mm, w - 2 * mm, h - 2 * mm)
+        _draw_qr(pdf, label.url, x + 4 * mm, y + 5 * mm, 42 * mm)
+        pdf.setFillGray(0)
+        for line_no, line in enumerate(label.lines):
+            size = 10 if line_no == 0 else 8
+            pdf.setFont(font, size)
+            _draw_wrapped(pdf, line, x + 49 * mm, y + h - (10 + 9 * line_no) * mm, 43 * mm, size)
+    pdf.save()
+    return out.getvalue()
+
+
+def _draw_qr(pdf, url: str, x: float, y: float, size: float) -> None:
+    qr = segno.make(url, error="m")
+    matrix = [list(row) for row in qr.matrix]
+    cell = size / (len(matrix) + 4)
+    pdf.setFillGray(0)
+    for r, row in enumerate(matrix):
+        for c, dark in enumerate(row):
+            if dark:
+                pdf.rect(
+                    x + (c + 2) * cell, y + size - (r + 3) * cell, cell, cell, stroke=0, fill=1
+                )
+
+
+def _draw_wrapped(pdf, text: str, x: float, y: float, width: float, size: float) -> None:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    line = ""
+    font = pdf._fontname
+    for ch in text:
+        if stringWidth(line + ch, font, size) > width:
+            pdf.drawString(x, y, line)
+            y -= size * 1.3
+            line = ""
+        line += ch
+    pdf.drawString(x, y, line)

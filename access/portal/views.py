@@ -1,0 +1,165 @@
+"""What every blueprint shares: the signed-in user and reader on ``g``, the login and
+capability guards, the service accessor and template helpers."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
+from flask_babel import get_locale, gettext as _
+
+from access.models import User
+from access.rules import Reader
+from access.services import AccessService
+
+TIER_NAMES = {"content": "全文可见", "masked": "已脱敏", "listed": "仅目录", "hidden": "不可见"}
+RETENTION_NAMES = {"Y": "永久", "D30": "定期30年", "D10": "定期10年"}
+ROLE_NAMES = {
+    "admin": "管理员",
+    "archivist": "档案管理员",
+    "auditor": "审计员",
+    "researcher": "研究人员",
+    "public": "公众",
+}
+STATUS_NAMES = {
+    "pending": "待审批",
+    "granted": "已批准",
+    "refused": "已拒绝",
+    "revoked": "已撤销",
+    "expired": "已过期",
+    "": "全部",
+}
+
+
+def service() -> AccessService:
+    """The access service of this portal."""
+    return current_app.extensions["dangan"]["service"]
+
+
+def _load_user() -> None:
+    g.user = None
+    uid = session.get("uid")
+    if uid is not None:
+        with service().catalogue.session() as s:
+            user = s.get(User, uid)
+        if user is None or user.disabled or user.session_version != session.get("sv"):
+            session.clear()
+        else:
+            g.user = user
+    g.reader = service().reader(g.user)
+
+
+def reader() -> Reader:
+    """The reader of this request (anonymous visitors are the ``public`` role)."""
+    if "reader" not in g:
+        _load_user()
+    return g.reader
+
+
+def is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def login_required(view: Callable) -> Callable:
+    """Pages: send anonymous visitors to the login page (and back). API: 401."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if reader().username is None:
+            if is_api():
+                abort(401)
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def requires(capability: str) -> Callable[[Callable], Callable]:
+    """Guard a view by a capability of the reader's role (403 otherwise)."""
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not reader().can(capability):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def safe_next(target: str | None) -> str:
+    """A redirect target inside this portal only (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return url_for("search.search_page")
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else url_for("search.search_page")
+
+
+def base_url() -> str:
+    """The portal's public address for QR codes (``[portal] public_url``, else this host)."""
+    configured = current_app.extensions["dangan"]["settings"].get("portal", "public_url")
+    return str(configured or request.host_url).rstrip("/")
+
+
+def _filesize(size: int | None) -> str:
+    if size is None:
+        return "—"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def init_app(app: Flask) -> None:
+    """Load the user before each request; add template helpers."""
+    app.before_request(_load_user)
+    app.jinja_env.filters["filesize"] = _filesize
+    from access.charts import bar_chart, column_chart, gauge
+
+    app.jinja_env.filters["zip"] = lambda a, b: zip(a, b)
+    app.jinja_env.globals.update(bar_chart=bar_chart, column_chart=column_chart, gauge=gauge)
+    app.jinja_env.globals.update(
+        role_name=lambda r: _(ROLE_NAMES.get(r, r)), status_name=lambda s: _(STATUS_NAMES.get(s, s))
+    )
+    app.jinja_env.globals.update(
+        tier_name=lambda t: _(TIER_NAMES.get(t, t)),
+        retention_name=lambda c: _(RETENTION_NAMES.get(c, c or "—")),
+    )
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"reader": reader(), "user": g.get("user"), "locale": str(get_locale() or "zh")}
+
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "object-src 'self'; frame-src 'self'; frame-ancestors 'self'; form-action 'self'",
+        )
+        if "uid" in session:
+            response.headers.setdefault("Cache-Control", "private, no-store")
+        return response
+
+
+__all__ = [
+    "base_url",
+    "init_app",
+    "is_api",
+    "login_required",
+    "reader",
+    "requires",
+    "safe_next",
+    "service",
+]

@@ -1,0 +1,167 @@
+"""The access view of the search index: one ``search_access`` row per search document (its
+open date, control flag, PII level and de-identified title, text and facets) and, on SQLite,
+the public text's tokens in ``search_fts_public``.
+
+The view is derived from the catalogue by :mod:`access.rules`; it is brought up to date before
+every search (new documents since the last sync), rebuilt whole when the rules change, and
+refreshed for an AIP when a review decision is recorded. A document without a row is found by
+staff only, so a lagging view hides records rather than showing them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from access.facts import decisions_for, facts_of_items
+from access.models import OpenDecision, SearchAccess
+from access.rules import Rules, public_facets, public_search_text
+from storage import models as m
+from storage.catalogue import Catalogue
+from storage.search_tokens import delete_tokens, write_tokens
+
+BATCH = 500
+
+
+class AccessIndex:
+    """Keeps ``search_access`` in step with ``search_docs`` for one catalogue.
+
+    Arguments:
+        catalogue: the catalogue holding the search documents.
+        rules: the access rules in force.
+    """
+
+    def __init__(self, catalogue: Catalogue, rules: Rules) -> None:
+        self.catalogue = catalogue
+        self.rules = rules
+        self._lock = threading.Lock()
+        self._synced_to = -1
+        self._checked_version = False
+        self._changes = 0
+        self._last_decision = 0
+
+    @property
+    def generation(self) -> tuple[int, int]:
+        """Changes whenever documents or their access view change (search caches key on it)."""
+        return (self._synced_to, self._changes, self._last_decision)
+
+    def sync(self) -> int:
+        """Add access rows for documents that have none; return how many were added."""
+        with self._lock:
+            with self.catalogue.session() as s:
+                if not self._checked_version:
+                    stale = s.scalar(
+                        select(func.count())
+                        .select_from(SearchAccess)
+                        .where(SearchAccess.policy_version != self.rules.version)
+                    )
+                    if stale:
+                        self._clear(s, None)
+                    self._checked_version = True
+                    self._synced_to = -1
+                # a decision recorded by another process changes access rows under us
+                self._last_decision = s.scalar(select(func.max(OpenDecision.id))) or 0
+                newest = s.scalar(select(func.max(m.SearchDoc.id))) or 0
+                if newest <= self._synced_to:
+                    return 0
+                missing = list(
+                    s.execute(
+                        select(m.SearchDoc.id, m.SearchDoc.aip_uuid)
+                        .outerjoin(SearchAccess, SearchAccess.doc_id == m.SearchDoc.id)
+                        .where(SearchAccess.doc_id.is_(None), m.SearchDoc.id > self._synced_to)
+                    )
+                )
+                added = self._add(
+                    s, sorted({uuid for _, uuid in missing}), {doc_id for doc_id, _ in missing}
+                )
+                self._synced_to = newest
+                self._changes += 1
+                return added
+
+    def refresh(self, aip_uuids: Iterable[str]) -> int:
+        """Recompute the rows of these AIPs' documents (after a review decision)."""
+        uuids = sorted(set(aip_uuids))
+        with self._lock, self.catalogue.session() as s:
+            for start in range(0, len(uuids), BATCH):
+                self._clear(s, uuids[start : start + BATCH])
+            self._changes += 1
+            return self._add(s, uuids, None)
+
+    def rebuild(self) -> int:
+        """Recompute every row."""
+        with self._lock, self.catalogue.session() as s:
+            self._clear(s, None)
+            self._changes += 1
+            uuids = sorted(s.scalars(select(m.SearchDoc.aip_uuid).distinct()))
+            self._synced_to = s.scalar(select(func.max(m.SearchDoc.id))) or 0
+            return self._add(s, uuids, None)
+
+    def _clear(self, s: Session, uuids: list[str] | None) -> None:
+        if uuids is None:
+            s.execute(
+                text(
+                    "DELETE FROM search_fts_public"
+                    if self.catalogue.is_sqlite
+                    else "DELETE FROM search_tokens WHERE part = 'public'"
+                )
+            )
+        else:
+            ids = s.scalars(select(SearchAccess.doc_id).where(SearchAccess.aip_uuid.in_(uuids)))
+            delete_tokens(s, list(ids), "public")
+        query = delete(SearchAccess)
+        if uuids is not None:
+            query = query.where(SearchAccess.aip_uuid.in_(uuids))
+        s.execute(query)
+
+    def _add(self, s: Session, uuids: list[str], only: set[int] | None) -> int:
+        added = 0
+        for start in range(0, len(uuids), BATCH):
+            batch = uuids[start : start + BATCH]
+            aips = {a.uuid: a for a in s.scalars(select(m.Aip).where(m.Aip.uuid.in_(batch)))}
+            items: dict[str, list[m.Item]] = {}
+            for item in s.scalars(
+                select(m.Item).where(m.Item.aip_uuid.in_(batch)).order_by(m.Item.id)
+            ):
+                items.setdefault(item.aip_uuid, []).append(item)
+            decisions = decisions_for(s, batch)
+            docs = s.scalars(select(m.SearchDoc).where(m.SearchDoc.aip_uuid.in_(batch)))
+            facts = {
+                u: facts_of_items(a, items.get(u, []), self.rules, decisions)
+                for u, a in aips.items()
+            }
+            for doc in docs:
+                if only is not None and doc.id not in only or doc.aip_uuid not in facts:
+                    continue
+                fields = {i.key: i.fields or {} for i in items.get(doc.aip_uuid, [])}
+                self._write(s, doc, facts[doc.aip_uuid], fields)
+                added += 1
+        return added
+
+    def _write(self, s: Session, doc: m.SearchDoc, facts: dict, fields: dict[str, Any]) -> None:
+        record = facts.get(doc.item_key) or facts[None]
+        title, body = public_search_text(
+            record, fields.get(doc.item_key or "", {}), doc.title, doc.archival_code, self.rules
+        )
+        s.add(
+            SearchAccess(
+                doc_id=doc.id,
+                aip_uuid=doc.aip_uuid,
+                item_key=doc.item_key,
+                open_date=record.open_date.isoformat() if record.open_date else None,
+                control=record.control,
+                pii_level=record.pii_level,
+                household=record.household,
+                public_title=title,
+                public_text=body,
+                public_facets=json.dumps(
+                    public_facets(doc.facets or {}, self.rules), ensure_ascii=False
+                ),
+                policy_version=self.rules.version,
+            )
+        )
+        write_tokens(s, doc.id, f"{doc.archival_code or ''} {title}\n{body}", "public")

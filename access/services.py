@@ -1,0 +1,607 @@
+"""The access services the portal pages, the JSON API and the command line share: search,
+record views, files, DIPs, 查档申请 and review decisions — each one through :mod:`access.rules`.
+
+Every view of a restricted record (page, API answer, preview, download, DIP, a search hit
+shown to staff) is appended to the hash-chained audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from access import rules as r
+from access.dip import stream_view_dip, stream_zip
+from access.facts import load_aip_facts
+from access.models import AccessRequest, OpenDecision, SearchAccess, User
+from access.search import EmbeddedSearch, SearchResult, parse_query
+from access.search_access import AccessIndex
+from policies import DanganError, NotFoundError, Settings, UsageError
+from storage import models as m
+from storage.catalogue import Catalogue
+from storage.retrieval import FileRef, Retriever
+
+TEXT_PREFIX = "data/metadata/text/"
+OBJECTS = "data/objects/"
+PREVIEW_MIMES = ("application/pdf", "image/jpeg", "image/png", "image/gif", "text/plain")
+RANK = {r.Tier.HIDDEN: 0, r.Tier.LISTED: 1, r.Tier.MASKED: 2, r.Tier.CONTENT: 3}
+
+
+class Forbidden(DanganError):
+    """The reader may not do this (HTTP 403)."""
+
+    exit_code = 1
+
+
+def make_engine(settings: Settings, catalogue: Catalogue) -> Any:
+    """The search engine the settings name (``[search] engine``)."""
+    try:
+        from access.search.base import open_engine
+    except ImportError:  # only the embedded engine is installed
+        return EmbeddedSearch(catalogue)
+    return open_engine(settings, catalogue)
+
+
+class AccessService:
+    """Access to one Dangan home's holdings, as a given reader is entitled to.
+
+    Arguments:
+        settings: the home's settings.
+        catalogue: an open catalogue (opened from the settings when omitted).
+    """
+
+    def __init__(self, settings: Settings, catalogue: Catalogue | None = None) -> None:
+        self.settings = settings
+        self.catalogue = catalogue or Catalogue.open(settings)
+        self.rules = r.load_rules(settings)
+        self.retriever = Retriever(settings, self.catalogue)
+        self.engine = make_engine(settings, self.catalogue)
+        self.index = AccessIndex(self.catalogue, self.rules)
+        # answers of recent searches, per reader scope; dropped whenever the index changes
+        self._cache: OrderedDict[tuple, SearchResult] = OrderedDict()
+        self._cache_size = settings.int("portal", "search_cache")
+        self._cache_lock = threading.Lock()
+
+    # -- readers ---------------------------------------------------------------------------
+    def reader(self, user: User | None) -> r.Reader:
+        """The reader an account (or None: an anonymous visitor) acts as."""
+        from access.accounts import reader_for
+
+        return reader_for(self.catalogue, user)
+
+    def _audit(self, reader: r.Reader, action: str, obj: str, detail: dict[str, Any]) -> None:
+        self.catalogue.audit(reader.actor, action, obj, {"role": reader.role, **detail})
+
+    # -- search ----------------------------------------------------------------------------
+    def search(
+        self,
+        reader: r.Reader,
+        text: str,
+        filters: dict[str, list[str]] | None = None,
+        page: int = 1,
+        per_page: int = 20,
+        sort: str = "relevance",
+    ) -> SearchResult | None:
+        """Search as this reader: hits, totals and facet counts cover only what they may see.
+
+        Returns None for an empty query.
+        """
+        self.index.sync()
+        query = parse_query(text, filters)
+        if query.empty:
+            return None
+        query.scope = r.scope_for(reader, self.rules)
+        key = (
+            text,
+            tuple(sorted((k, tuple(v)) for k, v in (filters or {}).items())),
+            page,
+            per_page,
+            sort,
+            query.scope,
+            self.index.generation,
+        )
+        result = self._cached(key)
+        if result is None:
+            result = self.engine.search(query, page=max(1, page), per_page=per_page, sort=sort)
+            self._remember(key, result)
+        if reader.staff or reader.grants:
+            self._audit_hits(reader, text, result)
+        return result
+
+    def _cached(self, key: tuple) -> SearchResult | None:
+        with self._cache_lock:
+            result = self._cache.get(key)
+            if result is not None:
+                self._cache.move_to_end(key)
+            return result
+
+    def _remember(self, key: tuple, result: SearchResult) -> None:
+        if self._cache_size <= 0 or getattr(self.engine, "external", False):
+            return
+        with self._cache_lock:
+            self._cache[key] = result
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _audit_hits(self, reader: r.Reader, text: str, result: SearchResult) -> None:
+        keys = {(h.aip_uuid, h.item_key) for h in result.hits if h.view == "content"}
+        if not keys:
+            return
+        today = date.today().isoformat()
+        with self.catalogue.session() as s:
+            rows = s.scalars(
+                select(SearchAccess).where(SearchAccess.aip_uuid.in_({k[0] for k in keys}))
+            )
+            restricted = sorted(
+                {
+                    f"{a.aip_uuid}/{a.item_key or ''}"
+                    for a in rows
+                    if (a.aip_uuid, a.item_key) in keys
+                    and not (a.control == "开放" and a.open_date and a.open_date <= today)
+                }
+            )
+        if restricted:
+            self._audit(reader, "search-restricted", text[:200], {"hits": restricted})
+
+    # -- records ---------------------------------------------------------------------------
+    def _load(self, uuid: str) -> tuple[dict[str, Any], dict[str | None, r.RecordFacts]]:
+        try:
+            details = self.catalogue.aip_details(uuid)
+        except NotFoundError:
+            raise NotFoundError(f"no record {uuid}") from None
+        with self.catalogue.session() as s:
+            _, _, facts = load_aip_facts(s, details["uuid"], self.rules)
+        return details, facts
+
+    def aip(self, reader: r.Reader, uuid: str, via: str = "page") -> dict[str, Any]:
+        """An AIP (household volume or a set of items) as this reader may see it.
+
+        Raises:
+            NotFoundError: no such AIP, or the reader may not know it exists.
+        """
+        details, facts = self._load(uuid)
+        view = self._view(reader, details, facts)
+        if view["view"] == r.Tier.HIDDEN.value:
+            raise NotFoundError(f"no record {uuid}")
+        if any(
+            r.needs_audit(reader, facts[i["key"]], r.Tier(i["view"])) for i in view["items"]
+        ) or r.needs_audit(reader, facts[None], r.Tier(view["view"])):
+            self._audit(
+                reader, "view-restricted", details["uuid"], {"via": via, "view": view["view"]}
+            )
+        return view
+
+    def _view(
+        self, reader: r.Reader, details: dict[str, Any], facts: dict[str | None, r.RecordFacts]
+    ) -> dict[str, Any]:
+        tiers = {key: r.tier(reader, f, self.rules) for key, f in facts.items()}
+        items = []
+        for item in details["items"]:
+            shown = tiers[item["key"]]
+            if shown is r.Tier.HIDDEN:
+                continue
+            f = facts[item["key"]]
+            items.append(
+                {
+                    "key": item["key"],
+                    "parent": item["parent"],
+                    "level": item["level"],
+                    "archival_code": item["archival_code"],
+                    "date": item["date"],
+                    "title": r.visible_title(item["title"], f, shown),
+                    "fields": r.visible_fields(item["fields"], f, shown, self.rules),
+                    "view": shown.value,
+                    "open_date": _iso(f.open_date),
+                    "control": f.control,
+                    "pii_level": f.pii_level,
+                    "household": f.household,
+                }
+            )
+        best = max([tiers[None], *(r.Tier(i["view"]) for i in items)], key=RANK.__getitem__)
+        worst = min([r.Tier(i["view"]) for i in items] or [tiers[None]], key=RANK.__getitem__)
+        whole = facts[None]
+        view: dict[str, Any] = {
+            "uuid": details["uuid"],
+            "archival_code": details["archival_code"],
+            "label": r.visible_title(details["label"], whole, worst),
+            "view": best.value,
+            "status": details["status"],
+            "profile": details["profile"],
+            "retention_period": details["retention_period"],
+            "created": details["created"],
+            "open_date": _iso(whole.open_date),
+            "control": whole.control,
+            "pii_level": whole.pii_level,
+            "household": whole.household,
+            "items": items,
+            "is_open": whole.is_open(date.today()),
+        }
+        if worst is r.Tier.CONTENT:
+            view.update(size=details["size"], file_count=details["file_count"])
+        view["files"] = self._files(reader, details, facts, tiers)
+        if reader.can("view-fixity"):
+            view["copies"] = [
+                {k: c[k] for k in ("location", "status", "verified_at", "bytes")}
+                for c in details["copies"]
+            ]
+        if reader.can("view-events"):
+            view["events"] = [
+                {
+                    k: e[k]
+                    for k in ("id", "type", "at", "outcome", "detail", "outcome_detail", "location")
+                }
+                for e in details["events"]
+            ]
+        view["can_request"] = reader.can("request-access") and worst is not r.Tier.CONTENT
+        return view
+
+    def _files(
+        self,
+        reader: r.Reader,
+        details: dict[str, Any],
+        facts: dict[str | None, r.RecordFacts],
+        tiers: dict[str | None, r.Tier],
+    ) -> list[dict[str, Any]]:
+        item_of = {f["path"]: f["item"] for f in details["files"] if f["item"]}
+        fixity = _last_fixity(details["events"])
+        out = []
+        for f in details["files"]:
+            item = _item_of(f["path"], item_of)
+            shown = (
+                tiers.get(item, r.Tier.HIDDEN)
+                if item
+                else (r.Tier.CONTENT if reader.staff else r.Tier.HIDDEN)
+            )
+            allowed = r.file_allowed(shown)
+            if not allowed and not reader.can("view-fixity"):
+                continue
+            values = facts[None].personal_values
+            path = f["path"] if allowed else r.deidentify(f["path"], values)
+            out.append(
+                {
+                    "path": path,
+                    "size": f["size"],
+                    "sha256": f["digests"].get("sha256"),
+                    "digests": f["digests"],
+                    "mime": f["mime"],
+                    "puid": f["puid"],
+                    "format_name": f["format_name"],
+                    "format_version": f["format_version"],
+                    "use": f["use"],
+                    "item": item,
+                    "download": allowed,
+                    "preview": allowed and (f["mime"] or "").split(";")[0] in PREVIEW_MIMES,
+                    "last_fixity": fixity.get(f["path"]) or fixity.get(None),
+                }
+            )
+        return out
+
+    def item(self, reader: r.Reader, uuid: str, key: str, via: str = "page") -> dict[str, Any]:
+        """One item of an AIP, with the files that belong to it."""
+        view = self.aip(reader, uuid, via)
+        for item in view["items"]:
+            if item["key"] == key:
+                files = [f for f in view["files"] if f["item"] == key]
+                return {
+                    **item,
+                    "aip": {k: view[k] for k in ("uuid", "archival_code", "label")},
+                    "files": files,
+                    "can_request": view["can_request"] and item["view"] != r.Tier.CONTENT.value,
+                }
+        raise NotFoundError(f"no record {uuid}/{key}")
+
+    def file(self, reader: r.Reader, uuid: str, path: str, purpose: str = "download") -> FileRef:
+        """A file the reader may download or preview.
+
+        Raises:
+            NotFoundError: no such file, or the reader may not know it exists.
+            Forbidden: the reader sees the record but not its content.
+        """
+        details, facts = self._load(uuid)
+        known = {f["path"]: f for f in details["files"]}
+        if path not in known:
+            raise NotFoundError(f"no file {path}")
+        item = _item_of(path, {p: f["item"] for p, f in known.items() if f["item"]})
+        if item is None:
+            shown = r.Tier.CONTENT if reader.staff else r.Tier.HIDDEN
+            record = facts[None]
+        else:
+            record = facts.get(item, facts[None])
+            shown = r.tier(reader, record, self.rules)
+        if shown is r.Tier.HIDDEN and not reader.can("view-fixity"):
+            raise NotFoundError(f"no file {path}")
+        if not r.file_allowed(shown):
+            raise Forbidden("this record's content is not open to you; apply for access (查档申请)")
+        if r.needs_audit(reader, record, shown):
+            self._audit(
+                reader, f"{purpose}-restricted", f"{details['uuid']}/{path}", {"item": item}
+            )
+        return self.retriever.file(details["uuid"], path)
+
+    def dip(self, reader: r.Reader, uuid: str) -> tuple[str, Iterator[bytes]]:
+        """A DIP zip of everything in the AIP this reader may see (file name, byte stream).
+
+        Staff get the whole AIP bag; other readers a bag of the files they may see, with a
+        de-identified ``record.json`` describing them.
+
+        Raises:
+            Forbidden: the reader may see none of the AIP's files.
+        """
+        view = self.aip(reader, uuid, via="dip")
+        uuid = view["uuid"]
+        if reader.staff:
+            refs = [self.retriever.file(uuid, f["path"]) for f in view["files"]]
+            for tag in self.retriever.tag_files(uuid):
+                if tag not in {f["path"] for f in view["files"]}:
+                    refs.append(self.retriever.file(uuid, tag))
+            self._audit_dip(reader, view, len(refs))
+            return f"{uuid}.zip", stream_zip(self.retriever, refs, uuid)
+        files = [f for f in view["files"] if f["download"]]
+        if not files:
+            raise Forbidden("none of this record's files is open to you")
+        refs = [self.retriever.file(uuid, f["path"]) for f in files]
+        record = {k: v for k, v in view.items() if k not in ("events", "copies")}
+        record["files"] = files
+        self._audit_dip(reader, view, len(refs))
+        return f"{uuid}-dip.zip", stream_view_dip(self.retriever, refs, record, f"{uuid}-dip")
+
+    def _audit_dip(self, reader: r.Reader, view: dict[str, Any], count: int) -> None:
+        if not view["is_open"]:
+            self._audit(reader, "dip-restricted", view["uuid"], {"files": count})
+
+    def household(self, reader: r.Reader, uuid: str) -> dict[str, Any]:
+        """A household volume (户卷): the volume's fields and its documents in order.
+
+        Raises:
+            NotFoundError: not a household volume the reader may know of.
+        """
+        view = self.aip(reader, uuid, via="household")
+        volume = next((i for i in view["items"] if i["level"] == "户卷"), None)
+        if volume is None:
+            raise NotFoundError(f"{uuid} is not a household volume")
+        documents = [i for i in view["items"] if i["parent"] == volume["key"]]
+        return {**view, "volume": volume, "documents": documents}
+
+    # -- 查档申请 ---------------------------------------------------------------------------
+    def request_access(
+        self, reader: r.Reader, uuid: str, item_key: str | None, purpose: str
+    ) -> AccessRequest:
+        """File a 查档申请 for a record the reader sees only in part.
+
+        Raises:
+            Forbidden: the role cannot apply, or the reader already sees the content.
+            UsageError: no purpose was given.
+        """
+        if not reader.can("request-access") or reader.username is None:
+            raise Forbidden("only researchers with an account can apply for access")
+        if not purpose.strip():
+            raise UsageError("say what the records are needed for (查档目的)")
+        view = self.aip(reader, uuid, via="request")
+        if item_key is not None and item_key not in {i["key"] for i in view["items"]}:
+            raise NotFoundError(f"no record {uuid}/{item_key}")
+        with self.catalogue.session() as s:
+            row = AccessRequest(
+                username=reader.username,
+                aip_uuid=view["uuid"],
+                item_key=item_key,
+                purpose=purpose.strip()[:2000],
+                status="pending",
+                requested_at=r.utcnow(),
+                note="",
+            )
+            s.add(row)
+            s.flush()
+            self.catalogue.append_audit(
+                s,
+                reader.actor,
+                "access-request",
+                view["uuid"],
+                {"request": row.id, "item": item_key},
+            )
+        return row
+
+    def requests(self, reader: r.Reader, status: str | None = None) -> list[dict[str, Any]]:
+        """Access requests: the reader's own, or all of them for those who decide."""
+        with self.catalogue.session() as s:
+            query = select(AccessRequest).order_by(
+                AccessRequest.requested_at.desc(), AccessRequest.id.desc()
+            )
+            if not reader.can("decide-requests"):
+                if reader.username is None:
+                    return []
+                query = query.where(AccessRequest.username == reader.username)
+            if status:
+                query = query.where(AccessRequest.status == status)
+            rows = list(s.scalars(query.limit(500)))
+            labels = {
+                a.uuid: (a.archival_code, a.label)
+                for a in s.scalars(select(m.Aip).where(m.Aip.uuid.in_({x.aip_uuid for x in rows})))
+            }
+        out = []
+        for row in rows:
+            code, label = labels.get(row.aip_uuid, (None, ""))
+            out.append(
+                {
+                    "id": row.id,
+                    "username": row.username,
+                    "aip": row.aip_uuid,
+                    "item": row.item_key,
+                    "archival_code": code,
+                    "purpose": row.purpose,
+                    "status": self._status(row),
+                    "requested_at": _iso(row.requested_at),
+                    "decided_by": row.decided_by,
+                    "decided_at": _iso(row.decided_at),
+                    "expires_at": _iso(row.expires_at),
+                    "note": row.note,
+                }
+            )
+        return out
+
+    @staticmethod
+    def _status(row: AccessRequest) -> str:
+        if row.status == "granted" and row.expires_at is not None:
+            expires = (
+                row.expires_at
+                if row.expires_at.tzinfo
+                else row.expires_at.replace(tzinfo=r.utcnow().tzinfo)
+            )
+            if expires <= r.utcnow():
+                return "expired"
+        return row.status
+
+    def decide_request(
+        self, reader: r.Reader, request_id: int, grant: bool, days: int = 30, note: str = ""
+    ) -> dict[str, Any]:
+        """Grant (for ``days`` days) or refuse a pending request; or revoke a granted one by
+        deciding ``grant=False`` on it.
+
+        Raises:
+            Forbidden: the reader may not decide requests.
+            UsageError: bad number of days, or the request is already closed.
+        """
+        if not reader.can("decide-requests"):
+            raise Forbidden("only archivists decide access requests")
+        if grant and not 1 <= days <= self.rules.grant_max_days:
+            raise UsageError(f"grant for 1 to {self.rules.grant_max_days} days")
+        with self.catalogue.session() as s:
+            row = s.get(AccessRequest, request_id)
+            if row is None:
+                raise NotFoundError(f"no access request {request_id}")
+            if row.status not in ("pending", "granted") or (grant and row.status == "granted"):
+                raise UsageError(f"access request {request_id} is {row.status}")
+            now = r.utcnow()
+            status = "granted" if grant else ("revoked" if row.status == "granted" else "refused")
+            row.status, row.decided_by, row.decided_at, row.note = (
+                status,
+                reader.actor,
+                now,
+                note[:2000],
+            )
+            row.expires_at = now + timedelta(days=days) if grant else row.expires_at
+            self.catalogue.append_audit(
+                s,
+                reader.actor,
+                f"access-{status}",
+                row.aip_uuid,
+                {
+                    "request": row.id,
+                    "user": row.username,
+                    "item": row.item_key,
+                    "expires": _iso(row.expires_at),
+                },
+            )
+        return next(x for x in self.requests(reader) if x["id"] == request_id)
+
+    # -- 开放审核 ---------------------------------------------------------------------------
+    def record_decision(
+        self,
+        reader: r.Reader,
+        uuid: str,
+        item_key: str | None,
+        *,
+        open_date: date | None = None,
+        control: str | None = None,
+        basis: str,
+    ) -> dict[str, Any]:
+        """Record a review decision on a record's open date and/or control flag.
+
+        Raises:
+            Forbidden: the reader may not record decisions.
+            UsageError: nothing decided, a bad flag, or no basis given.
+        """
+        if not reader.can("record-decisions"):
+            raise Forbidden("only archivists record open-review decisions")
+        if open_date is None and control is None:
+            raise UsageError("a decision sets an open date, a control flag or both")
+        if control not in (None, "开放", "控制"):
+            raise UsageError("control flag is 开放 or 控制")
+        if not basis.strip():
+            raise UsageError("a decision needs its basis (审核依据)")
+        aip = self.catalogue.get_aip(uuid)
+        with self.catalogue.session() as s:
+            if (
+                item_key is not None
+                and not s.scalars(
+                    select(m.Item).where(m.Item.aip_uuid == aip.uuid, m.Item.key == item_key)
+                ).first()
+            ):
+                raise NotFoundError(f"no record {aip.uuid}/{item_key}")
+            s.add(
+                OpenDecision(
+                    aip_uuid=aip.uuid,
+                    item_key=item_key,
+                    open_date=open_date,
+                    control=control,
+                    basis=basis.strip()[:2000],
+                    decided_by=reader.actor,
+                    decided_at=r.utcnow(),
+                )
+            )
+            self.catalogue.append_audit(
+                s,
+                reader.actor,
+                "open-decision",
+                aip.uuid,
+                {
+                    "item": item_key,
+                    "open_date": _iso(open_date),
+                    "control": control,
+                    "basis": basis.strip()[:500],
+                },
+            )
+        self.index.refresh([aip.uuid])
+        return {
+            "aip": aip.uuid,
+            "item": item_key,
+            "open_date": _iso(open_date),
+            "control": control,
+            "basis": basis,
+        }
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _item_of(path: str, item_of: dict[str, str]) -> str | None:
+    """The item a bag file belongs to: its own, or for a derived text that of its source."""
+    if path in item_of:
+        return item_of[path]
+    if path.startswith(TEXT_PREFIX) and path.endswith(".txt"):
+        return item_of.get(OBJECTS + path[len(TEXT_PREFIX) : -len(".txt")])
+    return None
+
+
+def _last_fixity(events: list[dict[str, Any]]) -> dict[str | None, dict[str, Any]]:
+    """The latest fixity check event per file path (None: checks of the whole AIP)."""
+    out: dict[str | None, dict[str, Any]] = {}
+    for event in events:
+        if "fixity" not in event["type"]:
+            continue
+        summary = {"at": event["at"], "outcome": event["outcome"], "location": event["location"]}
+        targets = event.get("files") or [None]
+        for target in targets:
+            if target not in out or out[target]["at"] <= event["at"]:
+                out[target] = summary
+    return out
+
+
+def to_json(value: Any) -> str:
+    """JSON for API answers and DIP metadata (dataclasses and dates included)."""
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, (date, datetime)):
+            return obj.isoformat()
+        if hasattr(obj, "__dataclass_fields__"):
+            return asdict(obj)
+        raise TypeError(type(obj).__name__)
+
+    return json.dumps(value, ensure_ascii=False, default=default)

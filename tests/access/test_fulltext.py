@@ -1,0 +1,132 @@
+"""Full text at ingest: PDF text layers, DOCX, XLSX, plain text, OCR of scans (tesseract
+chi_sim) with its accuracy measured, and not-checked — never a silent pass — when OCR is
+unavailable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from holdings import POLICY_TEXT, SCAN_TEXT, page_image, scan_pdf, text_pdf
+
+from ingest import fulltext
+
+pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract not installed")
+
+OCR_PAGE = (
+    "青海省大通回族土族自治县精准扶贫工作总结。二〇一六年，全县紧紧围绕脱贫攻坚目标，"
+    "坚持精准识别、精准施策、精准脱贫，建立健全建档立卡贫困户动态管理机制。全年实施易地"
+    "扶贫搬迁项目十二个，发放扶贫小额信贷三千余万元，新建村级光伏电站二十座，开展技能培训"
+    "两千人次，落实健康扶贫和教育资助政策，贫困群众收入稳步增长，生产生活条件明显改善。"
+)
+
+
+def char_accuracy(reference: str, found: str) -> float:
+    """1 - (Levenshtein distance / reference length), over non-space characters."""
+    ref = "".join(reference.split())
+    hyp = "".join(found.split())
+    previous = list(range(len(hyp) + 1))
+    for i, a in enumerate(ref, 1):
+        current = [i]
+        for j, b in enumerate(hyp, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
+        previous = current
+    return 1 - previous[-1] / len(ref)
+
+
+def test_ocr_character_accuracy_on_a_generated_chinese_page(tmp_path, artifacts):
+    image = tmp_path / "page.png"
+    page_image(OCR_PAGE).save(image, dpi=(300, 300))
+    text = fulltext.ocr_image(image, fulltext.Options())
+    accuracy = char_accuracy(OCR_PAGE, text)
+    (artifacts / "ocr-accuracy.json").write_text(
+        json.dumps(
+            {"accuracy": accuracy, "reference": OCR_PAGE, "ocr": text}, ensure_ascii=False, indent=2
+        ),
+        encoding="utf-8",
+    )
+    assert accuracy >= 0.95, (accuracy, text)
+
+
+def test_every_supported_kind_is_read(tmp_path):
+    import docx
+    import openpyxl
+
+    files = {}
+    text_pdf(tmp_path / "a.pdf", "标题", POLICY_TEXT)
+    files["a.pdf"] = (tmp_path / "a.pdf", "application/pdf")
+    scan_pdf(tmp_path / "scan.pdf", SCAN_TEXT)
+    files["scan.pdf"] = (tmp_path / "scan.pdf", "application/pdf")
+    document = docx.Document()
+    document.add_paragraph("帮扶计划：发展牛羊养殖")
+    table = document.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text, table.rows[0].cells[1].text = "帮扶责任人", "县财政局"
+    document.save(tmp_path / "b.docx")
+    files["b.docx"] = (tmp_path / "b.docx", fulltext.DOCX_MIME)
+    book = openpyxl.Workbook()
+    book.active.append(["户数", "脱贫人口"])
+    book.active.append([125, 410])
+    book.save(tmp_path / "c.xlsx")
+    files["c.xlsx"] = (tmp_path / "c.xlsx", fulltext.XLSX_MIME)
+    (tmp_path / "d.txt").write_bytes("低保兜底".encode("gb18030"))
+    files["d.txt"] = (tmp_path / "d.txt", "text/plain")
+    (tmp_path / "e.mp3").write_bytes(b"ID3" + bytes(100))
+    files["e.mp3"] = (tmp_path / "e.mp3", "audio/mpeg")
+    results = fulltext.extract_texts(files, fulltext.Options())
+    assert results["a.pdf"].method == "text-layer" and "光伏" in fulltext.index_text(
+        results["a.pdf"].text
+    )
+    assert results["scan.pdf"].method == "ocr" and results["scan.pdf"].ocr_pages == 1
+    assert "分红" in fulltext.index_text(results["scan.pdf"].text)
+    assert "县财政局" in results["b.docx"].text and "牛羊养殖" in results["b.docx"].text
+    assert "脱贫人口" in results["c.xlsx"].text and "410" in results["c.xlsx"].text
+    assert results["d.txt"].text == "低保兜底"
+    assert (
+        results["e.mp3"].status == "not-checked" and "no text extractor" in results["e.mp3"].reason
+    )
+    assert all(results[k].status == "passed" for k in ("a.pdf", "scan.pdf", "b.docx", "c.xlsx"))
+
+
+def test_missing_ocr_is_not_checked_with_a_reason(tmp_path):
+    scan_pdf(tmp_path / "scan.pdf", SCAN_TEXT)
+    page_image("低保").save(tmp_path / "p.png")
+    files = {
+        "scan.pdf": (tmp_path / "scan.pdf", "application/pdf"),
+        "p.png": (tmp_path / "p.png", "image/png"),
+    }
+    off = fulltext.extract_texts(files, fulltext.Options(ocr=False))
+    assert {r.status for r in off.values()} == {"not-checked"}
+    assert "switched off" in off["scan.pdf"].reason
+    missing = fulltext.extract_texts(files, fulltext.Options(languages="xyz_notalang"))
+    assert all(r.status == "not-checked" and "xyz_notalang" in r.reason for r in missing.values())
+    event = fulltext.premis_event(missing, ("dangan",), "2026-01-01T00:00:00+00:00")
+    assert event.outcome == "not-checked" and "xyz_notalang" in event.outcome_detail
+
+
+def test_broken_file_is_failed_not_skipped(tmp_path):
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 this is not a pdf")
+    result = fulltext.extract_texts(
+        {"bad.pdf": (tmp_path / "bad.pdf", "application/pdf")}, fulltext.Options()
+    )["bad.pdf"]
+    assert result.status == "failed" and result.reason
+
+
+def test_index_text_masks_id_numbers_and_joins_broken_lines():
+    text = "公民身份号码630121195402144291\n光\n伏电站"
+    indexed = fulltext.index_text(text)
+    assert "630121********4291" in indexed and "630121195402144291" not in indexed
+    assert "光伏电站" in indexed
+
+
+def test_derived_text_is_kept_in_the_aip_with_its_report(holding):
+    home = holding.settings.home
+    folder = home / "aips" / holding.general / "data/metadata/text"
+    report = json.loads((folder / "extraction.json").read_text(encoding="utf-8"))
+    methods = {Path(f["path"]).name: (f["method"], f["status"]) for f in report["files"]}
+    assert methods["Q001-WS·2016-Y-FPB-0002.pdf"] == ("ocr", "passed")
+    assert methods["Q001-WS·2016-Y-FPB-0001.pdf"] == ("text-layer", "passed")
+    assert "合作社" in (folder / "综合/Q001-WS·2016-Y-FPB-0002.pdf.txt").read_text(encoding="utf-8")
+    manifest = (home / "aips" / holding.general / "manifest-sha256.txt").read_text(encoding="utf-8")
+    assert "data/metadata/text/extraction.json" in manifest

@@ -1,0 +1,196 @@
+"""Accounts and sessions: login, throttling, CSRF on every form, disabled accounts, safe
+redirects, the language switch, and ``dangan user``."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import PASSWORD
+
+
+@pytest.fixture
+def app(holding):
+    """A portal with CSRF protection on, as in production."""
+    from access.portal import create_app
+
+    return create_app(holding.settings, {"TESTING": True})
+
+
+def _token(client, url="/login") -> str:
+    page = client.get(url).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_login_with_csrf_and_logout(app):
+    client = app.test_client()
+    assert (
+        client.post("/login", data={"username": "researcher", "password": PASSWORD}).status_code
+        == 400
+    )  # no token
+    token = _token(client)
+    response = client.post(
+        "/login",
+        data={
+            "username": "researcher",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "/requests",
+        },
+    )
+    assert response.status_code == 302 and response.headers["Location"].endswith("/requests")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert client.get("/api/v1/me").get_json()["role"] == "researcher"
+    assert client.post("/logout").status_code == 400  # forms need a token
+    assert (
+        client.post("/logout", data={"csrf_token": _token(client, "/account")}).status_code == 302
+    )
+    assert client.get("/api/v1/me").get_json()["role"] == "public"
+
+
+def test_wrong_password_then_throttled_even_with_the_right_one(app, holding):
+    from access import accounts
+    from access.services import AccessService
+
+    accounts.add_user(
+        AccessService(holding.settings).catalogue, "throttled", PASSWORD, "researcher"
+    )
+    client = app.test_client()
+    token = _token(client)
+    for _ in range(5):
+        bad = client.post(
+            "/login",
+            data={"username": "throttled", "password": "wrong password!", "csrf_token": token},
+        )
+        assert bad.status_code == 401
+    right = client.post(
+        "/login", data={"username": "throttled", "password": PASSWORD, "csrf_token": token}
+    )
+    assert right.status_code == 429 and int(right.headers["Retry-After"]) > 0
+
+
+def test_disabled_account_is_logged_out_and_cannot_log_in(app, holding):
+    from access import accounts
+    from access.services import AccessService
+
+    catalogue = AccessService(holding.settings).catalogue
+    accounts.add_user(catalogue, "leaver", PASSWORD, "archivist")
+    client = app.test_client()
+    client.post(
+        "/login", data={"username": "leaver", "password": PASSWORD, "csrf_token": _token(client)}
+    )
+    assert client.get("/api/v1/me").get_json()["role"] == "archivist"
+    accounts.set_disabled(catalogue, "leaver")
+    assert client.get("/api/v1/me").get_json()["role"] == "public"  # session ended
+    again = client.post(
+        "/login", data={"username": "leaver", "password": PASSWORD, "csrf_token": _token(client)}
+    )
+    assert again.status_code == 401
+
+
+def test_role_change_ends_sessions(app, holding):
+    from access import accounts
+    from access.services import AccessService
+
+    catalogue = AccessService(holding.settings).catalogue
+    accounts.add_user(catalogue, "mover", PASSWORD, "archivist")
+    client = app.test_client()
+    client.post(
+        "/login", data={"username": "mover", "password": PASSWORD, "csrf_token": _token(client)}
+    )
+    accounts.set_role(catalogue, "mover", "researcher")
+    assert client.get("/api/v1/me").get_json()["role"] == "public"
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil"])
+def test_no_open_redirect_after_login(app, target):
+    client = app.test_client()
+    response = client.post(
+        "/login",
+        data={
+            "username": "researcher",
+            "password": PASSWORD,
+            "csrf_token": _token(client),
+            "next": target,
+        },
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] in ("/search", "http://localhost/search")
+
+
+def test_api_post_needs_the_csrf_token_from_me(app, holding):
+    client = app.test_client()
+    client.post(
+        "/login",
+        data={"username": "researcher", "password": PASSWORD, "csrf_token": _token(client)},
+    )
+    body = {"aip": holding.restricted, "purpose": "研究扶贫政策效果"}
+    assert client.post("/api/v1/requests", json=body).status_code == 400
+    token = client.get("/api/v1/me").get_json()["csrf_token"]
+    created = client.post("/api/v1/requests", json=body, headers={"X-CSRFToken": token})
+    assert created.status_code == 201
+
+
+def test_chinese_first_english_on_request(client_for):
+    client = client_for("public")
+    assert "档案检索" in client.get("/").get_data(as_text=True)
+    english = client.get("/?lang=en").get_data(as_text=True)
+    assert "Search the archives" in english and 'lang="en"' in english
+    switched = client.get("/lang/en?next=/")
+    assert switched.status_code == 302
+    assert "Search the archives" in client.get("/").get_data(as_text=True)  # cookie kept
+
+
+def test_translation_catalogue_is_compiled_and_complete():
+    from pathlib import Path
+
+    from babel.messages.mofile import read_mo
+    from babel.messages.pofile import read_po
+
+    folder = Path(__file__).resolve().parents[2] / "access/portal/translations/en/LC_MESSAGES"
+    with open(folder / "messages.po", "rb") as handle:
+        po = read_po(handle)
+    with open(folder / "messages.mo", "rb") as handle:
+        mo = read_mo(handle)
+    missing = [m.id for m in po if m.id and not m.string]
+    assert not missing
+    assert {m.id: m.string for m in po if m.id} == {m.id: m.string for m in mo if m.id}
+
+
+def test_admin_manages_users_in_the_portal(client_for):
+    admin = client_for("admin")
+    response = admin.post(
+        "/admin/users",
+        data={
+            "action": "add",
+            "username": "newcomer",
+            "password": "long enough pw",
+            "role": "researcher",
+        },
+    )
+    assert response.status_code == 302
+    assert "newcomer" in admin.get("/admin/users").get_data(as_text=True)
+    assert (
+        client_for("archivist")
+        .post(
+            "/admin/users",
+            data={"action": "add", "username": "x2", "password": "long enough pw", "role": "admin"},
+        )
+        .status_code
+        == 403
+    )
+
+
+def test_cli_user_commands(cli, monkeypatch):
+    monkeypatch.setenv("NEW_PW", "a long password")
+    assert cli("user", "add", "li", "--role", "archivist", "--password-env", "NEW_PW").code == 0
+    assert cli("user", "add", "li", "--role", "archivist", "--password-env", "NEW_PW").code == 2
+    assert cli("user", "role", "li", "auditor").code == 0
+    assert cli("user", "disable", "li").code == 0
+    listed = cli("user", "list")
+    assert "li" in listed.out and "auditor" in listed.out and "disabled" in listed.out
+    monkeypatch.setenv("SHORT_PW", "short")
+    bad = cli("user", "add", "wang", "--role", "researcher", "--password-env", "SHORT_PW")
+    assert bad.code == 2 and "10 characters" in bad.err
+    assert cli("user", "add", "zhao", "--role", "superuser", "--password-env", "NEW_PW").code == 2

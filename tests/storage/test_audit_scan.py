@@ -1,0 +1,146 @@
+"""The reading engine: one read through every algorithm, the same digests in-process and in
+worker processes, bounded memory whatever the file size, errors reported per file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from policies.loader import LocationSpec
+from storage.fixity import scan
+from storage.fixity.scan import CHUNK, DEPTH, FileTask, Scanner, batches, hash_stream
+from storage.locations import open_location
+
+ALGORITHMS = ("sha256", "sm3", "md5")
+
+
+def _expected(data: bytes) -> dict[str, str]:
+    return {name: hashlib.new(name, data).hexdigest() for name in ALGORITHMS}
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 17])
+@pytest.mark.parametrize("large", [False, True])
+def test_every_algorithm_in_one_read(size, large):
+    data = os.urandom(size)
+    reads = []
+
+    class Counting(io.BytesIO):
+        def read(self, n=-1):
+            chunk = super().read(n)
+            reads.append(len(chunk))
+            return chunk
+
+        def readinto(self, buffer):
+            count = super().readinto(buffer)
+            reads.append(count)
+            return count
+
+    got_size, digests = hash_stream(Counting(data), ALGORITHMS, large=large)
+    assert got_size == size and digests == _expected(data)
+    assert sum(reads) == size                  # every byte read exactly once
+
+
+def test_a_stream_without_readinto_is_hashed_too():
+    data = os.urandom(3 * CHUNK + 5)
+
+    class ReadOnly:
+        def __init__(self) -> None:
+            self.inner = io.BytesIO(data)
+
+        def read(self, n: int = -1) -> bytes:
+            return self.inner.read(n)
+
+    assert hash_stream(ReadOnly(), ALGORITHMS, large=True)[1] == _expected(data)
+
+
+def test_memory_stays_bounded_for_a_large_file(tmp_path):
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as handle:
+        handle.truncate(256 * CHUNK)           # 256 MiB (sparse: reads are cheap)
+    tracemalloc.start()
+    try:
+        with open(big, "rb", buffering=0) as stream:
+            size, digests = hash_stream(stream, ("sha256",), large=True)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert size == 256 * CHUNK
+    assert digests["sha256"] == hashlib.sha256(bytes(256 * CHUNK)).hexdigest()
+    assert peak < (DEPTH + 4) * CHUNK, peak     # the buffer pool, not the file
+
+
+def _location(tmp_path: Path, files: dict[str, bytes]):
+    root = tmp_path / "store"
+    for path, data in files.items():
+        (root / "aip" / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / "aip" / path).write_bytes(data)
+    spec = LocationSpec("t", root.as_uri())
+    return spec, open_location(spec, fsync=False)
+
+
+def test_worker_processes_give_the_same_results(tmp_path, monkeypatch):
+    files = {f"data/f{i:03d}.bin": os.urandom(i * 997) for i in range(60)}
+    files["data/large.bin"] = os.urandom(6 * CHUNK + 3)
+    spec, location = _location(tmp_path, files)
+    tasks = [FileTask(p, len(d), ALGORITHMS) for p, d in files.items()]
+    tasks.append(FileTask("data/vanished.bin", 10, ("sha256",)))
+    monkeypatch.setattr(scan, "INLINE_MAX_FILES", 0)      # force the worker processes
+
+    with Scanner(2, cold=True, batch_files=7) as scanner:
+        results = [r for batch in scanner.scan(spec, location, "aip", tasks) for r in batch]
+        assert scanner._pool is not None
+        assert scanner.bytes_read == sum(len(d) for d in files.values())
+
+    by_path = {r.path: r for r in results}
+    assert len(results) == len(tasks)
+    for path, data in files.items():
+        assert by_path[path].size == len(data) and by_path[path].digests == _expected(data)
+    assert by_path["data/vanished.bin"].error and "not found" in by_path["data/vanished.bin"].error
+
+
+def test_small_jobs_run_in_process(tmp_path):
+    files = {"data/a.txt": b"a", "data/b.txt": b"bb"}
+    spec, location = _location(tmp_path, files)
+    with Scanner(2) as scanner:
+        results = [r for batch in scanner.scan(spec, location, "aip",
+                                               [FileTask(p, len(d), ("sha256",))
+                                                for p, d in files.items()]) for r in batch]
+        assert scanner._pool is None
+    assert {r.path: r.digests["sha256"] for r in results} == {
+        p: hashlib.sha256(d).hexdigest() for p, d in files.items()}
+
+
+def test_batches_keep_large_files_alone_and_small_ones_together():
+    tasks = [FileTask(f"s{i}", 10, ("sha256",)) for i in range(10)]
+    tasks += [FileTask("big", 10 * CHUNK, ("sha256",))]
+    groups = batches(tasks, max_files=4)
+    assert groups[0] == [tasks[-1]]
+    assert [len(g) for g in groups[1:]] == [4, 4, 2]
+
+
+def test_workers_start_cleanly_while_other_threads_run(tmp_path, monkeypatch):
+    """In a threaded web server the workers come from a forkserver, never a fork of a
+    process whose other threads may hold locks."""
+    import threading
+
+    files = {f"data/f{i}.bin": os.urandom(2000 + i) for i in range(20)}
+    spec, location = _location(tmp_path, files)
+    monkeypatch.setattr(scan, "INLINE_MAX_FILES", 0)
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait, daemon=True)
+    busy.start()
+    try:
+        with Scanner(2, batch_files=5) as scanner:
+            results = [r for batch in scanner.scan(
+                spec, location, "aip", [FileTask(p, len(d), ("sha256",)) for p, d in files.items()])
+                for r in batch]
+            assert scanner._pool._mp_context.get_start_method() == "forkserver"
+    finally:
+        stop.set()
+    assert {r.path: r.digests["sha256"] for r in results} == {
+        p: hashlib.sha256(d).hexdigest() for p, d in files.items()}

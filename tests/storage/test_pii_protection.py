@@ -1,0 +1,84 @@
+"""ID numbers: encrypted at rest in the catalogue, found by keyed hash, masked when printed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+import pytest
+from sqlalchemy import select
+
+from policies import ConfigError, load_settings
+from storage import models
+from storage.catalogue import Catalogue
+from storage.pii import PiiVault, find_items, reveal
+
+ID_NUMBER = "630121195402144291"
+
+
+def test_vault_round_trip_and_lookup_hash(home):
+    vault = PiiVault.from_settings(home)
+    key_file = home.home / "pii.key"
+    assert key_file.exists() and key_file.stat().st_mode & 0o777 == 0o600
+    token = vault.encrypt(ID_NUMBER, "head_id_number")
+    assert ID_NUMBER not in token and vault.decrypt(token, "head_id_number") == ID_NUMBER
+    assert vault.encrypt(ID_NUMBER, "head_id_number") != token, "a fresh nonce every time"
+    with pytest.raises(ConfigError):
+        vault.decrypt(token, "another_field")
+    assert vault.lookup_hash(ID_NUMBER) == PiiVault.from_settings(home).lookup_hash(" 630121195402144291")
+    assert vault.lookup_hash(ID_NUMBER) != PiiVault(os.urandom(32)).lookup_hash(ID_NUMBER)
+
+
+def test_configured_key_is_used_and_a_bad_one_refused(home, monkeypatch):
+    key = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("DANGAN_SECURITY_PII_KEY", key)
+    settings = load_settings(home.home)
+    assert PiiVault.from_settings(settings).lookup_hash("x") == PiiVault(
+        base64.b64decode(key)).lookup_hash("x")
+    assert not (home.home / "pii.key").exists()
+    monkeypatch.setenv("DANGAN_SECURITY_PII_KEY", "too-short")
+    with pytest.raises(ConfigError, match="environment DANGAN_SECURITY_PII_KEY"):
+        PiiVault.from_settings(load_settings(home.home))
+
+
+def test_key_file_readable_by_others_is_refused(home):
+    PiiVault.from_settings(home)
+    (home.home / "pii.key").chmod(0o644)
+    with pytest.raises(ConfigError, match="0600"):
+        PiiVault.from_settings(home)
+
+
+def test_ingested_id_numbers_are_encrypted_masked_and_findable(home, cli, sample, monkeypatch):
+    monkeypatch.setenv("DANGAN_FULLTEXT_OCR", "false")
+    result = cli("ingest", sample, "--json")
+    assert result.code == 0, result.err
+    catalogue = Catalogue.open(home)
+    with catalogue.session() as s:
+        items = s.scalars(select(models.Item)).all()
+        records = [a.record for a in s.scalars(select(models.Aip)).all()]
+    numbers = {i.fields["head_id_number"] for i in items if i.fields.get("head_id_number")}
+    assert numbers and all("********" in n for n in numbers)
+    assert "********" in json.dumps(records, ensure_ascii=False)
+    vault = PiiVault.from_settings(home)
+    mets = next((home.home / "aips").glob("*/data/metadata/mets.xml")).read_text(encoding="utf-8")
+    originals = set()
+    for item in items:
+        if item.fields.get("head_id_number"):
+            with catalogue.session() as s:
+                originals.add(reveal(s, vault, item.aip_uuid, item.key, "head_id_number"))
+    assert len(originals) >= 3 and all(len(o) == 18 for o in originals)
+    raw = b"".join(p.read_bytes() for p in home.home.glob("catalogue.db*"))
+    for original in originals:
+        assert original.encode() not in raw, "no ID number in clear anywhere in the catalogue"
+    assert any(o in mets for o in originals), "the AIP keeps the record as transferred"
+    target = sorted(originals)[0]
+    with catalogue.session() as s:
+        found = find_items(s, vault, target)
+    assert found and all(field == "head_id_number" for _, _, field in found)
+    aip = found[0][0]
+    for shown in (cli("show", aip), cli("show", aip, "--json")):
+        assert target not in shown.out
+    assert target[:6] + "********" + target[-4:] in shown.out
+    searched = cli("search", target)
+    assert target not in searched.out
