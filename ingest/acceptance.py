@@ -29,10 +29,14 @@ from ingest.describe import Policies
 from ingest.findings import CheckResult, Problem
 from ingest.inspect import Inspection, inspect_files
 from ingest.records import RecordSet, build_records, claim_codes
-from ingest.virus import ScanResult, Scanner, scanner_from_settings
+from ingest.virus import Scanner, ScanResult, scanner_from_settings
 from metadata_profiles import Profile
 from policies import (
-    CatalogueError, Settings, load_access_policy, load_format_policy, load_retention_policy,
+    CatalogueError,
+    Settings,
+    load_access_policy,
+    load_format_policy,
+    load_retention_policy,
 )
 from storage.archival_codes import CodeRegistry
 from storage.catalogue import Catalogue

@@ -135,8 +135,8 @@ def check_duplicates(ctx: CheckContext) -> CheckResult:
     conflicts = ctx.records.claims.conflicts
     problems = []
     for record in records:
-        where = dict(path=sheet.path, sheet=record.row.sheet or None, row=record.row.row,
-                     column=sheet.heading(record.row.sheet, "archival_code") or "档号")
+        where = {"path": sheet.path, "sheet": record.row.sheet or None, "row": record.row.row,
+                 "column": sheet.heading(record.row.sheet, "archival_code") or "档号"}
         code = record.code
         if code is not None and counts[code.text] > 1:
             problems.append(Problem(f"档号在目录中重复: {code.text}", **where))
@@ -189,7 +189,7 @@ def check_files_match_metadata(ctx: CheckContext) -> CheckResult:
         rel = ctx.file_of(record)
         if rel is None:
             continue
-        where = dict(path=sheet.path, sheet=record.row.sheet or None, row=record.row.row)
+        where = {"path": sheet.path, "sheet": record.row.sheet or None, "row": record.row.row}
         staged = ctx.analysis.content.get(rel)
         if staged is None:  # quarantined
             continue
@@ -224,8 +224,8 @@ def check_metadata_points_at_file(ctx: CheckContext) -> CheckResult:
         rel, code = ctx.file_of(record), record.code
         if rel is None or code is None or record.generated:
             continue
-        where = dict(path=sheet.path, sheet=record.row.sheet or None, row=record.row.row,
-                     column=sheet.heading(record.row.sheet, "archival_code") or "档号")
+        where = {"path": sheet.path, "sheet": record.row.sheet or None, "row": record.row.row,
+                 "column": sheet.heading(record.row.sheet, "archival_code") or "档号"}
         path = PurePosixPath(rel)
         named = parse_code(path.stem, profile.codes, profile.normalise)
         if named is not None and named.text != code.text:

@@ -15,7 +15,14 @@ from datetime import date
 from ingest.analysis import Analysis
 from ingest.sheet import SheetRow
 from metadata_profiles import (
-    ArchivalCode, Finding, Profile, RecordResult, Validator, finding, parse_code, render_template,
+    ArchivalCode,
+    Finding,
+    Profile,
+    RecordResult,
+    Validator,
+    finding,
+    parse_code,
+    render_template,
 )
 from policies import RetentionDecision, RetentionPolicy
 from storage.archival_codes import ClaimResult, CodeClaim, CodeRegistry, NumberRequest

@@ -92,7 +92,7 @@ def find_sheet(rels: list[str]) -> str | None:
     top = [r for r in rels if "/" not in r and r.lower().endswith(SHEET_SUFFIXES)]
     named = [r for r in top if "目录" in r]
     if named:
-        return sorted(named)[0]
+        return min(named)
     return top[0] if len(top) == 1 else None
 
 

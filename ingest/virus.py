@@ -47,7 +47,7 @@ class ScanResult:
     scanned: int = 0
 
 
-def scanner_from_settings(settings: Settings) -> "Scanner | None":
+def scanner_from_settings(settings: Settings) -> Scanner | None:
     """The scanner ``[antivirus]`` configures, or None."""
     kind = str(settings.get("antivirus", "scanner") or "").strip().lower()
     timeout = settings.int("antivirus", "timeout")

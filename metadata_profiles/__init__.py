@@ -2,14 +2,35 @@
 validator. Imports nothing of Dangan's."""
 
 from metadata_profiles.archival_code import (
-    ArchivalCode, find_gaps, format_numbers, normalise_code, parse_code, render_template,
+    ArchivalCode,
+    find_gaps,
+    format_numbers,
+    normalise_code,
+    parse_code,
+    render_template,
 )
 from metadata_profiles.loader import (
-    CodeForm, CodeRules, CodeTemplate, FieldSpec, Profile, ProfileError, Term, Vocabulary,
-    available_profiles, load_profile, normalise_heading, parse_profile,
+    CodeForm,
+    CodeRules,
+    CodeTemplate,
+    FieldSpec,
+    Profile,
+    ProfileError,
+    Term,
+    Vocabulary,
+    available_profiles,
+    load_profile,
+    normalise_heading,
+    parse_profile,
 )
 from metadata_profiles.validate import (
-    Finding, RecordResult, Validator, finding, mask_id_number, mask_value, rule_code,
+    Finding,
+    RecordResult,
+    Validator,
+    finding,
+    mask_id_number,
+    mask_value,
+    rule_code,
 )
 
 __all__ = [

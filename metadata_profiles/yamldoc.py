@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, where: PathKey, doc: Mark
     return loader.construct_object(node, deep=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(schema_path: Path) -> jsonschema.Draft202012Validator:
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)

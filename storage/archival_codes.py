@@ -14,10 +14,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
-    Boolean, DateTime, Integer, String, delete, func, select, text, update,
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    delete,
+    func,
+    select,
+    text,
+    update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -95,7 +103,7 @@ class ClaimResult:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 class CodeRegistry:

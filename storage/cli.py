@@ -12,7 +12,7 @@ from policies import Settings, UsageError
 from storage.catalogue import Catalogue
 from storage.cli_storage import commands as storage_commands
 from storage.fixity.cli import commands as fixity_commands
-from storage.retention_cli import retention_group
+from storage.retention_cli import commands as retention_commands
 from storage.scale_cli import commands as scale_commands
 from storage.retrieval import Retriever
 
@@ -98,5 +98,5 @@ def get_command(settings: Settings, aip: str, path: str | None, out: Path) -> in
     return 0
 
 
-commands = [show_command, get_command, retention_group, *storage_commands, *scale_commands,
+commands = [show_command, get_command, *retention_commands, *storage_commands, *scale_commands,
             *fixity_commands]

@@ -34,8 +34,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from metadata_profiles import mask_id_number
 from policies.config import Settings
 from policies.errors import ConfigError
-from storage.models import Base
 from storage.mets import AipDescription
+from storage.models import Base
 
 KEY_FILE = "pii.key"
 TOKEN_PREFIX = "v1:"
@@ -109,7 +109,7 @@ class PiiVault:
         self._lookup_key = _derive(key, b"dangan pii lookup v1")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "PiiVault":
+    def from_settings(cls, settings: Settings) -> PiiVault:
         """The vault of a Dangan home: ``[security] pii_key``, else ``$DANGAN_HOME/pii.key``.
 
         Raises:

@@ -157,7 +157,7 @@ def write_copies(locations: Sequence[Location], uuid: str, folder: Path,
         CopyFailed: a copy is still not written after ``attempts`` tries (the others are).
     """
     source, wanted, adopted = folder, expected, None
-    published = next((loc for loc in locations if loc.has_aip(uuid)), None)
+    published = next((loc for loc in locations if _published_at(loc, uuid)), None)
     try:
         reports: dict[str, CopyReport] = {}
         if published is not None:
@@ -187,6 +187,15 @@ def write_copies(locations: Sequence[Location], uuid: str, folder: Path,
         return WrittenCopies(copies, locks, adopted)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _published_at(location: Location, uuid: str) -> bool:
+    """Whether a copy is published there; an unreachable location counts as no (writing
+    to it will then fail, be retried and reported)."""
+    try:
+        return location.has_aip(uuid)
+    except (StorageError, ConfigError):
+        return False
 
 
 def _write_one(location: Location, uuid: str, source: Path, expected: Mapping[str, ExpectedFile],

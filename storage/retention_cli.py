@@ -1,4 +1,5 @@
-"""``dangan retention due``: what reaches the end of its 保管期限, for appraisal."""
+"""``dangan retention due`` (what reaches the end of its 保管期限, for appraisal) and
+``dangan codes gaps`` (件号 missing from the repository's numbering)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from datetime import date, datetime
 
 import click
 
+from metadata_profiles import format_numbers
 from policies import Settings
 from storage.appraisal import retention_due
+from storage.archival_codes import CodeRegistry
 from storage.catalogue import Catalogue
 
 
@@ -48,4 +51,30 @@ def due_command(settings: Settings, before: date, as_json: bool) -> int:
     return 0
 
 
-commands = [retention_group]
+
+@click.group("codes")
+def codes_group() -> None:
+    """档号 register: gaps in the numbering of what the repository holds."""
+
+
+@codes_group.command("gaps")
+@click.option("--prefix", default="", help="Only buckets starting with this (e.g. a 全宗号).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def gaps_command(settings: Settings, prefix: str, as_json: bool) -> int:
+    """List 件号 missing from each numbering bucket (GD-2-6), across every stored AIP."""
+    registry = CodeRegistry(Catalogue.open(settings))
+    gaps = registry.gaps(prefix)
+    widths = registry.widths(gaps)
+    if as_json:
+        click.echo(json.dumps({"prefix": prefix, "gaps": gaps}, ensure_ascii=False, indent=2))
+        return 0
+    if not gaps:
+        click.echo("no gaps: every 件号 sequence runs from 1 without a break")
+        return 0
+    for bucket, numbers in gaps.items():
+        click.echo(f"{bucket}  断号 {format_numbers(numbers, widths.get(bucket) or 4)}")
+    return 0
+
+
+commands = [retention_group, codes_group]

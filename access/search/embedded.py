@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from access.rules import mask_numbers
 from access.search.base import Hit, SearchEngine, SearchResult
+from access.search.columns import ColumnIndex
 from access.search.facets import facet_list
 from access.search.pg_embedded import pg_rows
 from access.search.query import FACET_FIELDS, Query
@@ -93,6 +94,7 @@ class EmbeddedSearch(SearchEngine):
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
+        self._columns: ColumnIndex | None = None
 
     def search(self, query: Query, *, page: int = 1, per_page: int = 20,
                sort: str = "relevance", facet_limit: int = 20) -> SearchResult:
@@ -104,6 +106,8 @@ class EmbeddedSearch(SearchEngine):
         """
         expression = fts_expression(query.terms, query.excluded)
         scope = query.scope
+        if (scope is None or scope.everything) and self.catalogue.is_sqlite:
+            return self._columnar(query, expression, page, per_page, sort, facet_limit)
         with self.catalogue.engine.connect() as connection:
             if scope is None or scope.everything:
                 rows = [dict(r, view="content") for r in
@@ -120,6 +124,33 @@ class EmbeddedSearch(SearchEngine):
                                            + texts.get(r["id"], r.get("text", ""))), query.terms),
                     _json(r["facets"]), float(r["score"]), r["view"]) for r in page_rows]
         return SearchResult(len(rows), hits, facets)
+
+    def _columnar(self, query: Query, expression: str | None, page: int, per_page: int,
+                  sort: str, facet_limit: int) -> SearchResult:
+        """Unscoped search on SQLite through the in-memory columns (:mod:`.columns`)."""
+        if self._columns is None:
+            self._columns = ColumnIndex(self.catalogue)
+        with self.catalogue.engine.connect() as connection:
+            found = self._columns.search(connection, expression, query, page=page,
+                                         per_page=per_page, sort=sort, facet_limit=facet_limit)
+            ids = [doc_id for doc_id, _ in found.rows]
+            rows = self._page_rows(connection, ids)
+            texts = self._texts(connection, ids)
+        hits = [Hit(r["aip_uuid"], r["item_key"], r["archival_code"], r["title"],
+                    highlight(mask_numbers(r["title"] + "\n" + texts.get(doc_id, "")),
+                              query.terms), _json(r["facets"]), score, "content")
+                for doc_id, score in found.rows if (r := rows.get(doc_id))]
+        return SearchResult(found.total, hits, found.facets)
+
+    @staticmethod
+    def _page_rows(connection, ids: list[int]) -> dict[int, dict[str, Any]]:
+        if not ids:
+            return {}
+        marks = ", ".join(str(int(i)) for i in ids)
+        result = connection.execute(text(
+            "SELECT id, aip_uuid, item_key, archival_code, title, facets FROM search_docs "
+            f"WHERE id IN ({marks})"))
+        return {row["id"]: dict(row) for row in result.mappings()}
 
     @staticmethod
     def _rows(connection, fts: str, expression: str | None, query: Query, facets: str,

@@ -371,10 +371,14 @@ class S3Location(Location):
         raise_first(problems, uuid)
         self._write_marker(uuid, expected, versions)
         if leftovers:
-            stale = self._delete_versions(f"{self.prefix}{uuid}/", keep={
-                (self._key(uuid, p), v or "null") for p, v in versions.items()})
-            if stale:
-                report.notes.append(f"removed {stale} stale version(s) of an interrupted run")
+            try:
+                stale = self._delete_versions(f"{self.prefix}{uuid}/", keep={
+                    (self._key(uuid, p), v or "null") for p, v in versions.items()})
+            except ObjectLocked as exc:   # a bucket default retention locked them on arrival
+                report.notes.append(f"stale versions of an interrupted run are locked: {exc}")
+            else:
+                if stale:
+                    report.notes.append(f"removed {stale} stale version(s) of an interrupted run")
 
     def _store_files(self, uuid: str, source: Path, expected: Mapping[str, ExpectedFile],
                      leftovers: Mapping[str, ObjectInfo], report: CopyReport,
@@ -398,8 +402,9 @@ class S3Location(Location):
         key = self._key(uuid, path)
         what = self.url_for(uuid, path)
         upload = leftover is None or leftover.size != want.size
+        tries = self.options.attempts + (0 if upload else 1)   # checking a leftover is free
         failure: StorageError | None = None
-        for attempt in range(1, self.options.attempts + 1):
+        for attempt in range(1, tries + 1):
             try:
                 if upload:
                     self._upload_file(key, source, want, what)
@@ -412,9 +417,9 @@ class S3Location(Location):
                 failure = exc
                 if upload or attempt > 1:
                     report.notes.append(f"{path}: attempt {attempt} failed: {exc}")
-                upload = True
-                if attempt < self.options.attempts:
-                    time.sleep(self.options.backoff * 2 ** (attempt - 1))
+                    if attempt < tries:
+                        time.sleep(self.options.backoff * 2 ** (attempt - 1))
+                upload = True   # a leftover that did not read back intact is replaced at once
         assert failure is not None
         raise failure
 

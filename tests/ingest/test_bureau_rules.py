@@ -146,3 +146,25 @@ def test_retention_due_lists_what_reaches_the_end_of_its_period(home, cli, tmp_p
     assert cli("retention", "due", "--before", "2046-13-01").code == 2
     none = cli("retention", "due", "--before", "2000-01-01")
     assert "no AIP reaches the end" in none.out
+
+
+def test_codes_gaps_reports_numbering_gaps_across_the_repository(home, cli, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.setenv("DANGAN_FULLTEXT_OCR", "false")
+    bureau_home(home)
+    source = transfer(tmp_path / "t", [
+        ["Z109-WS·2009-D10-BGS-0001", "Z109", "1", "通知一", "县政府办公室", "20090310", "公开",
+         "定期10年", "01", "a.txt"],
+        ["Z109-WS·2009-D10-BGS-0004", "Z109", "1", "通知四", "县政府办公室", "20090311", "公开",
+         "定期10年", "01", "b.txt"],
+    ])
+    result = cli("ingest", source, "--profile", "county-ws", "--json")
+    assert result.code == 0, result.err
+    report = json.loads(Path(json.loads(result.out)["report"]["json"]).read_text(encoding="utf-8"))
+    gap = next(c for c in report["checks"] if c["code"] == "GD-2-6")
+    assert gap["severity"] == "warning" and "0002–0003" in gap["problems"][0]["message"]
+    text = cli("codes", "gaps")
+    assert text.code == 0 and "Z109-WS·2009-D10-BGS  断号 0002–0003" in text.out
+    data = json.loads(cli("codes", "gaps", "--prefix", "Z109", "--json").out)
+    assert data["gaps"] == {"Z109-WS·2009-D10-BGS": [2, 3]}
+    assert json.loads(cli("codes", "gaps", "--prefix", "Q001", "--json").out)["gaps"] == {}

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from metadata_profiles import (
-    find_gaps, format_numbers, load_profile, normalise_code, parse_code, render_template,
+    find_gaps,
+    format_numbers,
+    load_profile,
+    normalise_code,
+    parse_code,
+    render_template,
 )
 
 RULES = load_profile("jzfp").codes

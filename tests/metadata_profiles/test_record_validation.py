@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-
 from stdnum.cn import ric
 
 from metadata_profiles import Validator, load_profile, mask_id_number

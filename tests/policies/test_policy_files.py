@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 from policies import (
-    ConfigError, load_access_policy, load_format_policy, load_retention_policy, load_settings,
+    ConfigError,
+    load_access_policy,
+    load_format_policy,
+    load_retention_policy,
+    load_settings,
 )
 from policies.loader import DATA
 

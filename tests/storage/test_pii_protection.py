@@ -72,7 +72,7 @@ def test_ingested_id_numbers_are_encrypted_masked_and_findable(home, cli, sample
     for original in originals:
         assert original.encode() not in raw, "no ID number in clear anywhere in the catalogue"
     assert any(o in mets for o in originals), "the AIP keeps the record as transferred"
-    target = sorted(originals)[0]
+    target = min(originals)
     with catalogue.session() as s:
         found = find_items(s, vault, target)
     assert found and all(field == "head_id_number" for _, _, field in found)

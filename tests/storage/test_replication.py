@@ -286,3 +286,21 @@ def test_policy_and_settings_errors_are_clear(repo, cli):
     (repo.home / "dangan.toml").write_text('[storage]\nworm_mode = "LOOSE"\n')
     result = cli("replicate")
     assert result.code == 2 and "worm_mode" in result.err
+
+
+def test_an_unreachable_endpoint_is_retried_then_reported(repo, cli, tmp_path, monkeypatch):
+    write_policy(repo.home, {"local": "file://{home}/aips",
+                             "down": "s3://b/p?endpoint_url=http://127.0.0.1:9&retries=1"
+                                     "&connect_timeout=1"},
+                 {"default": ["local", "down"]})
+    monkeypatch.setenv("DANGAN_STORAGE_COPY_ATTEMPTS", "2")
+    failed = cli("ingest", small_transfer(tmp_path / "t", rows=2))
+    assert failed.code == 1 and "down: attempt 2 of 2" in failed.err, failed.err
+    catalogue = Catalogue.open(repo)
+    assert catalogue.list_aips(status=None) == []
+    with catalogue.session() as s:
+        attempts = [a.detail["attempt"] for a in s.scalars(select(models.AuditEntry).where(
+            models.AuditEntry.action == "copy-failed"))]
+        events = list(s.scalars(select(models.Event).where(models.Event.location == "down")))
+    assert attempts == [1, 2] and len(events) == 2
+    assert all(e.type == "replication" and e.outcome == "fail" for e in events)
