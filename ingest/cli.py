@@ -80,14 +80,16 @@ def _echo_failures(result: IngestResult) -> None:
     """The rejecting checks and their problems, on stderr."""
     for failure in result.failures:
         click.echo(f"  {failure['code']} {failure['name']}: {failure['message']}", err=True)
-        for problem in [p for p in failure["problems"] if p.get("severity") != "warning"][:20]:
+        errors = [p for p in failure["problems"] if p.get("severity") != "warning"]
+        for problem in errors[:20]:
             where = ", ".join(f"{label}{problem[k]}" for k, label in (
                 ("path", ""), ("sheet", "sheet "), ("row", "row "), ("column", "column "))
                 if problem.get(k) is not None)
             click.echo(f"    - {problem['message']}" + (f" [{where}]" if where else ""),
                        err=True)
-        if len(failure["problems"]) > 20:
-            click.echo(f"    … {len(failure['problems']) - 20} more in the report", err=True)
+        if len(failure["problems"]) > min(len(errors), 20):
+            more = len(failure["problems"]) - min(len(errors), 20)
+            click.echo(f"    … {more} more (warnings included) in the report", err=True)
 
 
 @click.command("sample-transfer")
