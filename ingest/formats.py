@@ -4,9 +4,10 @@ Siegfried (pygfried), each tool recorded with its version and signature file."""
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import ssl
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -66,14 +67,32 @@ def _mime(path: Path) -> str | None:
         return None
 
 
+SUBPROCESS_MIN = 200   # below this, a child process costs more than it saves
+
+
+def _siegfried(names: list[str], workers: int) -> dict:
+    return pygfried.identify_many(names, workers=workers)
+
+
 def identify(paths: list[Path], workers: int = 2) -> list[FormatInfo]:
-    """Identify many files: Siegfried (Go, ``workers`` threads) and libmagic run side by side."""
+    """Identify many files with Siegfried and libmagic.
+
+    pygfried holds the GIL while Siegfried (Go, ``workers`` threads) scans, so for many files
+    it runs in a child process while libmagic works through the same files on threads here.
+    """
     if not paths:
         return []
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        siegfried = pool.submit(pygfried.identify_many, [str(p) for p in paths], workers=workers)
-        mimes = map_files(_mime, list(paths), max(1, workers - 1), batch_bytes=256)
-        result = siegfried.result()
+    names = [str(p) for p in paths]
+    if len(names) < SUBPROCESS_MIN:
+        result = _siegfried(names, workers)
+        mimes = [_mime(p) for p in paths]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            siegfried = pool.submit(_siegfried, names, workers)
+            mimes = map_files(_mime, list(paths), max(1, workers), [1] * len(paths),
+                              batch_bytes=64)
+            result = siegfried.result()
     by_name = {entry["filename"]: entry for entry in result.get("files", [])}
     infos = []
     for path, mime in zip(paths, mimes):

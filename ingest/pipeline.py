@@ -310,7 +310,7 @@ class Ingester:
     def _events(self, unit: Unit, analysis: Analysis, tools: dict[str, Agent], report: Report,
                 transfer_id: str) -> list[Event]:
         now = _now()
-        counts = report.to_dict()["counts"]
+        counts = report.counts()
         not_checked = [c.code for c in report.checks if c.status == "not-checked"]
         warned = [c.code for c in report.checks if c.status == "failed"]
         formats = [analysis.formats.get(f.rel[len(analysis.content_prefix):]) for f in unit.files]
@@ -392,7 +392,7 @@ class Ingester:
             self.assessor.registry.assign(s, row.fingerprint, codes)
             row.status, row.report_path = "accepted", report_path
             row.finished_at = datetime.now(timezone.utc)
-            row.summary = report.to_dict()["counts"]
+            row.summary = report.counts()
             self.catalogue.append_audit(s, "dangan", "transfer-accepted", transfer_id,
                                         {"aips": [a.description.uuid for a in stored]})
 

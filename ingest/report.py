@@ -55,6 +55,11 @@ class Report:
         """The decision the report states."""
         return self.decision or ("rejected" if self.rejected else "accepted")
 
+    def counts(self) -> dict[str, int]:
+        """How many checks passed, failed and were not checked."""
+        counts = Counter(c.status for c in self.checks)
+        return {s: counts.get(s, 0) for s in ("passed", "failed", "not-checked")}
+
     def to_dict(self) -> dict[str, Any]:
         """The report as plain data (the JSON report)."""
         counts = Counter(c.status for c in self.checks)

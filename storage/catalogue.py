@@ -228,21 +228,27 @@ class Catalogue:
             pii_level=(record.get("access") or {}).get("pii_level"),
         ))
         s.flush()
-        s.add_all(m.Item(aip_uuid=desc.uuid, key=i.id, parent_key=i.parent_id, level=i.level,
-                         archival_code=_str_or_none(i.fields.get("archival_code")),
-                         title=i.label, date=_str_or_none(i.fields.get("date")),
-                         fields=dict(i.fields)) for i in desc.items)
-        s.add_all(m.File(aip_uuid=desc.uuid, key=f.id, path=f.path,
-                         original_name=f.original_name, size=f.size, sha256=f.digests["sha256"],
-                         digests=dict(f.digests), mime=f.mime, puid=f.puid,
-                         format_name=f.format_name, format_version=f.format_version,
-                         use=f.use, item_key=f.item_id) for f in desc.files)
-        s.add_all(m.File(aip_uuid=desc.uuid, key=f"bag-{index:03d}", path=path,
-                         original_name=path.rsplit("/", 1)[-1], size=e.size,
-                         sha256=e.digests["sha256"], digests=dict(e.digests),
-                         mime="application/xml" if path.endswith(".xml") else "text/plain",
-                         use="mets" if path.endswith("mets.xml") else "tag")
-                  for index, (path, e) in enumerate(sorted((other_files or {}).items()), 1))
+        # bulk inserts: an AIP may hold tens of thousands of files
+        items = [dict(aip_uuid=desc.uuid, key=i.id, parent_key=i.parent_id, level=i.level,
+                      archival_code=_str_or_none(i.fields.get("archival_code")),
+                      title=i.label, date=_str_or_none(i.fields.get("date")),
+                      fields=dict(i.fields)) for i in desc.items]
+        if items:
+            s.execute(insert(m.Item), items)
+        files = [dict(aip_uuid=desc.uuid, key=f.id, path=f.path, original_name=f.original_name,
+                      size=f.size, sha256=f.digests["sha256"], digests=dict(f.digests),
+                      mime=f.mime, puid=f.puid, format_name=f.format_name,
+                      format_version=f.format_version, use=f.use, item_key=f.item_id)
+                 for f in desc.files]
+        files += [dict(aip_uuid=desc.uuid, key=f"bag-{index:03d}", path=path,
+                       original_name=path.rsplit("/", 1)[-1], size=e.size,
+                       sha256=e.digests["sha256"], digests=dict(e.digests),
+                       mime="application/xml" if path.endswith(".xml") else "text/plain",
+                       puid=None, format_name=None, format_version=None,
+                       use="mets" if path.endswith("mets.xml") else "tag", item_key=None)
+                  for index, (path, e) in enumerate(sorted((other_files or {}).items()), 1)]
+        if files:
+            s.execute(insert(m.File), files)
         s.add_all(m.Copy(aip_uuid=desc.uuid, location=c.location, url=c.url, status="verified",
                          verified_at=datetime.fromisoformat(c.finished), bytes=c.bytes)
                   for c in copies)
