@@ -21,12 +21,21 @@ install: venv
 install-test: venv
 	$(BIN)/pip install -q -e '.[test]'
 
+DEMO_PASSWORD ?= dangan-demo-2026
+export DEMO_PASSWORD
+
 demo: install
 	@rm -rf sample-transfer
 	$(BIN)/dangan sample-transfer sample-transfer --households 20 --seed 1
 	$(BIN)/dangan ingest sample-transfer
+	@$(BIN)/dangan user list 2>/dev/null | grep -q '^archivist ' || \
+	  $(BIN)/dangan user add archivist --role archivist --name 演示档案员 --password-env DEMO_PASSWORD
+	@$(BIN)/dangan user list 2>/dev/null | grep -q '^researcher ' || \
+	  $(BIN)/dangan user add researcher --role researcher --name 演示研究者 --password-env DEMO_PASSWORD
 	@echo
 	@echo "Portal: http://127.0.0.1:5000/   try: http://127.0.0.1:5000/search?q=因病"
+	@echo "Demo accounts (this machine only): archivist / researcher, password $(DEMO_PASSWORD)"
+	@echo "Household files are restricted: sign in as archivist to see them in full."
 	$(BIN)/dangan serve
 
 test: install-test
