@@ -6,6 +6,7 @@ configuration, 3 internal error (the traceback goes to ``$DANGAN_HOME/logs/danga
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import traceback
@@ -16,7 +17,30 @@ import click
 from policies import DanganError, load_settings
 
 
-@click.group()
+AREAS = ("storage.cli", "access.cli", "ingest.cli")
+"""The modules whose ``commands`` lists make up ``dangan``, searched in this order."""
+
+
+class _LazyGroup(click.Group):
+    """Imports an area's commands only when one of them is run: importing all three areas
+    costs about a second of CPU, which every short command (an audit of one AIP, a search)
+    would otherwise pay. ``--help`` still lists everything."""
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        for module in AREAS:
+            if command is not None:
+                break
+            _load(module)
+            command = super().get_command(ctx, name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_LazyGroup)
 @click.option("--home", envvar="DANGAN_HOME", type=click.Path(file_okay=False, path_type=Path),
               help="The Dangan home folder (default ./dangan-home, or $DANGAN_HOME).")
 @click.version_option(package_name="dangan")
@@ -26,13 +50,23 @@ def cli(ctx: click.Context, home: Path | None) -> None:
     ctx.obj = load_settings(home)
 
 
-def _register() -> None:
-    from access.cli import commands as access_commands
-    from ingest.cli import commands as ingest_commands
-    from storage.cli import commands as storage_commands
+_LOADED: set[str] = set()
 
-    for command in (*ingest_commands, *storage_commands, *access_commands):
-        cli.add_command(command)
+
+def _load(module: str) -> None:
+    """Add the commands of one area (once)."""
+    if module in _LOADED:
+        return
+    _LOADED.add(module)
+    for command in importlib.import_module(module).commands:
+        if command.name not in cli.commands:
+            cli.add_command(command)
+
+
+def _register() -> None:
+    """Add the commands of every area."""
+    for module in AREAS:
+        _load(module)
 
 
 def _log_internal_error() -> Path | None:
@@ -49,7 +83,6 @@ def _log_internal_error() -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return (and exit with) its exit code."""
-    _register()
     try:
         result = cli.main(args=argv, prog_name="dangan", standalone_mode=False)
     except click.exceptions.Exit as exc:

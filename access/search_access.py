@@ -22,6 +22,7 @@ from access.facts import decisions_for, facts_of_items
 from access.models import OpenDecision, SearchAccess
 from access.rules import Rules, public_facets, public_search_text
 from storage import models as m
+from storage import outbox
 from storage.catalogue import Catalogue
 from storage.search_tokens import delete_tokens, write_tokens
 
@@ -90,6 +91,9 @@ class AccessIndex:
             for start in range(0, len(uuids), BATCH):
                 self._clear(s, uuids[start : start + BATCH])
             self._changes += 1
+            if self.catalogue.outbox:  # an external engine holds the access view too
+                for uuid in uuids:
+                    outbox.enqueue(s, uuid, "index")
             return self._add(s, uuids, None)
 
     def rebuild(self) -> int:

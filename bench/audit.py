@@ -14,8 +14,10 @@ Compared, each on the same stored bag, all reading from a warm page cache (Danga
   limit    the hashing limit: sha256 over the same number of bytes from memory, one hashlib
            stream per core that the set can use (a single file with one algorithm: one
            stream; several files: two streams, one per core, in two processes)
-Each contender runs ``--repeat`` times, interleaved; the best time of each is compared (the
-machine may be shared, and the best run is the one least disturbed), medians are kept too.
+Each contender runs ``--repeat`` times, interleaved. Reported: the best time of each (the
+machine may be shared: the best run is the least disturbed), and the median of the ratios of
+runs made one right after the other (under about the same load); CPU seconds (user + system
+of the whole process tree, from GNU time) and peak RSS of the largest process too.
 
 Reproduce:  python -m bench.audit [--repeat 5] [--small 20000] [--workdir DIR] [--keep]
 """
@@ -103,41 +105,45 @@ def store_as_aip(payload: Path, home: Path) -> tuple[str, int]:
 # -- contenders ------------------------------------------------------------------------------
 
 def _run(command: list[str], env: dict[str, str] | None = None,
-         capture: bool = False) -> tuple[float, int, str, int]:
-    """Run a command; return (wall seconds, exit status, stdout, peak RSS in KiB of the
-    largest process of its tree: the kernel's ru_maxrss of the waited-for child)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE if capture
-                               else subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-    out = process.stdout.read() if capture and process.stdout else ""
-    _pid, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return wall, process.returncode, out, usage.ru_maxrss
+         capture: bool = False) -> tuple[float, int, str, int, float]:
+    """Run a command; return (wall seconds, exit status, stdout, peak RSS in KiB of its
+    largest process, CPU seconds of it and its children). GNU time measures the last two,
+    starting the command from a small process: a child forked straight from this one would
+    inherit this process's peak."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as usage_file:
+        timed = ["/usr/bin/time", "-f", "%M %U %S", "-o", usage_file.name, *command]
+        start = time.perf_counter()
+        done = subprocess.run(timed, env=env, stdout=subprocess.PIPE if capture
+                              else subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+                              check=False)
+        wall = time.perf_counter() - start
+        peak, user, system = usage_file.read().strip().splitlines()[-1].split()
+    return wall, done.returncode, done.stdout or "", int(peak), float(user) + float(system)
 
 
-def run_dangan(home: Path, uuid: str, total: int) -> tuple[float, float, int]:
-    """Wall time of the CLI, the run's own time and peak RSS; checks every byte was read."""
+def run_dangan(home: Path, uuid: str, total: int) -> tuple[float, float, int, float]:
+    """Wall time of the CLI, the run's own time, peak RSS and CPU seconds; checks that
+    every byte was read."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DANGAN_")}
     env.update(DANGAN_HOME=str(home), DANGAN_AUDIT_COLD_READ="false")
-    wall, code, out, rss = _run([sys.executable, "-m", "dangan", "audit", "--aip", uuid,
-                                 "--no-repair", "--json"], env, capture=True)
+    wall, code, out, rss, cpu = _run([sys.executable, "-m", "dangan", "audit", "--aip", uuid,
+                                      "--no-repair", "--json"], env, capture=True)
     if code != 0:
         raise RuntimeError(f"dangan audit failed ({code})")
     result = json.loads(out)
     [check] = result["checks"]
     assert check["outcome"] == "pass" and check["bytes_read"] == total, check
-    return wall, float(result["summary"]["seconds"]), rss
+    return wall, float(result["summary"]["seconds"]), rss, cpu
 
 
-def run_bagit(bag: Path) -> tuple[float, int]:
-    """Wall time and peak RSS of ``bagit.py --validate --processes 2``."""
+def run_bagit(bag: Path) -> tuple[float, int, float]:
+    """Wall time, peak RSS and CPU seconds of ``bagit.py --validate --processes 2``."""
     script = shutil.which("bagit.py") or str(Path(sys.executable).with_name("bagit.py"))
-    wall, code, _out, rss = _run([sys.executable, script, "--validate", "--processes", "2",
-                                  str(bag)])
+    wall, code, _out, rss, cpu = _run([sys.executable, script, "--validate", "--processes", "2",
+                                       str(bag)])
     if code != 0:
         raise RuntimeError(f"bagit.py --validate failed ({code})")
-    return wall, rss
+    return wall, rss, cpu
 
 
 def _hash_from_memory(count: int, ready, go, out) -> None:
@@ -185,33 +191,52 @@ def bench(work: Path, small: int, repeat: int) -> list[dict]:
         shutil.rmtree(payload)
         streams = 1 if name.startswith("a") else 2
         prepared.append((name, home, uuid, total, streams))
-    times: dict[str, dict[str, list[float]]] = {p[0]: {"dangan": [], "engine": [], "bagit": [],
-                                                       "limit": []} for p in prepared}
+    times: dict[str, dict[str, list[float]]] = {
+        p[0]: {k: [] for k in ("dangan", "engine", "bagit", "limit", "dangan_cpu", "bagit_cpu")}
+        for p in prepared}
     rss: dict[str, dict[str, int]] = {p[0]: {"dangan": 0, "bagit": 0} for p in prepared}
     for _ in range(repeat):
         for name, home, uuid, total, streams in prepared:
-            wall, engine, peak = run_dangan(home, uuid, total)
+            wall, engine, peak, cpu = run_dangan(home, uuid, total)
             times[name]["dangan"].append(wall)
             times[name]["engine"].append(engine)
+            times[name]["dangan_cpu"].append(cpu)
             rss[name]["dangan"] = max(rss[name]["dangan"], peak)
-            wall, peak = run_bagit(home / "aips" / uuid)
+            wall, peak, cpu = run_bagit(home / "aips" / uuid)
             times[name]["bagit"].append(wall)
+            times[name]["bagit_cpu"].append(cpu)
             rss[name]["bagit"] = max(rss[name]["bagit"], peak)
             times[name]["limit"].append(hashing_limit(total, streams))
-    rows = []
-    for name, _home, _uuid, total, streams in prepared:
-        best = {k: min(v) for k, v in times[name].items()}
-        rows.append({
-            "set": name, "bytes": total, "hash_streams_in_limit": streams,
-            "best_s": best, "median_s": {k: statistics.median(v) for k, v in times[name].items()},
-            "runs_s": {k: [round(x, 3) for x in v] for k, v in times[name].items()},
-            "speedup_vs_bagit": best["bagit"] / best["dangan"],
-            "share_of_hashing_limit": best["limit"] / best["dangan"],
-            "engine_share_of_hashing_limit": best["limit"] / best["engine"],
-            "dangan_MiB_s": total / MiB / best["dangan"],
-            "peak_rss_MiB": {k: round(v / 1024, 1) for k, v in rss[name].items()},
-        })
-    return rows
+    return [_row(name, total, streams, times[name], rss[name])
+            for name, _home, _uuid, total, streams in prepared]
+
+
+def _paired(numerator: list[float], denominator: list[float]) -> float:
+    """Median of the ratios of runs made one after the other (under the same load)."""
+    return statistics.median(n / d for n, d in zip(numerator, denominator))
+
+
+def _row(name: str, total: int, streams: int, runs: dict[str, list[float]],
+         rss: dict[str, int]) -> dict:
+    best = {k: min(v) for k, v in runs.items()}
+    return {
+        "set": name, "bytes": total, "hash_streams_in_limit": streams,
+        "best_s": best, "median_s": {k: statistics.median(v) for k, v in runs.items()},
+        "runs_s": {k: [round(x, 3) for x in v] for k, v in runs.items()},
+        "speedup_vs_bagit": best["bagit"] / best["dangan"],
+        "engine_speedup_vs_bagit": best["bagit"] / best["engine"],
+        "share_of_hashing_limit": best["limit"] / best["dangan"],
+        "engine_share_of_hashing_limit": best["limit"] / best["engine"],
+        "paired_median": {
+            "bagit/dangan": _paired(runs["bagit"], runs["dangan"]),
+            "bagit/engine": _paired(runs["bagit"], runs["engine"]),
+            "limit/dangan": _paired(runs["limit"], runs["dangan"]),
+            "limit/engine": _paired(runs["limit"], runs["engine"]),
+            "bagit_cpu/dangan_cpu": _paired(runs["bagit_cpu"], runs["dangan_cpu"]),
+        },
+        "dangan_MiB_s": total / MiB / best["dangan"],
+        "peak_rss_MiB": {k: round(v / 1024, 1) for k, v in rss.items()},
+    }
 
 
 def main() -> None:
@@ -231,15 +256,22 @@ def main() -> None:
     path = save("audit", {"machine": machine(), "rows": rows, "command": command,
                           "note": "best of the interleaved runs; warm page cache for all"})
     header = ["set", "dangan s", "engine s", "bagit s", "limit s", "bagit/dangan",
-              "bagit/engine", "limit/dangan", "limit/engine", "RSS MiB dangan/bagit"]
-    print(table([header] + [[r["set"], f"{r['best_s']['dangan']:.2f}",
-                             f"{r['best_s']['engine']:.2f}", f"{r['best_s']['bagit']:.2f}",
-                             f"{r['best_s']['limit']:.2f}", f"{r['speedup_vs_bagit']:.2f}x",
-                             f"{r['best_s']['bagit'] / r['best_s']['engine']:.2f}x",
-                             f"{r['share_of_hashing_limit']:.0%}",
-                             f"{r['engine_share_of_hashing_limit']:.0%}",
-                             f"{r['peak_rss_MiB']['dangan']:.0f}/{r['peak_rss_MiB']['bagit']:.0f}"]
-                            for r in rows]))
+              "bagit/engine", "limit/dangan", "limit/engine", "CPU s dangan/bagit",
+              "RSS MiB dangan/bagit"]
+    lines = [header]
+    for r in rows:
+        best, paired = r["best_s"], r["paired_median"]
+        lines.append([r["set"], f"{best['dangan']:.2f}", f"{best['engine']:.2f}",
+                      f"{best['bagit']:.2f}", f"{best['limit']:.2f}",
+                      f"{r['speedup_vs_bagit']:.2f}x ({paired['bagit/dangan']:.2f}x)",
+                      f"{r['engine_speedup_vs_bagit']:.2f}x ({paired['bagit/engine']:.2f}x)",
+                      f"{r['share_of_hashing_limit']:.0%} ({paired['limit/dangan']:.0%})",
+                      f"{r['engine_share_of_hashing_limit']:.0%} ({paired['limit/engine']:.0%})",
+                      f"{best['dangan_cpu']:.2f}/{best['bagit_cpu']:.2f}",
+                      f"{r['peak_rss_MiB']['dangan']:.0f}/{r['peak_rss_MiB']['bagit']:.0f}"])
+    print(table(lines))
+    print("\nbest of the runs; in brackets the median of the ratios of runs made one after "
+          "the other (same load)")
     print(f"\n{command}\nresults: {path}")
 
 

@@ -142,7 +142,7 @@ class Difference:
     """One way in which the rebuilt catalogue differs from the existing one."""
 
     aip: str
-    kind: str        # only-in-catalogue | only-in-storage | aip | files | items | documents | copies
+    kind: str   # only-in-catalogue | only-in-storage | aip | files | items | documents | copies
     detail: str
 
     def to_dict(self) -> dict[str, str]:
@@ -335,8 +335,8 @@ class Rebuilder:
             return {}
         result = registry.claim(fingerprint, claims.values())
         if result.conflicts:
-            raise ValueError(f"AIP {desc.uuid}: 档号 already held: "
-                             + ", ".join(f"{c} by {w}" for c, w in sorted(result.conflicts.items())))
+            held = ", ".join(f"{c} by {w}" for c, w in sorted(result.conflicts.items()))
+            raise ValueError(f"AIP {desc.uuid}: 档号 already held: {held}")
         return {code: desc.uuid for code in claims}
 
     def _transfer(self, stored: StoredAip) -> dict[str, Any]:

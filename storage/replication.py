@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from policies import (
     ConfigError,
@@ -42,7 +42,7 @@ from policies import (
     load_storage_policy,
 )
 from policies.loader import StoragePolicy
-from storage import models
+from storage import models, outbox
 from storage.catalogue import Catalogue, utcnow
 from storage.digest import digest_stream, read_chunks
 from storage.locations import open_location
@@ -54,6 +54,7 @@ from storage.locations.base import (
     RetentionLock,
     read_manifest,
 )
+from storage.search_tokens import delete_tokens
 from storage.worm import (
     AppliedLock,
     WormSettings,
@@ -719,14 +720,22 @@ class Replicator:
                     s.delete(row)
                     forget_lock(s, uuid, row.location)
             if not kept:
-                aip = s.get(models.Aip, uuid)
-                aip.status = "DELETED"
+                s.get(models.Aip, uuid).status = "DELETED"
+                self._unindex(s, uuid)
             self._event(s, uuid, None, "fail" if kept else "pass", "deletion",
                         f"reason: {reason}; copies removed: {', '.join(sorted(gone)) or 'none'}"
                         + (f"; kept: {', '.join(a.location for a in kept)}" if kept else ""))
             self.catalogue.append_audit(s, self.actor, "delete", uuid,
                                         {"reason": reason, "removed": sorted(gone),
                                          "kept": [a.location for a in kept]})
+
+    def _unindex(self, s, uuid: str) -> None:
+        """A deleted AIP leaves the search index (its catalogue record stays, DELETED)."""
+        docs = list(s.scalars(select(models.SearchDoc.id).where(models.SearchDoc.aip_uuid == uuid)))
+        delete_tokens(s, docs)
+        s.execute(delete(models.SearchDoc).where(models.SearchDoc.aip_uuid == uuid))
+        if self.catalogue.outbox:
+            outbox.enqueue(s, uuid, "delete")
 
     def _record_event(self, uuid: str, location: str | None, outcome: str, kind: str,
                       detail: str) -> None:

@@ -9,17 +9,17 @@ facets with numpy, picks the page by sort key, and reads back the page's rows al
 (BM25) still comes from FTS5, computed over the filtered matches only.
 
 The answers are those of the row-by-row path they replace (the search parity tests check it):
-the same totals, facet counts (ties by value), order (ties by document id) and scores.
-New documents are seen at once (the highest id is checked on every search); documents that
-disappear (an AIP deleted) are noticed by a recount at most every :data:`RECOUNT_SECONDS`,
-and in the meantime only filter-only queries could still count them.
+the same totals, facet counts (ties by value) and order (ties by document id); hits sorted by
+档号 or date carry no relevance score (0.0).
+New documents are seen at once (the highest id is checked on every search); a deletion from
+``search_docs`` bumps a counter (a trigger, ``search_generation``) and the columns are then
+loaded again.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +30,6 @@ from sqlalchemy import text
 
 from access.search.query import FACET_FIELDS, Query
 
-RECOUNT_SECONDS = 10.0
 LOAD_BATCH = 50_000
 NO_CODE = "\uffff"
 
@@ -43,10 +42,13 @@ class _Column:
     codes: dict[str, int] = field(default_factory=dict)
     offsets: array = field(default_factory=lambda: array("q", [0]))
     members: array = field(default_factory=lambda: array("i"))
+    first: array = field(default_factory=lambda: array("i"))   # the one code, or -1
+    single: bool = True                                           # no document holds two
 
     def add(self, value: Any) -> None:
         """Append one document holding ``value`` (a scalar, a list, or None for nothing)."""
-        for v in ([] if value is None else value if isinstance(value, list) else [value]):
+        held = [] if value is None else value if isinstance(value, list) else [value]
+        for v in held:
             key = str(v)
             code = self.codes.get(key)
             if code is None:
@@ -54,6 +56,8 @@ class _Column:
                 self.values.append(key)
             self.members.append(code)
         self.offsets.append(len(self.members))
+        self.first.append(self.members[-1] if held else -1)
+        self.single = self.single and len(held) <= 1
 
 
 @dataclass
@@ -84,7 +88,7 @@ class ColumnIndex:
         self.years = array("i")
         self.columns = {name: _Column() for name in FACET_FIELDS}
         self.last_id = 0
-        self.counted_at = time.monotonic()
+        self.deletions = getattr(self, "deletions", 0)
         self._ranks: dict[str, np.ndarray] = {}
 
     # -- keeping up with the catalogue ------------------------------------------------------
@@ -92,19 +96,13 @@ class ColumnIndex:
         """Load documents added since the last call (everything after a deletion)."""
         with self._lock:
             newest = connection.execute(text("SELECT max(id) FROM search_docs")).scalar() or 0
-            if time.monotonic() - self.counted_at > RECOUNT_SECONDS:
-                count = connection.execute(text("SELECT count(*) FROM search_docs")).scalar()
-                self.counted_at = time.monotonic()
-                if count != len(self.ids) + self._new_count(connection):
-                    self._reset()
-            if newest < self.last_id:
+            deletions = connection.execute(text(
+                "SELECT deletions FROM search_generation WHERE id = 1")).scalar() or 0
+            if deletions != self.deletions or newest < self.last_id:
                 self._reset()
+                self.deletions = deletions
             if newest > self.last_id:
                 self._load(connection)
-
-    def _new_count(self, connection: Any) -> int:
-        return int(connection.execute(text("SELECT count(*) FROM search_docs WHERE id > :last"),
-                                      {"last": self.last_id}).scalar() or 0)
 
     def _load(self, connection: Any) -> None:
         result = connection.execute(text("SELECT id, archival_code, facets FROM search_docs "
@@ -164,9 +162,8 @@ class ColumnIndex:
             ids = np.frombuffer(self.ids, dtype=np.int64)
             if sort in ("code", "date"):
                 chosen = self._top(self._rank(sort)[positions], start + per_page)[start:]
-                page_ids = [int(i) for i in ids[positions[chosen]]]
-                scores = self._scores(connection, expression, page_ids)
-                rows = [(i, scores.get(i, 0.0)) for i in page_ids]
+                # no BM25 here: FTS5 would run the query once per id to score the page
+                rows = [(int(i), 0.0) for i in ids[positions[chosen]]]
             elif expression:
                 rows = self._by_relevance(connection, expression, ids[positions],
                                           len(positions) == self._match_count, start, per_page)
@@ -193,6 +190,10 @@ class ColumnIndex:
     @staticmethod
     def _segments(column: _Column, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The value codes held by these documents, and for each the document's index."""
+        if column.single:
+            codes = np.frombuffer(column.first, dtype=np.int32)[positions]
+            held = np.nonzero(codes >= 0)[0]
+            return codes[held], held
         offsets = np.frombuffer(column.offsets, dtype=np.int64)
         members = np.frombuffer(column.members, dtype=np.int32)
         starts, ends = offsets[positions], offsets[positions + 1]
@@ -236,27 +237,28 @@ class ColumnIndex:
         return np.argsort(keys, kind="stable")
 
     @staticmethod
-    def _scores(connection: Any, expression: str | None, ids: list[int]) -> dict[int, float]:
-        if not expression or not ids:
-            return {}
-        marks = ", ".join(str(int(i)) for i in ids)
-        rows = connection.execute(text(
-            "SELECT rowid, bm25(search_fts, 1.0, 3.0) FROM search_fts "
-            f"WHERE search_fts MATCH :e AND rowid IN ({marks})"), {"e": expression})
-        return {int(r[0]): float(r[1]) for r in rows}
-
-    @staticmethod
     def _by_relevance(connection: Any, expression: str, ids: np.ndarray, unfiltered: bool,
                       start: int, per_page: int) -> list[tuple[int, float]]:
-        """BM25 order (ties by id) of the matches, over the filtered ones only."""
+        """BM25 order (ties by id) of the matches that passed the filters."""
         if not len(ids):
             return []
-        restrict = "" if unfiltered else " AND rowid IN (SELECT value FROM json_each(:ids))"
-        params: dict[str, Any] = {"e": expression, "n": per_page, "o": start}
-        if not unfiltered:
-            params["ids"] = json.dumps([int(i) for i in ids])
-        rows = connection.execute(text(
-            "SELECT rowid, bm25(search_fts, 1.0, 3.0) AS score FROM search_fts "
-            f"WHERE search_fts MATCH :e{restrict} ORDER BY score, rowid LIMIT :n OFFSET :o"),
-            params)
-        return [(int(r[0]), float(r[1])) for r in rows]
+        if unfiltered:
+            rows = connection.execute(text(
+                "SELECT rowid, bm25(search_fts, 1.0, 3.0) AS score FROM search_fts "
+                "WHERE search_fts MATCH :e ORDER BY score, rowid LIMIT :n OFFSET :o"),
+                {"e": expression, "n": per_page, "o": start})
+            return [(int(r[0]), float(r[1])) for r in rows]
+        # every match's score in one row (a rowid IN (…) constraint would make FTS5 run the
+        # query once per id), then the filtered ones ordered here; the subquery's LIMIT keeps
+        # SQLite from folding it into the aggregate, where bm25() may not run
+        found, scores = connection.execute(text(
+            "SELECT group_concat(r), group_concat(s) FROM (SELECT rowid AS r, "
+            "bm25(search_fts, 1.0, 3.0) AS s FROM search_fts WHERE search_fts MATCH :e "
+            "LIMIT -1)"),
+            {"e": expression}).one()
+        rowids = np.fromstring(found, dtype=np.int64, sep=",")
+        values = np.fromstring(scores, dtype=np.float64, sep=",")
+        keep = np.isin(rowids, ids)
+        rowids, values = rowids[keep], values[keep]
+        order = np.lexsort((rowids, values))[start:start + per_page]
+        return [(int(rowids[i]), float(values[i])) for i in order]

@@ -307,8 +307,8 @@ class ElasticSearch(SearchEngine):
         self.alias = settings.get("search", "elasticsearch_index")
         self.bulk_docs = settings.int("search", "elasticsearch_bulk_docs")
         self.retries = settings.int("search", "elasticsearch_retries")
-        self.client = client or make_client(url, timeout=settings.int("search", "elasticsearch_timeout"),
-                                            retries=self.retries)
+        timeout = settings.int("search", "elasticsearch_timeout")
+        self.client = client or make_client(url, timeout=timeout, retries=self.retries)
         self._access = None
         self._word_fields: list[str] | None = None
         self.url = _redact(url) if url else "(client given)"
@@ -492,7 +492,8 @@ class ElasticSearch(SearchEngine):
         """Run a query (see :class:`SearchEngine`); ``query.scope`` limits what is found."""
         scope = query.scope
         scoped = scope is not None and not scope.everything
-        content = self._branch(query, "content", "facets", content_visible(scope) if scoped else None)
+        visible = content_visible(scope) if scoped else None
+        content = self._branch(query, "content", "facets", visible)
         if scoped:
             public = self._branch(query, "public_content", "public_facets", listed_visible(scope))
             public["bool"].setdefault("must_not", []).append(self._matched(content))
@@ -556,7 +557,8 @@ class ElasticSearch(SearchEngine):
         for part in ("content", "public"):
             for name in FACET_FIELDS:
                 for bucket in aggregations.get(part, {}).get(name, {}).get("buckets", []):
-                    counts[name][str(bucket.get("key_as_string", bucket["key"]))] += bucket["doc_count"]
+                    key = str(bucket.get("key_as_string", bucket["key"]))
+                    counts[name][key] += bucket["doc_count"]
         return {name: facet_list(c, limit) for name, c in counts.items() if c}
 
     @staticmethod
@@ -716,7 +718,8 @@ def _version_of(name: str) -> int:
 def _error_text(info: dict[str, Any]) -> str:
     error = info.get("error") or info.get("exception") or info
     if isinstance(error, dict):
-        return f"{info.get('status', '')} {error.get('type', '')}: {error.get('reason', '')}".strip()
+        status = info.get("status", "")
+        return f"{status} {error.get('type', '')}: {error.get('reason', '')}".strip()
     return str(error)
 
 

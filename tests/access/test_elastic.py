@@ -21,7 +21,10 @@ from search_corpus import build_corpus  # noqa: E402
 from access.search import parse_query  # noqa: E402
 from access.search.base import open_engine  # noqa: E402
 from access.search.elastic import (  # noqa: E402
-    ElasticSearch, PlainJsonNode, index_template, make_client,
+    ElasticSearch,
+    PlainJsonNode,
+    index_template,
+    make_client,
 )
 from access.search.indexer import drain  # noqa: E402
 from policies import load_settings  # noqa: E402

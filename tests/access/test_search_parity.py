@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from es_servers import ES_URL_ENV, TARGETS  # noqa: E402
 from search_corpus import CorpusDoc, build_corpus, reference_search  # noqa: E402
 
 from access.rules import mask_numbers  # noqa: E402
@@ -25,7 +26,6 @@ from access.search import parse_query  # noqa: E402
 from access.search.base import SearchEngine, open_engine  # noqa: E402
 from access.search.embedded import highlight  # noqa: E402
 from access.search.indexer import drain  # noqa: E402
-from es_servers import ES_URL_ENV, TARGETS  # noqa: E402
 from policies import load_settings  # noqa: E402
 from storage.catalogue import Catalogue  # noqa: E402
 

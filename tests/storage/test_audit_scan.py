@@ -58,19 +58,20 @@ def test_a_stream_without_readinto_is_hashed_too():
     assert hash_stream(ReadOnly(), ALGORITHMS, large=True)[1] == _expected(data)
 
 
-def test_memory_stays_bounded_for_a_large_file(tmp_path):
+@pytest.mark.parametrize("algorithms", [("sha256",), ("sha256", "md5")])
+def test_memory_stays_bounded_for_a_large_file(tmp_path, algorithms):
     big = tmp_path / "big.bin"
     with open(big, "wb") as handle:
         handle.truncate(256 * CHUNK)           # 256 MiB (sparse: reads are cheap)
     tracemalloc.start()
     try:
         with open(big, "rb", buffering=0) as stream:
-            size, digests = hash_stream(stream, ("sha256",), large=True)
+            size, digests = hash_stream(stream, algorithms, large=True)
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert size == 256 * CHUNK
-    assert digests["sha256"] == hashlib.sha256(bytes(256 * CHUNK)).hexdigest()
+    assert digests == {a: hashlib.new(a, bytes(256 * CHUNK)).hexdigest() for a in algorithms}
     assert peak < (DEPTH + 4) * CHUNK, peak     # the buffer pool, not the file
 
 

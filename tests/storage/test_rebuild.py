@@ -132,7 +132,7 @@ def test_differences_with_the_catalogue_are_reported(home, cli, ingested) -> Non
 
 def test_an_aip_stored_but_not_catalogued_is_reported(home, ingested, tmp_path) -> None:
     from storage.locations import FilesystemLocation
-    from storage.rebuild import RebuildReport, Rebuilder, compare_catalogues
+    from storage.rebuild import Rebuilder, RebuildReport, compare_catalogues
 
     aips = [a["uuid"] for a in ingested["aips"]]
     partial = tmp_path / "partial"

@@ -269,6 +269,9 @@ def test_delete_is_refused_while_retained_and_allowed_after_expiry(repo, cli, tm
     assert done.code == 0, done.err
     catalogue = Catalogue.open(repo)
     assert catalogue.get_aip(expired).status == "DELETED"
+    with catalogue.session() as s:
+        indexed = {d.aip_uuid for d in s.scalars(select(models.SearchDoc))}
+    assert expired not in indexed and kept in indexed, "a deleted AIP leaves the search index"
     assert copies(repo, expired) == {}
     assert not (repo.home / "aips" / expired).exists()
     events = catalogue.aip_details(expired)["events"]

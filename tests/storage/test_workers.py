@@ -101,7 +101,8 @@ def _shared_home(root: Path, storage: Path, key: str) -> Path:
     home = root
     (home / "policies").mkdir(parents=True)
     (home / "policies" / "storage.yaml").write_text(
-        f"locations:\n  - name: shared\n    url: \"file://{storage}\"\ncopies:\n  default: [shared]\n")
+        f"locations:\n  - name: shared\n    url: \"file://{storage}\"\n"
+        "copies:\n  default: [shared]\n")
     (home / "dangan.toml").write_text(f'[security]\npii_key = "{key}"\n')
     return home
 

@@ -69,6 +69,16 @@ def upgrade() -> None:
     # a transfer's content is accepted once: the last line of defence behind the ingest locks
     op.create_index("ux_transfers_live_fingerprint", "transfers", ["fingerprint"], unique=True,
                     sqlite_where=sa.text(LIVE_TRANSFER), postgresql_where=sa.text(LIVE_TRANSFER))
+    if op.get_bind().dialect.name == "sqlite":
+        # the embedded engine keeps facet columns in memory (access/search/columns.py): a
+        # deleted search document bumps this counter so that every process reloads them
+        op.create_table("search_generation",
+                        sa.Column("id", sa.Integer(), nullable=False),
+                        sa.Column("deletions", sa.Integer(), nullable=False),
+                        sa.PrimaryKeyConstraint("id"))
+        op.execute("INSERT INTO search_generation (id, deletions) VALUES (1, 0)")
+        op.execute("CREATE TRIGGER search_docs_deleted AFTER DELETE ON search_docs BEGIN "
+                   "UPDATE search_generation SET deletions = deletions + 1 WHERE id = 1; END")
     if op.get_bind().dialect.name == "postgresql":
         # the embedded engine's token table on PostgreSQL (SQLite uses the FTS5 table
         # search_fts): bigram and word tokens of each search document as tsvectors, in chunks
@@ -89,6 +99,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.drop_table("search_tokens")
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS search_docs_deleted")
+        op.drop_table("search_generation")
     op.drop_index("ux_transfers_live_fingerprint", table_name="transfers")
     op.drop_index("ux_jobs_active_key", table_name="jobs")
     op.drop_index("ix_jobs_due", table_name="jobs")
