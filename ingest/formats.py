@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import ssl
 import threading
 from concurrent.futures import ProcessPoolExecutor
@@ -74,6 +75,58 @@ def _siegfried(names: list[str], workers: int) -> dict:
     return pygfried.identify_many(names, workers=workers)
 
 
+def _both(names: list[str], workers: int) -> tuple[dict, list[str | None]]:
+    """Siegfried, then libmagic on threads: the body of a background identification."""
+    result = _siegfried(names, workers)
+    paths = [Path(n) for n in names]
+    return result, map_files(_mime, paths, max(1, workers), [1] * len(paths), batch_bytes=64)
+
+
+class BackgroundIdentification:
+    """Identification of a folder transfer's files in a child process, started before the
+    files are staged so that it overlaps with the copy (the bytes are the same: staging
+    refuses a file that changes while it is read, and storage verifies every digest).
+
+    Use :meth:`results` to collect them, keyed by the source path relative to the folder.
+    """
+
+    def __init__(self, root: Path, rels: list[str], workers: int = 2) -> None:
+        self.root = root
+        self.rels = rels
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self._future = self._pool.submit(_both, [str(root / r) for r in self.rels], workers)
+
+    @classmethod
+    def start(cls, root: Path, workers: int = 2) -> "BackgroundIdentification | None":
+        """Start on a folder with enough files to be worth a child process, else None."""
+        rels = sorted(_regular_files(root))
+        return cls(root, rels, workers) if len(rels) >= SUBPROCESS_MIN else None
+
+    def results(self) -> dict[str, FormatInfo]:
+        """source-relative path -> FormatInfo (waits for the child to finish)."""
+        try:
+            result, mimes = self._future.result()
+        finally:
+            self._pool.shutdown()
+        infos = _combine([self.root / r for r in self.rels], result, mimes)
+        return dict(zip(self.rels, infos))
+
+    def cancel(self) -> None:
+        """Stop waiting for the child (the transfer was refused)."""
+        self._future.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _regular_files(root: Path) -> list[str]:
+    found = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath) / name
+            if path.is_file() and not path.is_symlink():
+                found.append(path.relative_to(root).as_posix())
+    return found
+
+
 def identify(paths: list[Path], workers: int = 2) -> list[FormatInfo]:
     """Identify many files with Siegfried and libmagic.
 
@@ -93,6 +146,10 @@ def identify(paths: list[Path], workers: int = 2) -> list[FormatInfo]:
             mimes = map_files(_mime, list(paths), max(1, workers), [1] * len(paths),
                               batch_bytes=64)
             result = siegfried.result()
+    return _combine(paths, result, mimes)
+
+
+def _combine(paths: list[Path], result: dict, mimes: list[str | None]) -> list[FormatInfo]:
     by_name = {entry["filename"]: entry for entry in result.get("files", [])}
     infos = []
     for path, mime in zip(paths, mimes):

@@ -28,7 +28,7 @@ from ingest.acceptance import Assessor, virus_event_outcome
 from ingest.aip import BuiltAip, build_aip
 from ingest.analysis import Analysis, Unit, analyse, plan_units
 from ingest.describe import describe
-from ingest.formats import identify, tool_versions
+from ingest.formats import BackgroundIdentification, FormatInfo, identify, tool_versions
 from ingest.report import Report, write_report
 from ingest.staging import Limits, StagedTransfer, stage
 from metadata_profiles import ProfileError, load_profile
@@ -192,17 +192,39 @@ class Ingester:
         source = Path(source).absolute()
         with _run_folder(self.settings.staging) as run:
             total = _transfer_size(source)
+            early = (BackgroundIdentification.start(source, self.workers)
+                     if source.is_dir() and not source.is_symlink() else None)
             self.progress("stage", 0, total)
-            staged = stage(source, run / "transfer", self.fixity.algorithms, self.limits,
-                           workers=self.workers, progress=lambda n: self.progress("stage", n, total))
+            try:
+                staged = stage(source, run / "transfer", self.fixity.algorithms, self.limits,
+                               workers=self.workers,
+                               progress=lambda n: self.progress("stage", n, total))
+            except BaseException:
+                if early:
+                    early.cancel()
+                raise
+            self._early_formats = early
             crash_point("staged")
             print_fp = fingerprint(staged)
             with _locked(self.settings.staging / "locks" / f"{print_fp}.lock"), \
                     self.catalogue.transfer_lock(print_fp):
                 done = self.catalogue.find_transfer(print_fp, "accepted")
                 if done is not None:
+                    if early:
+                        early.cancel()
                     return self._already(done)
                 return self._ingest_staged(staged, print_fp, run)
+
+    def _identify(self, analysis: Analysis, rels: list[str]) -> dict[str, FormatInfo]:
+        """Formats of the content files: from the identification that ran beside staging
+        (folder transfers), else identified now in the staging copy."""
+        early, self._early_formats = getattr(self, "_early_formats", None), None
+        if early is not None:
+            by_source = early.results()
+            found = {rel: by_source.get(analysis.content[rel].original_name) for rel in rels}
+            if all(found.values()):
+                return found  # type: ignore[return-value]
+        return dict(zip(rels, identify([analysis.content_path(r) for r in rels], self.workers)))
 
     def _already(self, transfer: models.Transfer) -> IngestResult:
         aips = self.catalogue.aips_of_transfer(transfer.id)
@@ -216,8 +238,7 @@ class Ingester:
         analysis = analyse(staged, self.profile)
         rels = sorted(analysis.content)
         self.progress("identify", 0, None)
-        for rel, info in zip(rels, identify([analysis.content_path(r) for r in rels], self.workers)):
-            analysis.formats[rel] = info
+        analysis.formats.update(self._identify(analysis, rels))
         assessment = self.assessor.assess(analysis, print_fp)
         checks = assessment.checks
         pending = self.catalogue.find_transfer(print_fp, "in-progress")
