@@ -83,6 +83,26 @@ class Tier(str, Enum):
     HIDDEN = "hidden"
 
 
+# fields a restricted record may show (title and 档号 level); masked views add more
+LISTED_FIELDS: tuple[str, ...] = (
+    "archival_code",
+    "title",
+    "year",
+    "date",
+    "retention_period",
+    "jzfp_category",
+    "category_code",
+    "fonds_code",
+    "aggregation_level",
+    "page_count",
+    "doc_type",
+    "document_no",
+    "creating_unit",
+    "security_class",
+    "language",
+)
+
+
 @dataclass(frozen=True)
 class Rules:
     """The access policy as the rules use it.
@@ -134,39 +154,8 @@ class Rules:
     household_markers: frozenset[str] = frozenset(
         {"head_name", "head_id_number", "household_ref", "household_system_id"}
     )
-    listed_fields: tuple[str, ...] = (
-        "archival_code",
-        "title",
-        "year",
-        "date",
-        "retention_period",
-        "jzfp_category",
-        "category_code",
-        "fonds_code",
-        "aggregation_level",
-        "page_count",
-        "doc_type",
-        "document_no",
-        "creating_unit",
-        "security_class",
-        "language",
-    )
-    masked_fields: tuple[str, ...] = (
-        "archival_code",
-        "title",
-        "year",
-        "date",
-        "retention_period",
-        "jzfp_category",
-        "category_code",
-        "fonds_code",
-        "aggregation_level",
-        "page_count",
-        "doc_type",
-        "document_no",
-        "creating_unit",
-        "security_class",
-        "language",
+    listed_fields: tuple[str, ...] = LISTED_FIELDS
+    masked_fields: tuple[str, ...] = LISTED_FIELDS + (
         "creator",
         "village_code",
         "household_type",

@@ -10,20 +10,11 @@ import click
 
 from policies import Settings, UsageError
 from storage.catalogue import Catalogue
-from storage.cli_storage import commands as storage_commands
+from storage.cli_storage import commands as storage_commands, human_size
 from storage.fixity.cli import commands as fixity_commands
 from storage.retention_cli import commands as retention_commands
 from storage.scale_cli import commands as scale_commands
 from storage.retrieval import Retriever
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(size)
 
 
 @click.command("show")
@@ -46,11 +37,11 @@ def show_command(settings: Settings, aip: str, as_json: bool) -> int:
     echo(f"题名     {details['label']}")
     echo(f"保管期限 {details['retention_period'] or '-'}  到期 {details['expiry_date'] or '-'}"
          f"  开放日期 {details['open_date'] or '-'}")
-    echo(f"文件     {details['file_count']} 个，{_human(details['size'])}（含元数据）")
+    echo(f"文件     {details['file_count']} 个，{human_size(details['size'])}（含元数据）")
     echo("\nFiles:")
     for f in details["files"]:
         fmt = f["puid"] or "unidentified"
-        echo(f"  {f['path']}\n      {_human(f['size'])}  sha256:{f['digests']['sha256']}  "
+        echo(f"  {f['path']}\n      {human_size(f['size'])}  sha256:{f['digests']['sha256']}  "
              f"{f['mime'] or ''}  {fmt} {f['format_name'] or ''}")
     echo("\nCopies:")
     for c in details["copies"]:

@@ -17,7 +17,8 @@ from storage.catalogue import Catalogue
 from storage.replication import CopyAction, ReplicationReport, Replicator, storage_status
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
+    """A byte count for people: 1.5 MiB."""
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
@@ -64,7 +65,7 @@ def status_command(settings: Settings, as_json: bool, no_check: bool) -> int:
         click.echo(f"{'location':12} {'AIPs':>6} {'bytes':>10} {'unverified':>10} "
                    f"{'missing':>7} {'locked':>6}  classes / url")
         for r in rows:
-            click.echo(f"{r.name:12} {r.aips:6d} {_human(r.bytes):>10} {r.unverified:10d} "
+            click.echo(f"{r.name:12} {r.aips:6d} {human_size(r.bytes):>10} {r.unverified:10d} "
                        f"{r.missing:7d} {r.locked:6d}  {','.join(r.classes) or '-'}  {r.url}")
             if r.error:
                 click.echo(f"  error: {r.error}")
