@@ -33,7 +33,7 @@ demo: install
 	@$(BIN)/dangan user list 2>/dev/null | grep -q '^researcher ' || \
 	  $(BIN)/dangan user add researcher --role researcher --name 演示研究者 --password-env DEMO_PASSWORD
 	@echo
-	@echo "Portal: http://127.0.0.1:5000/   try: http://127.0.0.1:5000/search?q=因病"
+	@echo "Portal: http://127.0.0.1:$${DANGAN_PORTAL_PORT:-5000}/   try: /search?q=因病 (signed in as archivist)"
 	@echo "Demo accounts (this machine only): archivist / researcher, password $(DEMO_PASSWORD)"
 	@echo "Household files are restricted: sign in as archivist to see them in full."
 	$(BIN)/dangan serve
