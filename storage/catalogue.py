@@ -285,8 +285,9 @@ class Catalogue:
             table = m.SearchDoc.__table__
             ids = s.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True),
                             [{"aip_uuid": aip_uuid, "item_key": d.item_key,
-                              "archival_code": d.archival_code, "title": d.title,
-                              "text": d.text, "facets": d.facets} for aip_uuid, d in pairs]).all()
+                              "archival_code": d.archival_code, "title": _no_nul(d.title),
+                              "text": _no_nul(d.text), "facets": d.facets}
+                             for aip_uuid, d in pairs]).all()
             write_tokens_many(s, [(doc_id, f"{d.archival_code or ''} {d.title}\n{d.text}")
                                   for doc_id, (_, d) in zip(ids, pairs)])
         if self.outbox:
@@ -409,6 +410,11 @@ class Catalogue:
 
 def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _no_nul(value: str) -> str:
+    """Text without NUL characters (extracted text may hold them; PostgreSQL refuses them)."""
+    return value.replace("\x00", "") if "\x00" in value else value
 
 
 def _str_or_none(value: Any) -> str | None:

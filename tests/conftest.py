@@ -33,8 +33,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     """A fresh, zero-configuration Dangan home (DANGAN_HOME points at it).
 
     With ``DANGAN_TEST_CATALOGUE=postgresql`` its catalogue is a fresh PostgreSQL database
-    instead of the default SQLite file: named by ``DANGAN_CATALOGUE_URL`` and by the home's
-    ``dangan.toml`` (for commands a test runs with a cleaned environment).
+    instead of the default SQLite file, named in the home's ``dangan.toml`` (so that commands
+    run with a cleaned environment, and other homes a test makes, keep their own catalogue).
     """
     folder = tmp_path / "home"
     folder.mkdir()
@@ -45,7 +45,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("DANGAN_HOME", str(folder))
     if catalogue == "postgresql":
         url = request.getfixturevalue("pg_catalogue_url")
-        monkeypatch.setenv("DANGAN_CATALOGUE_URL", url)
         (folder / "dangan.toml").write_text(f'[catalogue]\nurl = "{url}"\n', encoding="utf-8")
     return load_settings(folder)
 

@@ -6,7 +6,10 @@ authentication on 127.0.0.1 and a free port; durability is switched off (a test 
 A template database holds the migrated schema, so a test's fresh database is a quick copy.
 
 With ``DANGAN_TEST_CATALOGUE=postgresql`` the ``home`` fixture points every test's catalogue at
-a fresh database here; tests that need PostgreSQL in any case use ``pg_catalogue_url``.
+a fresh database here (in the home's ``dangan.toml``); tests that need PostgreSQL in any case
+use ``pg_catalogue_url``. A fixture that builds a master home once and copies it into each
+test's home (the SQLite file travels with the folder) does the same on PostgreSQL with
+:func:`postgres_catalogue_for` (for the master) and :func:`clone_catalogue` (for each copy).
 """
 
 from __future__ import annotations
@@ -24,6 +27,47 @@ from pathlib import Path
 import pytest
 
 TEMPLATE = "dangan_template"
+
+
+# read once: the home fixture removes every DANGAN_* variable while a test runs
+_POSTGRES_RUN = os.environ.get("DANGAN_TEST_CATALOGUE") == "postgresql"
+
+
+def _postgres_run() -> bool:
+    return _POSTGRES_RUN
+
+
+def _set_catalogue(folder: Path, url: str) -> None:
+    """Name the catalogue in a home's dangan.toml (kept first: TOML sections may follow)."""
+    toml = folder / "dangan.toml"
+    rest = toml.read_text(encoding="utf-8") if toml.exists() else ""
+    rest = "\n".join(line for line in rest.splitlines()
+                     if not line.startswith("url = \"postgresql"))
+    rest = rest.replace("[catalogue]\n", "")
+    toml.write_text(f'[catalogue]\nurl = "{url}"\n{rest}\n', encoding="utf-8")
+
+
+def postgres_catalogue_for(request: pytest.FixtureRequest, folder: Path) -> None:
+    """On the PostgreSQL run, give a (master) home of a fixture its own migrated database."""
+    if not _postgres_run():
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    template = request.getfixturevalue("pg_template")
+    folder.mkdir(parents=True, exist_ok=True)
+    _set_catalogue(folder, cluster.create_database(f"m_{uuid.uuid4().hex[:12]}", template))
+
+
+def clone_catalogue(request: pytest.FixtureRequest, master: Path, home: Path) -> None:
+    """On the PostgreSQL run, after copying ``master`` into ``home``: give the home a copy of
+    the master's database (the folder copy brought the master's dangan.toml along)."""
+    if not _postgres_run():
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    text = (master / "dangan.toml").read_text(encoding="utf-8")
+    source = text.split('url = "', 1)[1].split('"', 1)[0].rsplit("/", 1)[-1]
+    name = f"c_{uuid.uuid4().hex[:12]}"
+    _set_catalogue(home, cluster.create_database(name, template=source))
+    request.addfinalizer(lambda: cluster.drop_database(name))
 
 
 def postgres_bin() -> Path | None:

@@ -79,6 +79,7 @@ class ColumnIndex:
     def __init__(self, catalogue: Any) -> None:
         self.catalogue = catalogue
         self._lock = threading.Lock()
+        self._counter: bool | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -96,13 +97,25 @@ class ColumnIndex:
         """Load documents added since the last call (everything after a deletion)."""
         with self._lock:
             newest = connection.execute(text("SELECT max(id) FROM search_docs")).scalar() or 0
-            deletions = connection.execute(text(
-                "SELECT deletions FROM search_generation WHERE id = 1")).scalar() or 0
+            deletions = self._deletions(connection)
             if deletions != self.deletions or newest < self.last_id:
                 self._reset()
                 self.deletions = deletions
             if newest > self.last_id:
                 self._load(connection)
+
+    def _deletions(self, connection: Any) -> int:
+        """The deletion counter; without its table (a catalogue migrated by an early build of
+        revision 0006) the number of documents missing from the columns stands in for it."""
+        if self._counter is None:
+            self._counter = bool(connection.execute(text(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'search_generation'")).scalar())
+        if self._counter:
+            return int(connection.execute(text(
+                "SELECT deletions FROM search_generation WHERE id = 1")).scalar() or 0)
+        present = connection.execute(text("SELECT count(*) FROM search_docs WHERE id <= :last"),
+                                     {"last": self.last_id}).scalar()
+        return self.deletions + (len(self.ids) - int(present or 0))
 
     def _load(self, connection: Any) -> None:
         result = connection.execute(text("SELECT id, archival_code, facets FROM search_docs "

@@ -56,7 +56,7 @@ def fts_expression(terms: list[str], excluded: list[str]) -> str | None:
         if not phrases:
             continue
         grams = " AND ".join(f"grams:{_fts_phrase(p)}" for p in phrases)
-        word = normalise(term).strip()
+        word = normalise(term).replace("\x00", " ").strip()   # SQLite ends a string at NUL
         clauses.append(f"(({grams}) OR words:{_fts_phrase([word])})" if " " not in word
                        and word else f"({grams})")
     if not clauses:

@@ -68,7 +68,7 @@ def pg_rows(connection: Any, fts: str, query: Query, facets: str, extra: str = "
             params[f"x{n}"] = phrase
             where.append("NOT " + _chunk_exists(f"x{n}"))
         params["all"] = " & ".join(f"({p})" for group in phrases for p in group)
-        words = [normalise(t).strip() for t in query.terms]
+        words = [normalise(t).replace("\x00", " ").strip() for t in query.terms]
         params["words"] = " | ".join(tsquery_phrase([w]) for w in words if w and " " not in w) \
             or params["all"]
         score = ("-(SELECT max(ts_rank(t.grams, to_tsquery('simple', :all)) + "

@@ -221,3 +221,24 @@ def test_access_scopes_answer_the_same_on_elasticsearch(holding, osmem) -> None:
         assert views == {"content", "masked", "listed"}   # every view was exercised
     finally:
         clone.close()
+
+
+def test_the_embedded_engine_sees_documents_added_and_deleted(home) -> None:
+    """The in-memory facet columns follow the catalogue: new documents at once, deleted ones
+    (an AIP removed) from the next search on."""
+    from sqlalchemy import text
+
+    from storage.catalogue import SearchDocument
+
+    catalogue = Catalogue.open(home)
+    engine = open_engine(home, catalogue)
+    assert engine.search(parse_query("year:2016")).total == 0
+    with catalogue.session() as s:
+        for aip, year in (("a" * 36, 2016), ("b" * 36, 2017)):
+            catalogue.index_documents(s, aip, [SearchDocument("item-001", None, "因病致贫户",
+                                                              "因病", {"year": year})])
+    assert engine.search(parse_query("因病")).facets["year"] == [("2016", 1), ("2017", 1)]
+    with catalogue.engine.begin() as connection:
+        connection.execute(text("DELETE FROM search_docs WHERE aip_uuid = :a"), {"a": "a" * 36})
+    assert engine.search(parse_query("year:2016")).total == 0
+    assert engine.search(parse_query("year:2017")).total == 1

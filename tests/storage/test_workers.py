@@ -44,8 +44,6 @@ def start_worker(home: Path, *args: str, catalogue: str | None = None,
     env.update(FAST, DANGAN_HOME=str(home), **extra)
     if catalogue:
         env["DANGAN_CATALOGUE_URL"] = catalogue
-    elif os.environ.get("DANGAN_CATALOGUE_URL"):
-        env["DANGAN_CATALOGUE_URL"] = os.environ["DANGAN_CATALOGUE_URL"]
     return subprocess.Popen([*DANGAN, "worker", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
