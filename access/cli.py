@@ -25,6 +25,11 @@ def _service(settings: Settings):
     return AccessService(settings)
 
 
+def _operator() -> str:
+    """The audit-log actor for a command run by the local operator."""
+    return f"cli:{os.environ.get('USER', 'operator')}"
+
+
 @click.command("search")
 @click.argument("query", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
@@ -146,7 +151,7 @@ def user_add(
         _password(password_env),
         role,
         display_name,
-        actor=f"cli:{os.environ.get('USER', 'operator')}",
+        actor=_operator(),
     )
     click.echo(f"user {user.username} ({user.role}) added")
     return 0
@@ -158,7 +163,7 @@ def user_add(
 def user_disable(settings: Settings, username: str) -> int:
     """Disable an account: it can no longer log in and its sessions end."""
     accounts.set_disabled(
-        Catalogue.open(settings), username, True, actor=f"cli:{os.environ.get('USER', 'operator')}"
+        Catalogue.open(settings), username, True, actor=_operator()
     )
     click.echo(f"user {username} disabled")
     return 0
@@ -170,7 +175,7 @@ def user_disable(settings: Settings, username: str) -> int:
 def user_enable(settings: Settings, username: str) -> int:
     """Enable a disabled account again."""
     accounts.set_disabled(
-        Catalogue.open(settings), username, False, actor=f"cli:{os.environ.get('USER', 'operator')}"
+        Catalogue.open(settings), username, False, actor=_operator()
     )
     click.echo(f"user {username} enabled")
     return 0
@@ -183,7 +188,7 @@ def user_enable(settings: Settings, username: str) -> int:
 def user_role(settings: Settings, username: str, role: str) -> int:
     """Change an account's role (its sessions end)."""
     accounts.set_role(
-        Catalogue.open(settings), username, role, actor=f"cli:{os.environ.get('USER', 'operator')}"
+        Catalogue.open(settings), username, role, actor=_operator()
     )
     click.echo(f"user {username} is now {role}")
     return 0
@@ -199,7 +204,7 @@ def user_password(settings: Settings, username: str, password_env: str | None) -
         Catalogue.open(settings),
         username,
         _password(password_env),
-        actor=f"cli:{os.environ.get('USER', 'operator')}",
+        actor=_operator(),
     )
     click.echo(f"password of {username} changed")
     return 0
@@ -257,7 +262,7 @@ def access_decide(
     except ValueError as exc:
         raise UsageError(f"--open-date {open_date!r}: not YYYY-MM-DD") from exc
     service = _service(settings)
-    reader = Reader("archivist", f"cli:{os.environ.get('USER', 'operator')}")
+    reader = Reader("archivist", _operator())
     result = service.record_decision(
         reader, aip, item, open_date=decided, control=control, basis=basis
     )
@@ -298,7 +303,7 @@ def labels_command(
         raise UsageError("say where the portal is: --base-url or [portal] public_url")
     catalogue = Catalogue.open(settings)
     uuids = [catalogue.get_aip(a).uuid for a in aips]
-    labels = volume_labels(catalogue, uuids, base, f"cli:{os.environ.get('USER', 'operator')}")
+    labels = volume_labels(catalogue, uuids, base, _operator())
     out.write_bytes(label_sheet_pdf(labels))
     click.echo(f"{len(labels)} labels written to {out}")
     return 0
