@@ -94,18 +94,22 @@ def search_command(
 @click.command("serve")
 @click.option("--host", help="Address to bind (default 127.0.0.1 from dangan.toml).")
 @click.option("--port", type=int, help="Port (default 5000).")
+@click.option("--workers", type=int,
+              help="Worker processes sharing the port (default [portal] workers).")
 @click.pass_obj
-def serve_command(settings: Settings, host: str | None, port: int | None) -> int:
+def serve_command(settings: Settings, host: str | None, port: int | None,
+                  workers: int | None) -> int:
     """Serve the portal (binds 127.0.0.1 unless told otherwise)."""
-    from werkzeug.serving import run_simple
-
-    from access.portal import create_app
+    from access.portal.serving import serve
 
     host = host or settings.get("portal", "host")
     port = port or settings.int("portal", "port")
-    app = create_app(settings)
-    click.echo(f"Dangan portal: http://{host}:{port}/   (try: http://{host}:{port}/search?q=因病)")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    workers = workers if workers is not None else settings.int("portal", "workers")
+    if workers < 1:
+        raise UsageError(f"--workers {workers}: at least 1")
+    click.echo(f"Dangan portal: http://{host}:{port}/   (try: http://{host}:{port}/search?q=因病)"
+               + (f"   {workers} workers" if workers > 1 else ""))
+    serve(settings, host, port, workers)
     return 0
 
 

@@ -24,7 +24,8 @@ from access.rules import Rules, public_facets, public_search_text
 from storage import models as m
 from storage import outbox
 from storage.catalogue import Catalogue
-from storage.search_tokens import delete_tokens, write_tokens
+from storage import search_postings
+from storage.search_tokens import delete_tokens, write_tokens_many
 
 BATCH = 500
 
@@ -114,6 +115,8 @@ class AccessIndex:
                     else "DELETE FROM search_tokens WHERE part = 'public'"
                 )
             )
+            if self.catalogue.is_sqlite:
+                search_postings.clear_part(s, "public")
         else:
             ids = s.scalars(select(SearchAccess.doc_id).where(SearchAccess.aip_uuid.in_(uuids)))
             delete_tokens(s, list(ids), "public")
@@ -138,15 +141,21 @@ class AccessIndex:
                 u: facts_of_items(a, items.get(u, []), self.rules, decisions)
                 for u, a in aips.items()
             }
+            texts: list[tuple[int, str]] = []
             for doc in docs:
                 if only is not None and doc.id not in only or doc.aip_uuid not in facts:
                     continue
                 fields = {i.key: i.fields or {} for i in items.get(doc.aip_uuid, [])}
-                self._write(s, doc, facts[doc.aip_uuid], fields)
+                texts.append(self._write(s, doc, facts[doc.aip_uuid], fields))
                 added += 1
+            # the public text's tokens of the whole batch at once
+            write_tokens_many(s, texts, "public")
         return added
 
-    def _write(self, s: Session, doc: m.SearchDoc, facts: dict, fields: dict[str, Any]) -> None:
+    def _write(
+        self, s: Session, doc: m.SearchDoc, facts: dict, fields: dict[str, Any]
+    ) -> tuple[int, str]:
+        """Add a document's access row; return its public text to index (id, text)."""
         record = facts.get(doc.item_key) or facts[None]
         title, body = public_search_text(
             record, fields.get(doc.item_key or "", {}), doc.title, doc.archival_code, self.rules
@@ -168,4 +177,4 @@ class AccessIndex:
                 policy_version=self.rules.version,
             )
         )
-        write_tokens(s, doc.id, f"{doc.archival_code or ''} {title}\n{body}", "public")
+        return doc.id, f"{doc.archival_code or ''} {title}\n{body}"

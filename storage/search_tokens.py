@@ -17,6 +17,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from storage import search_postings
 from storage.textseg import index_tokens
 
 PARTS = {"content": "search_fts", "public": "search_fts_public"}
@@ -51,6 +52,7 @@ def write_tokens_many(s: Session, documents: list[tuple[int, str]],
         grams, words = index_tokens(content)
         rows.append({"id": doc_id, "g": grams, "w": words})
     s.execute(text(f"INSERT INTO {PARTS[part]}(rowid, grams, words) VALUES (:id, :g, :w)"), rows)
+    search_postings.write_segment(s, part, ((r["id"], r["g"], r["w"]) for r in rows))
 
 
 def write_tokens(s: Session, doc_id: int, content: str, part: str = "content") -> None:
@@ -63,11 +65,10 @@ def write_tokens(s: Session, doc_id: int, content: str, part: str = "content") -
         part: ``content`` (what readers entitled to it find) or ``public`` (the de-identified
             view every reader may match).
     """
-    grams, words = index_tokens(content)
     if s.get_bind().dialect.name == "sqlite":
-        s.execute(text(f"INSERT INTO {PARTS[part]}(rowid, grams, words) VALUES (:id, :g, :w)"),
-                  {"id": doc_id, "g": grams, "w": words})
+        write_tokens_many(s, [(doc_id, content)], part)
         return
+    grams, words = index_tokens(content)
     gram_chunks = chunks(grams.split())
     word_list = words.split()
     per = -(-len(word_list) // len(gram_chunks)) if word_list else 0
@@ -88,6 +89,7 @@ def delete_tokens(s: Session, doc_ids: list[int], part: str | None = None) -> No
         for name in parts:
             for doc_id in doc_ids:
                 s.execute(text(f"DELETE FROM {PARTS[name]} WHERE rowid = :id"), {"id": doc_id})
+            search_postings.delete_documents(s, name, doc_ids)
         return
     s.execute(text("DELETE FROM search_tokens WHERE doc_id = ANY(:ids) AND part = ANY(:parts)"),
               {"ids": doc_ids, "parts": parts})
@@ -103,6 +105,7 @@ def rebuild_tokens(s: Session, batch: int = 2000) -> int:
     """
     if s.get_bind().dialect.name == "sqlite":
         s.execute(text("DELETE FROM search_fts"))
+        search_postings.clear_part(s, "content")
     else:
         s.execute(text("DELETE FROM search_tokens WHERE part = 'content'"))
     count, last = 0, 0
@@ -112,6 +115,6 @@ def rebuild_tokens(s: Session, batch: int = 2000) -> int:
                          {"last": last, "n": batch}).all()
         if not rows:
             return count
-        for doc_id, code, title, body in rows:
-            write_tokens(s, doc_id, f"{code or ''} {title}\n{body}")
+        write_tokens_many(s, [(doc_id, f"{code or ''} {title}\n{body}")
+                              for doc_id, code, title, body in rows])
         count, last = count + len(rows), rows[-1][0]

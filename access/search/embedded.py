@@ -92,8 +92,11 @@ class EmbeddedSearch(SearchEngine):
     """Search over the catalogue's token tables: SQLite FTS5, or PostgreSQL ``tsvector``
     phrases (:mod:`access.search.pg_embedded`) when the catalogue is there."""
 
-    def __init__(self, catalogue: Catalogue) -> None:
+    def __init__(self, catalogue: Catalogue, columnar: bool = True) -> None:
+        """``columnar``: on SQLite, search through the in-memory columns and postings
+        (:mod:`.columns`); without it, row by row in SQL (the PostgreSQL path)."""
         self.catalogue = catalogue
+        self.columnar = columnar
         self._columns: ColumnIndex | None = None
 
     def search(self, query: Query, *, page: int = 1, per_page: int = 20,
@@ -106,7 +109,7 @@ class EmbeddedSearch(SearchEngine):
         """
         expression = fts_expression(query.terms, query.excluded)
         scope = query.scope
-        if (scope is None or scope.everything) and self.catalogue.is_sqlite:
+        if self.columnar and self.catalogue.is_sqlite and self._columnar_ready():
             return self._columnar(query, expression, page, per_page, sort, facet_limit)
         with self.catalogue.engine.connect() as connection:
             if scope is None or scope.everything:
@@ -125,21 +128,40 @@ class EmbeddedSearch(SearchEngine):
                     _json(r["facets"]), float(r["score"]), r["view"]) for r in page_rows]
         return SearchResult(len(rows), hits, facets)
 
+    def _columnar_ready(self) -> bool:
+        if self._columns is None:
+            with self.catalogue.engine.connect() as connection:
+                if not ColumnIndex.available(connection):
+                    return False
+            self._columns = ColumnIndex(self.catalogue)
+        return True
+
     def _columnar(self, query: Query, expression: str | None, page: int, per_page: int,
                   sort: str, facet_limit: int) -> SearchResult:
-        """Unscoped search on SQLite through the in-memory columns (:mod:`.columns`)."""
-        if self._columns is None:
-            self._columns = ColumnIndex(self.catalogue)
+        """Search on SQLite through the in-memory columns and postings (:mod:`.columns`)."""
         with self.catalogue.engine.connect() as connection:
             found = self._columns.search(connection, expression, query, page=page,
                                          per_page=per_page, sort=sort, facet_limit=facet_limit)
-            ids = [doc_id for doc_id, _ in found.rows]
+            ids = [doc_id for doc_id, _, _ in found.rows]
             rows = self._page_rows(connection, ids)
-            texts = self._texts(connection, ids)
-        hits = [Hit(r["aip_uuid"], r["item_key"], r["archival_code"], r["title"],
-                    highlight(mask_numbers(r["title"] + "\n" + texts.get(doc_id, "")),
-                              query.terms), _json(r["facets"]), score, "content")
-                for doc_id, score in found.rows if (r := rows.get(doc_id))]
+            shown = [doc_id for doc_id, _, view in found.rows if view == "content"]
+            texts = self._texts(connection, shown)
+            public = self._public_rows(connection, [doc_id for doc_id, _, view in found.rows
+                                                    if view != "content"])
+        hits = []
+        for doc_id, score, view in found.rows:
+            row = rows.get(doc_id)
+            if row is None:
+                continue
+            if view != "content":
+                if doc_id not in public:   # its access row was withdrawn meanwhile
+                    continue
+                title, body, facets = public[doc_id]
+            else:
+                title, body, facets = row["title"], texts.get(doc_id, ""), row["facets"]
+            hits.append(Hit(row["aip_uuid"], row["item_key"], row["archival_code"], title,
+                            highlight(mask_numbers(title + "\n" + body), query.terms),
+                            _json(facets), score, view))
         return SearchResult(found.total, hits, found.facets)
 
     @staticmethod
@@ -151,6 +173,16 @@ class EmbeddedSearch(SearchEngine):
             "SELECT id, aip_uuid, item_key, archival_code, title, facets FROM search_docs "
             f"WHERE id IN ({marks})"))
         return {row["id"]: dict(row) for row in result.mappings()}
+
+    @staticmethod
+    def _public_rows(connection, ids: list[int]) -> dict[int, tuple[str, str, Any]]:
+        if not ids:
+            return {}
+        marks = ", ".join(str(int(i)) for i in ids)
+        result = connection.execute(text(
+            "SELECT doc_id, public_title, public_text, public_facets FROM search_access "
+            f"WHERE doc_id IN ({marks})"))
+        return {r[0]: (r[1], r[2], r[3]) for r in result}
 
     @staticmethod
     def _rows(connection, fts: str, expression: str | None, query: Query, facets: str,

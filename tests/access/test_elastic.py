@@ -15,6 +15,8 @@ from elastic_transport import ApiResponseMeta, HttpHeaders
 from elastic_transport._node._base import NodeApiResponse
 from sqlalchemy import text
 
+from storage import search_postings
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_corpus import build_corpus  # noqa: E402
 
@@ -234,6 +236,7 @@ def test_embedded_reindex_rewrites_its_tokens(home, cli) -> None:
     with catalogue.engine.begin() as connection:
         if catalogue.is_sqlite:
             connection.execute(text("DELETE FROM search_fts"))
+            search_postings.clear_part(connection, "content")
         else:
             connection.execute(text("DELETE FROM search_tokens"))
     assert json.loads(cli("search", "因病", "--json").out)["total"] == 0

@@ -1,0 +1,200 @@
+"""Term postings of the embedded search index on SQLite: which documents hold a token, and how
+often, stored as compact arrays so that a query can rank a million documents without asking
+FTS5 to score them one by one.
+
+FTS5 (``search_fts``) stays the authority on *matching* (phrases, exclusions); these postings
+give the statistics BM25 needs — per token the documents and term frequencies, per document
+the number of tokens — in a form numpy reads in one go: a two-character word that half of a
+million documents contain is one ``SELECT`` of a few blobs, not half a million calls of FTS5's
+``bm25()``.
+
+Layout (a small log-structured merge tree, one per *part*: ``content`` or ``public``):
+
+* ``search_segments``: each write of a batch of documents adds a segment holding their ids and
+  token counts (``grams`` and ``words`` lengths); a deleted document is written as a segment
+  entry with length -1 (a tombstone). ``gen`` orders segments: a document's newest entry wins.
+* ``search_postings``: per (part, token, segment) the document ids (uint32) and term
+  frequencies (uint16) of that segment. Tokens are ``g:`` + a gram token or ``w:`` + a word.
+* When the newest :data:`FANOUT` segments of a part share a level they are merged into one of
+  the next level (superseded entries dropped), so a token is spread over a few dozen rows at
+  most, whatever the number of batches written.
+* ``search_postings_state.clears`` counts whole-part clears, so that readers know to reload.
+
+Readers: :class:`access.search.columns.ColumnIndex`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+
+FANOUT = 8
+MAX_TF = 65_535
+PARTS = ("content", "public")
+TABLES = ("search_segments", "search_postings", "search_postings_state")
+
+
+def _encode(values: Sequence[int], dtype: Any) -> bytes:
+    return np.asarray(values, dtype=dtype).tobytes()
+
+
+def has_postings(connection: Any) -> bool:
+    """Whether this (SQLite) catalogue has the postings tables."""
+    return bool(connection.execute(text(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'search_segments'")).scalar())
+
+
+def write_segment(connection: Any, part: str, documents: Iterable[tuple[int, str, str]]) -> None:
+    """Add one segment: ``(doc_id, grams, words)`` token strings as :func:`index_tokens` cuts
+    them. A document written again supersedes its earlier entry."""
+    ids: list[int] = []
+    lengths: list[int] = []
+    postings: dict[str, tuple[list[int], list[int]]] = {}
+    for doc_id, grams, words in documents:
+        gram_list, word_list = grams.split(), words.split()
+        ids.append(doc_id)
+        lengths += (len(gram_list), len(word_list))
+        for prefix, tokens in (("g:", gram_list), ("w:", word_list)):
+            for token, count in Counter(tokens).items():
+                entry = postings.get(prefix + token)
+                if entry is None:
+                    entry = postings[prefix + token] = ([], [])
+                entry[0].append(doc_id)
+                entry[1].append(min(count, MAX_TF))
+    if ids:
+        _insert(connection, part, 0, None, ids, lengths,
+                ((term, docs, tfs) for term, (docs, tfs) in postings.items()))
+        _merge_newest(connection, part)
+
+
+def delete_documents(connection: Any, part: str, doc_ids: Sequence[int]) -> None:
+    """Tombstones for these documents (their postings are dropped at the next merge)."""
+    if doc_ids:
+        _insert(connection, part, 0, None, list(doc_ids), [-1, -1] * len(doc_ids), ())
+        _merge_newest(connection, part)
+
+
+def clear_part(connection: Any, part: str) -> None:
+    """Drop every segment of a part (and tell readers to reload it)."""
+    connection.execute(text("DELETE FROM search_postings WHERE part = :p"), {"p": part})
+    connection.execute(text("DELETE FROM search_segments WHERE part = :p"), {"p": part})
+    connection.execute(text(
+        "INSERT INTO search_postings_state (part, clears) VALUES (:p, 1) "
+        "ON CONFLICT (part) DO UPDATE SET clears = clears + 1"), {"p": part})
+
+
+def _insert(connection: Any, part: str, level: int, gen: int | None, ids: Sequence[int],
+            lengths: Sequence[int], postings: Iterable[tuple[str, Any, Any]]) -> int:
+    segment = connection.execute(text(
+        "INSERT INTO search_segments (part, gen, level, docs, lengths) "
+        "VALUES (:p, 0, :l, :d, :n) RETURNING id"),
+        {"p": part, "l": level, "d": _encode(ids, np.uint32),
+         "n": _encode(lengths, np.int32)}).scalar_one()
+    connection.execute(text("UPDATE search_segments SET gen = :g WHERE id = :id"),
+                       {"g": segment if gen is None else gen, "id": segment})
+    rows = [{"p": part, "t": term, "s": segment, "d": _encode(docs, np.uint32),
+             "f": _encode(tfs, np.uint16)} for term, docs, tfs in postings]
+    if rows:
+        connection.execute(text("INSERT INTO search_postings (part, term, segment, docs, tfs) "
+                                "VALUES (:p, :t, :s, :d, :f)"), rows)
+    return segment
+
+
+def _merge_newest(connection: Any, part: str) -> None:
+    """While the newest FANOUT segments share a level, merge them into one a level up."""
+    while True:
+        newest = connection.execute(text(
+            "SELECT id, gen, level, docs, lengths FROM search_segments WHERE part = :p "
+            "ORDER BY gen DESC LIMIT :n"), {"p": part, "n": FANOUT}).all()
+        if len(newest) < FANOUT or len({row.level for row in newest}) != 1:
+            return
+        oldest = connection.execute(text(
+            "SELECT min(gen) FROM search_segments WHERE part = :p"), {"p": part}).scalar()
+        _merge(connection, part, list(reversed(newest)), everything=newest[-1].gen == oldest)
+
+
+def _merge(connection: Any, part: str, segments: list[Any], everything: bool) -> None:
+    """Merge segments (oldest first) into one; tombstones are kept unless nothing is older."""
+    gens = {row.id: row.gen for row in segments}
+    docs = np.concatenate([np.frombuffer(row.docs, dtype=np.uint32) for row in segments])
+    lengths = np.concatenate([np.frombuffer(row.lengths, dtype=np.int32).reshape(-1, 2)
+                              for row in segments])
+    owner = np.concatenate([np.full(len(row.docs) // 4, row.gen, dtype=np.int64)
+                            for row in segments])
+    # the newest entry of each document within these segments
+    order = np.lexsort((-owner, docs))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = docs[order][1:] != docs[order][:-1]
+    keep = order[first]
+    if everything:
+        keep = keep[lengths[keep, 0] >= 0]
+    kept_docs, kept_gens = docs[keep], owner[keep]
+    live = kept_docs[lengths[keep, 0] >= 0]
+    live_gens = kept_gens[lengths[keep, 0] >= 0]
+    ids = ", ".join(str(int(row.id)) for row in segments)
+    rows = connection.execute(text(
+        f"SELECT term, segment, docs, tfs FROM search_postings WHERE part = :p "
+        f"AND segment IN ({ids}) ORDER BY term"), {"p": part})
+    merged: list[tuple[str, np.ndarray, np.ndarray]] = []
+    current, pieces = None, []
+    for term, segment, blob, tfs in list(rows) + [(None, None, None, None)]:
+        if term != current and pieces:
+            merged.append(_merged_term(current, pieces, live, live_gens))
+            pieces = []
+        current = term
+        if term is not None:
+            pieces.append((np.frombuffer(blob, dtype=np.uint32),
+                           np.frombuffer(tfs, dtype=np.uint16), gens[segment]))
+    connection.execute(text(f"DELETE FROM search_postings WHERE part = :p AND segment IN ({ids})"),
+                       {"p": part})
+    connection.execute(text(f"DELETE FROM search_segments WHERE id IN ({ids})"))
+    _insert(connection, part, segments[-1].level + 1, int(max(gens.values())),
+            kept_docs.tolist(), lengths[keep].ravel().tolist(),
+            ((term, d, f) for term, d, f in merged if len(d)))
+
+
+def _merged_term(term: str, pieces: list[tuple[np.ndarray, np.ndarray, int]],
+                 live: np.ndarray, live_gens: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
+    """One token's postings over the merged segments: entries of each document's newest
+    version only, in document order."""
+    docs = np.concatenate([p[0] for p in pieces])
+    tfs = np.concatenate([p[1] for p in pieces])
+    gens = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int64) for p in pieces])
+    at = np.searchsorted(live, docs)
+    at[at >= len(live)] = 0
+    valid = (live[at] == docs) & (live_gens[at] == gens) if len(live) else np.zeros(len(docs),
+                                                                                    dtype=bool)
+    docs, tfs = docs[valid], tfs[valid]
+    order = np.argsort(docs, kind="stable")
+    return term, docs[order], tfs[order]
+
+
+def backfill(connection: Any, batch: int = 2000) -> int:
+    """Write the postings of every indexed document (a catalogue created before them).
+
+    Returns:
+        The number of documents written.
+    """
+    from storage.textseg import index_tokens
+
+    count = 0
+    for part, sql in (
+        ("content", "SELECT id, archival_code, title, text FROM search_docs WHERE id > :last "
+                    "ORDER BY id LIMIT :n"),
+        ("public", "SELECT a.doc_id, d.archival_code, a.public_title, a.public_text "
+                   "FROM search_access a JOIN search_docs d ON d.id = a.doc_id "
+                   "WHERE a.doc_id > :last ORDER BY a.doc_id LIMIT :n"),
+    ):
+        last = 0
+        while True:
+            rows = connection.execute(text(sql), {"last": last, "n": batch}).all()
+            if not rows:
+                break
+            write_segment(connection, part,
+                          ((r[0], *index_tokens(f"{r[1] or ''} {r[2]}\n{r[3]}")) for r in rows))
+            count, last = count + len(rows), rows[-1][0]
+    return count
