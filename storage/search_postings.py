@@ -54,7 +54,7 @@ def write_segment(connection: Any, part: str, documents: Iterable[tuple[int, str
     ids: list[int] = []
     lengths: list[int] = []
     postings: dict[str, tuple[list[int], list[int]]] = {}
-    for doc_id, grams, words in documents:
+    for doc_id, grams, words in sorted(documents, key=lambda d: d[0]):
         gram_list, word_list = grams.split(), words.split()
         ids.append(doc_id)
         lengths += (len(gram_list), len(word_list))

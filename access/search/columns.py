@@ -47,37 +47,43 @@ NO_CODE = "\uffff"
 K1, B = 1.2, 0.75
 WEIGHTS = {"g:": 1.0, "w:": 3.0}
 TERM_CACHE = 256
+JOINT_BINS = 1 << 18
 ID_BATCH = 900
 
 
 @dataclass
 class _Column:
-    """One facet field: value strings, their codes, and per entry the codes it holds."""
+    """One facet field. Each entry holds a *set code*: the code of the distinct list of values
+    it holds (a record's poverty causes are one of a few hundred combinations), so counting
+    and filtering are one ``bincount`` or one lookup over the entries, lists or not."""
 
     values: list[str] = field(default_factory=list)
     codes: dict[str, int] = field(default_factory=dict)
-    offsets: array = field(default_factory=lambda: array("q", [0]))
-    members: array = field(default_factory=lambda: array("i"))
-    first: array = field(default_factory=lambda: array("i"))   # the one code, or -1
-    single: bool = True                                           # no entry holds two
+    sets: list[tuple[int, ...]] = field(default_factory=lambda: [()])
+    set_codes: dict[tuple[int, ...], int] = field(default_factory=lambda: {(): 0})
+    held: array = field(default_factory=lambda: array("i"))   # entry -> set code
 
     def add(self, value: Any) -> None:
         """Append one entry holding ``value`` (a scalar, a list, or None for nothing)."""
-        held = [] if value is None else value if isinstance(value, list) else [value]
-        for v in held:
+        values = [] if value is None else value if isinstance(value, list) else [value]
+        held = []
+        for v in values:
             key = str(v)
             code = self.codes.get(key)
             if code is None:
                 code = self.codes[key] = len(self.values)
                 self.values.append(key)
-            self.members.append(code)
-        self.offsets.append(len(self.members))
-        self.first.append(self.members[-1] if held else -1)
-        self.single = self.single and len(held) <= 1
+            held.append(code)
+        combination = tuple(held)
+        number = self.set_codes.get(combination)
+        if number is None:
+            number = self.set_codes[combination] = len(self.sets)
+            self.sets.append(combination)
+        self.held.append(number)
 
 
 class _Facets:
-    """The facet columns of a set of entries, and per document its entry (or -1)."""
+    """The facet columns of a set of entries (documents, or their public views)."""
 
     def __init__(self) -> None:
         self.columns = {name: _Column() for name in FACET_FIELDS}
@@ -92,41 +98,71 @@ class _Facets:
         self.entries += 1
         return self.entries - 1
 
-    def segments(self, name: str, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The value codes held by these entries, and for each the index of its holder."""
-        column = self.columns[name]
-        if column.single:
-            codes = np.frombuffer(column.first, dtype=np.int32)[entries]
-            held = np.nonzero(codes >= 0)[0]
-            return codes[held], held
-        offsets = np.frombuffer(column.offsets, dtype=np.int64)
-        members = np.frombuffer(column.members, dtype=np.int32)
-        starts, ends = offsets[entries], offsets[entries + 1]
-        lengths = ends - starts
-        total = int(lengths.sum())
-        if total == 0:
-            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
-        begins = np.cumsum(lengths) - lengths
-        index = np.arange(total, dtype=np.int64) + np.repeat(starts - begins, lengths)
-        owner = np.repeat(np.arange(len(entries), dtype=np.int64), lengths)
-        return members[index], owner
-
     def having(self, name: str, entries: np.ndarray, wanted: Sequence[str]) -> np.ndarray:
-        """Indexes (into ``entries``) of those holding one of the wanted values."""
+        """A mask over ``entries``: those holding one of the wanted values."""
         column = self.columns[name]
-        codes = [column.codes[v] for v in wanted if v in column.codes]
-        if not codes:
-            return np.zeros(0, dtype=np.int64)
-        held, owner = self.segments(name, entries)
-        return np.unique(owner[np.isin(held, codes)])
+        codes = {column.codes[v] for v in wanted if v in column.codes}
+        table = np.fromiter((bool(codes.intersection(held)) for held in column.sets),
+                            dtype=bool, count=len(column.sets))
+        return table[np.frombuffer(column.held, dtype=np.int32)[entries]]
 
-    def counts(self, name: str, entries: np.ndarray) -> dict[str, int]:
-        held, _owner = self.segments(name, entries)
-        if not len(held):
-            return {}
-        column = self.columns[name]
-        counts = np.bincount(held, minlength=len(column.values))
-        return {column.values[c]: int(counts[c]) for c in np.nonzero(counts)[0]}
+    def counts(self, entries: np.ndarray) -> dict[str, dict[str, int]]:
+        """Per facet field, value -> how many of these entries hold it."""
+        out: dict[str, dict[str, int]] = {}
+        for names, radices, joint in self._joints():
+            per = np.bincount(joint[entries], minlength=int(np.prod(radices)))
+            per = per.reshape(radices)
+            for axis, name in enumerate(names):
+                others = tuple(a for a in range(len(names)) if a != axis)
+                per_set = per.sum(axis=others) if others else per
+                column = self.columns[name]
+                counted: dict[str, int] = {}
+                for number in np.flatnonzero(per_set[:len(column.sets)]):
+                    for code in column.sets[number]:
+                        value = column.values[code]
+                        counted[value] = counted.get(value, 0) + int(per_set[number])
+                out[name] = counted
+        return out
+
+    def _joints(self) -> list[tuple[list[str], tuple[int, ...], np.ndarray]]:
+        """Facet fields packed together: one code per entry for several small fields (the
+        mixed-radix number of their set codes), so that one ``bincount`` counts them all.
+        Radices keep room to grow; entries added later are packed as they come, and the
+        packing is redone when a field outgrows its radix."""
+        built = getattr(self, "_packed", None)
+        if built is not None:
+            groups, done = built
+            if all(len(self.columns[n].sets) <= r for names, radices, _ in groups
+                   for n, r in zip(names, radices)):
+                if done < self.entries:
+                    groups = [(names, radices, np.concatenate(
+                        [joint, self._pack(names, radices, done)])) for names, radices, joint
+                              in groups]
+                    self._packed = (groups, self.entries)
+                return groups
+        fields = sorted(self.columns, key=lambda n: len(self.columns[n].sets))
+        groups, current, size = [], [], 1
+        for name in fields:
+            radix = 2 * len(self.columns[name].sets) + 1
+            if current and size * radix > JOINT_BINS:
+                groups.append(current)
+                current, size = [], 1
+            current.append((name, radix))
+            size *= radix
+        groups.append(current)
+        packed = []
+        for group in groups:
+            names, radices = [n for n, _ in group], tuple(r for _, r in group)
+            packed.append((names, radices, self._pack(names, radices, 0)))
+        self._packed = (packed, self.entries)
+        return packed
+
+    def _pack(self, names: list[str], radices: tuple[int, ...], start: int) -> np.ndarray:
+        joint = np.zeros(self.entries - start, dtype=np.int64)
+        for name, radix in zip(names, radices):
+            joint *= radix
+            joint += np.frombuffer(self.columns[name].held, dtype=np.int32)[start:]
+        return joint
 
 
 @dataclass
@@ -137,6 +173,17 @@ class Page:
     total: int
     facets: dict[str, list[tuple[str, int]]]
     rows: list[tuple[int, float, str]]
+
+
+@dataclass
+class _Found:
+    """Matches of one part: positions, scores, facet entries, their facets, their view."""
+
+    positions: np.ndarray
+    scores: np.ndarray
+    entries: np.ndarray
+    facets: _Facets
+    view: str
 
 
 class _Part:
@@ -211,12 +258,15 @@ class _Part:
         self.latest[docs[newer]] = gen
         self.lengths[docs[newer]] = lengths[newer]
 
-    def stats(self) -> tuple[int, float]:
-        """Live documents and their mean length in tokens, both columns (BM25's N, avgdl)."""
+    def stats(self) -> tuple[int, np.ndarray]:
+        """Live documents (BM25's N) and, by doc id, the length part of BM25's denominator:
+        k1 (1 - b + b dl / avgdl), dl counting the tokens of both columns as FTS5 does."""
         if self._stats is None:
-            live = self.lengths[(self.latest > 0) & (self.lengths[:, 0] >= 0)]
-            n = len(live)
-            self._stats = (n, float(live.sum(axis=1).mean()) if n else 1.0)
+            total = self.lengths.sum(axis=1, dtype=np.int64)
+            live = (self.latest > 0) & (self.lengths[:, 0] >= 0)
+            n = int(live.sum())
+            average = float(total[live].mean()) if n else 1.0
+            self._stats = (n, K1 * (1 - B + B * total / max(average, 1e-9)))
         return self._stats
 
     def postings(self, connection: Any, term: str) -> tuple[np.ndarray, np.ndarray]:
@@ -225,20 +275,27 @@ class _Part:
         if found is not None:
             self.terms.move_to_end(term)
             return found
-        pieces = connection.execute(text(
+        rows = connection.execute(text(
             "SELECT segment, docs, tfs FROM search_postings WHERE part = :p AND term = :t"),
             {"p": self.name, "t": term}).all()
+        pieces = []
+        for segment, blob, counted in rows:
+            docs = np.frombuffer(blob, dtype=np.uint32).astype(np.int64)
+            counts = np.frombuffer(counted, dtype=np.uint16)
+            if not len(docs):
+                continue
+            if docs[-1] >= len(self.latest):
+                inside = docs < len(self.latest)
+                docs, counts = docs[inside], counts[inside]
+            # an entry counts when its segment holds the document's newest version (a newer
+            # version, or a tombstone, lives in a newer segment)
+            valid = self.latest[docs] == self.gens.get(segment, -1)
+            pieces.append((docs[valid], counts[valid]))
+        pieces = sorted((p for p in pieces if len(p[0])), key=lambda p: p[0][0])
         if pieces:
-            docs = np.concatenate([np.frombuffer(d, dtype=np.uint32) for _, d, _ in pieces]
-                                  ).astype(np.int64)
-            tfs = np.concatenate([np.frombuffer(f, dtype=np.uint16) for _, _, f in pieces])
-            gens = np.concatenate([np.full(len(d) // 4, self.gens.get(s, -1), dtype=np.int64)
-                                   for s, d, _ in pieces])
-            inside = docs < len(self.latest)
-            docs, tfs, gens = docs[inside], tfs[inside], gens[inside]
-            valid = (self.latest[docs] == gens) & (self.lengths[docs, 0] >= 0)
-            docs, tfs = docs[valid], tfs[valid].astype(np.float64)
-            if len(pieces) > 1:
+            docs = np.concatenate([p[0] for p in pieces])
+            tfs = np.concatenate([p[1] for p in pieces]).astype(np.float64)
+            if any(a[0][-1] >= b[0][0] for a, b in zip(pieces, pieces[1:])):
                 order = np.argsort(docs, kind="stable")
                 docs, tfs = docs[order], tfs[order]
         else:
@@ -248,15 +305,99 @@ class _Part:
             self.terms.popitem(last=False)
         return docs, tfs
 
+    def cached(self, key: str, compute: Any) -> Any:
+        """A value kept beside the postings (in the same bounded cache) until the part
+        changes; ``compute()`` makes it when it is missing."""
+        key = "#" + key
+        found = self.terms.get(key)
+        if found is None:
+            found = self.terms[key] = compute()
+            if len(self.terms) > TERM_CACHE:
+                self.terms.popitem(last=False)
+        else:
+            self.terms.move_to_end(key)
+        return found
+
+    def scored(self, connection: Any, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(doc ids, BM25 part) of a one-token phrase, kept beside its postings until the
+        part changes."""
+        key = "=" + term
+        found = self.terms.get(key)
+        if found is not None:
+            self.terms.move_to_end(key)
+            return found
+        docs, tfs = self.postings(connection, term)
+        found = self.terms[key] = (docs, self.bm25(term[:2], docs, tfs, len(docs)))
+        if len(self.terms) > TERM_CACHE:
+            self.terms.popitem(last=False)
+        return found
+
     def bm25(self, prefix: str, docs: np.ndarray, tfs: np.ndarray, df: int) -> np.ndarray:
-        """One phrase's part of the score, as FTS5's ``bm25()`` computes it: the frequency
-        weighted by column, the document's length over both columns, positive."""
-        n, average = self.stats()
+        """One phrase's part of the score, as FTS5's ``bm25()`` computes it (the frequency
+        weighted by column), positive."""
+        n, norm = self.stats()
         idf = math.log((n - df + 0.5) / (df + 0.5)) if n else 0.0
         idf = idf if idf > 0 else 1e-6
-        length = self.lengths[docs].sum(axis=1).astype(np.float64)
         freq = WEIGHTS[prefix] * tfs
-        return idf * freq * (K1 + 1) / (freq + K1 * (1 - B + B * length / max(average, 1e-9)))
+        return idf * (K1 + 1) * freq / (freq + norm[docs])
+
+
+def _within(docs: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """A mask over sorted ``docs``: those also in sorted ``others``."""
+    if not len(others) or not len(docs):
+        return np.zeros(len(docs), dtype=bool)
+    at = np.minimum(np.searchsorted(others, docs), len(others) - 1)
+    return others[at] == docs
+
+
+class _Slots:
+    """A reusable doc id -> index table (-1: absent) for matching two posting lists in
+    linear time; every use leaves it all -1 again."""
+
+    def __init__(self) -> None:
+        self.table = np.full(0, -1, dtype=np.int64)
+
+    def find(self, docs: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+        """For each of ``wanted``, its index in ``docs`` or -1 (both sorted, unique)."""
+        if not len(docs) or not len(wanted):
+            return np.full(len(wanted), -1, dtype=np.int64)
+        size = int(max(docs[-1], wanted[-1])) + 1
+        if size > len(self.table):
+            self.table = np.full(max(size, len(self.table) * 5 // 4), -1, dtype=np.int64)
+        self.table[docs] = np.arange(len(docs))
+        try:
+            return self.table[wanted]
+        finally:
+            self.table[docs] = -1
+
+    def both(self, one: tuple[np.ndarray, np.ndarray],
+             two: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Documents in both (sorted ids, scores): the scores added."""
+        (small, small_scores), (big, big_scores) = sorted((one, two), key=lambda x: len(x[0]))
+        at = self.find(big, small)
+        hit = at >= 0
+        return small[hit], small_scores[hit] + big_scores[at[hit]]
+
+    def either(self, one: tuple[np.ndarray, np.ndarray] | None,
+               two: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Documents in one or the other (sorted ids, scores): scores of both added."""
+        if one is None or not len(one[0]):
+            return two
+        if not len(two[0]):
+            return one
+        docs, scores = one
+        at = self.find(docs, two[0])
+        hit = at >= 0
+        if hit.all():   # the usual case: a whole word's documents hold its bigrams too
+            scores = scores.copy()
+            scores[at] += two[1]
+            return docs, scores
+        merged = np.concatenate([docs, two[0]])
+        merged_scores = np.concatenate([scores, two[1]])
+        order = np.argsort(merged, kind="stable")
+        merged, merged_scores = merged[order], merged_scores[order]
+        starts = np.flatnonzero(np.concatenate([[True], merged[1:] != merged[:-1]]))
+        return merged[starts], np.add.reduceat(merged_scores, starts)
 
 
 class ColumnIndex:
@@ -270,6 +411,7 @@ class ColumnIndex:
         self.catalogue = catalogue
         self._lock = threading.Lock()
         self._counter: bool | None = None
+        self._slots = _Slots()
         self.parts = {"content": _Part("content"), "public": _Part("public")}
         self.deletions = 0
         self._reset()
@@ -288,6 +430,12 @@ class ColumnIndex:
         self.control_open = np.zeros(0, dtype=bool)
         self.pii_none = np.zeros(0, dtype=bool)
         self.parts["public"].reset()
+
+    def drop_caches(self) -> None:
+        """Forget the kept postings and scores of every part."""
+        with self._lock:
+            for part in self.parts.values():
+                part.terms.clear()
 
     # -- keeping up with the catalogue ------------------------------------------------------
     @staticmethod
@@ -415,32 +563,31 @@ class ColumnIndex:
             visible, listed = self._scope_masks(connection, scope, everything)
             relevance = sort == "relevance"
             found = self._select(connection, "content", expression, query, visible, relevance)
-            chosen = [self._filtered(found, query, self.content, self._identity(), "content")]
+            chosen = [self._filtered(found, query, self.content, None, "content")]
             if listed is not None:
                 # a document found by its content is not found again by its public view
-                listed[chosen[0][0]] = False
+                listed[chosen[0].positions] = False
                 found = self._select(connection, "public", expression, query, listed, relevance)
                 chosen.append(self._filtered(found, query, self.access, self.access_entry,
                                              "listed"))
-            total = sum(len(c[0]) for c in chosen)
+            total = sum(len(c.positions) for c in chosen)
             counts = self._facet_counts(chosen, facet_limit)
             rows = self._page(chosen, sort, (max(page, 1) - 1) * per_page, per_page, ids,
                               scope)
         return Page(total, counts, rows)
 
-    def _identity(self) -> np.ndarray:
-        return np.arange(len(self.ids), dtype=np.int64)
-
     @staticmethod
     def _filtered(found: tuple[np.ndarray, np.ndarray], query: Query, facets: _Facets,
-                  entry_of: np.ndarray, view: str) -> tuple:
-        """The matches that hold the query's facet filters, with what counting them needs."""
+                  entry_of: np.ndarray | None, view: str) -> _Found:
+        """The matches that hold the query's facet filters, with what counting them needs
+        (``entry_of``: position -> facet entry; None when they are the same)."""
         positions, scores = found
+        entries = positions if entry_of is None else entry_of[positions]
         for name, wanted in sorted(query.filters.items()):
             if name in FACET_FIELDS:
-                keep = facets.having(name, entry_of[positions], wanted)
-                positions, scores = positions[keep], scores[keep]
-        return positions, scores, facets, entry_of, view
+                keep = facets.having(name, entries, wanted)
+                positions, scores, entries = positions[keep], scores[keep], entries[keep]
+        return _Found(positions, scores, entries, facets, view)
 
     def _scope_masks(self, connection: Any, scope: Any,
                      everything: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -483,54 +630,56 @@ class ColumnIndex:
                          else np.flatnonzero(allowed))
             return positions, np.zeros(len(positions))
         stats = self.parts[part]
-        size = len(self.position)
-        match = np.ones(size, dtype=bool)
-        total = np.zeros(size) if score else None
+        found: tuple[np.ndarray, np.ndarray] | None = None
         exact = bool(query.excluded)
         for term in query.terms:
             phrases = [p for p in term_tokens(term) if p]
             if not phrases:
                 continue
             exact = exact or any(len(p) > 1 for p in phrases)
-            hit_grams = np.ones(size, dtype=bool)
-            term_score = np.zeros(size) if score else None
-            for phrase in phrases:
-                docs, tfs = self._phrase(connection, stats, phrase)
-                docs, tfs = docs[docs < size], tfs[docs < size]
-                hit = np.zeros(size, dtype=bool)
-                hit[docs] = True
-                hit_grams &= hit
-                if score:
-                    term_score[docs] += stats.bm25("g:", docs, tfs, len(docs))
-            if score:
-                term_score[~hit_grams] = 0.0
-            word = normalise(term).replace("\x00", " ").strip()
-            hit_term = hit_grams
-            if word and " " not in word:
-                docs, tfs = stats.postings(connection, "w:" + word)
-                docs, tfs = docs[docs < size], tfs[docs < size]
-                hit_term = hit_grams.copy()
-                hit_term[docs] = True
-                if score:
-                    term_score[docs] += stats.bm25("w:", docs, tfs, len(docs))
-            match &= hit_term
-            if score:
-                total += term_score
+            one = stats.cached(f"{score:d}{term}",
+                               lambda t=term, p=phrases: self._term(connection, stats, t, p, score))
+            found = one if found is None else self._slots.both(found, one)
+        if found is None:
+            found = (np.zeros(0, dtype=np.int64), np.zeros(0))
+        docs, scores = found
         for term in query.excluded:
             for phrase in term_tokens(term):
                 if len(phrase) == 1:
-                    docs, _tfs = stats.postings(connection, "g:" + phrase[0])
-                    match[docs[docs < size]] = False
+                    gone, _tfs = stats.postings(connection, "g:" + phrase[0])
+                    keep = ~_within(docs, gone)
+                    docs, scores = docs[keep], scores[keep]
         if exact:
-            match &= self._fts_matches(connection, part, expression, size)
-        doc_ids = np.flatnonzero(match)
-        positions = self.position[doc_ids] if len(doc_ids) else doc_ids
-        present = positions >= 0
-        doc_ids, positions = doc_ids[present], positions[present]
+            keep = _within(docs, self._fts_matches(connection, part, expression))
+            docs, scores = docs[keep], scores[keep]
+        if len(docs) and docs[-1] >= len(self.position):
+            inside = docs < len(self.position)
+            docs, scores = docs[inside], scores[inside]
+        positions = self.position[docs]
+        keep = positions >= 0
         if allowed is not None:
-            keep = allowed[positions]
-            doc_ids, positions = doc_ids[keep], positions[keep]
-        return positions, (-total[doc_ids] if score else np.zeros(len(positions)))
+            keep &= allowed[np.where(keep, positions, 0)]
+        elif bool(keep.all()):   # nothing deleted, nothing out of scope: no copies
+            return positions, (np.negative(scores) if score else np.zeros(len(positions)))
+        return positions[keep], (-scores[keep] if score else np.zeros(int(keep.sum())))
+
+    def _term(self, connection: Any, stats: _Part, term: str, phrases: list[list[str]],
+              score: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Documents matching one query word (every phrase of its bigrams, or the whole word
+        as a dictionary word) and its part of their BM25 score."""
+        grams: tuple[np.ndarray, np.ndarray] | None = None
+        for phrase in phrases:
+            if score and len(phrase) == 1:
+                one = stats.scored(connection, "g:" + phrase[0])
+            else:
+                docs, tfs = self._phrase(connection, stats, phrase)
+                one = (docs, stats.bm25("g:", docs, tfs, len(docs)) if score else tfs)
+            grams = one if grams is None else self._slots.both(grams, one)
+        word = normalise(term).replace("\x00", " ").strip()
+        if word and " " not in word:
+            grams = self._slots.either(grams, stats.scored(connection, "w:" + word) if score
+                                       else stats.postings(connection, "w:" + word))
+        return grams
 
     @staticmethod
     def _phrase(connection: Any, stats: _Part, phrase: list[str]) -> tuple[np.ndarray,
@@ -540,69 +689,68 @@ class ColumnIndex:
         docs, tfs = stats.postings(connection, "g:" + phrase[0])
         for token in phrase[1:]:
             other, other_tfs = stats.postings(connection, "g:" + token)
-            both, mine, theirs = np.intersect1d(docs, other, assume_unique=True,
-                                                return_indices=True)
-            docs, tfs = both, np.minimum(tfs[mine], other_tfs[theirs])
+            at = np.clip(np.searchsorted(other, docs), 0, max(len(other) - 1, 0))
+            hit = other[at] == docs if len(other) else np.zeros(len(docs), dtype=bool)
+            docs, tfs = docs[hit], np.minimum(tfs[hit], other_tfs[at[hit]])
         return docs, tfs
 
     @staticmethod
-    def _fts_matches(connection: Any, part: str, expression: str, size: int) -> np.ndarray:
-        """FTS5's own answer (phrases in order, exclusions) as a mask over document ids."""
+    def _fts_matches(connection: Any, part: str, expression: str) -> np.ndarray:
+        """FTS5's own answer (phrases in order, exclusions): sorted document ids."""
         table = "search_fts" if part == "content" else "search_fts_public"
         joined = connection.execute(text(f"SELECT group_concat(rowid) FROM {table} "
                                          f"WHERE {table} MATCH :e"), {"e": expression}).scalar()
-        mask = np.zeros(size, dtype=bool)
-        if joined:
-            ids = np.fromstring(joined, dtype=np.int64, sep=",")
-            mask[ids[ids < size]] = True
-        return mask
+        if not joined:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.fromstring(joined, dtype=np.int64, sep=","))
 
     @staticmethod
-    def _facet_counts(chosen: list, limit: int) -> dict[str, list[tuple[str, int]]]:
-        out = {}
-        for name in FACET_FIELDS:
-            merged: dict[str, int] = {}
-            for positions, _scores, facets, entry_of, _view in chosen:
-                if len(positions):
-                    for value, count in facets.counts(name, entry_of[positions]).items():
-                        merged[value] = merged.get(value, 0) + count
-            if merged:
-                out[name] = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        return out
+    def _facet_counts(chosen: list[_Found], limit: int) -> dict[str, list[tuple[str, int]]]:
+        merged: dict[str, dict[str, int]] = {name: {} for name in FACET_FIELDS}
+        for found in chosen:
+            if len(found.entries):
+                for name, counted in found.facets.counts(found.entries).items():
+                    into = merged[name]
+                    for value, count in counted.items():
+                        into[value] = into.get(value, 0) + count
+        return {name: sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+                for name, counted in merged.items() if counted}
 
-    def _page(self, chosen: list, sort: str, start: int, per_page: int, ids: np.ndarray,
-              scope: Any) -> list[tuple[int, float, str]]:
+    def _page(self, chosen: list[_Found], sort: str, start: int, per_page: int,
+              ids: np.ndarray, scope: Any) -> list[tuple[int, float, str]]:
         """The page's (doc id, score, view), in the order asked for (ties by id)."""
-        positions = np.concatenate([c[0] for c in chosen])
-        scores = np.concatenate([c[1] for c in chosen])
-        listed = np.concatenate([np.full(len(c[0]), c[4] == "listed") for c in chosen])
+        def joined(parts: list[np.ndarray]) -> np.ndarray:
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+        positions = joined([c.positions for c in chosen])
         if not len(positions):
             return []
-        doc_ids = ids[positions]
+        scores = joined([c.scores for c in chosen])
         if sort == "code":
-            keys = self._rank()[positions].astype(np.float64)
+            keys = self._rank()[positions]
         elif sort == "date":
-            years = np.concatenate([np.frombuffer(c[2].years, dtype=np.int32)[c[3][c[0]]]
-                                    for c in chosen]).astype(np.float64)
-            keys = np.where(years > 0, -years, 0.0)
+            years = joined([np.frombuffer(c.facets.years, dtype=np.int32)[c.entries]
+                            for c in chosen])
+            keys = np.where(years > 0, -years, 0)
         else:
-            keys = scores if sort == "relevance" else np.zeros(len(positions))
-        chosen_at = self._top(keys, doc_ids, start + per_page)[start:]
+            keys = scores
+        chosen_at = self._top(keys, positions, ids, start + per_page)[start:]
+        first_listed = len(chosen[0].positions) if chosen[0].view == "content" else 0
+        today = int(scope.today.replace("-", "")) if scope is not None and scope.today else 0
         rows = []
         for at in chosen_at:
             view = "content"
-            if listed[at]:
+            if at >= first_listed:
                 where = positions[at]
-                opened = (self.control_open[where] and self.open_date[where] > 0
-                          and self.open_date[where] <= int(scope.today.replace("-", "")))
+                opened = (self.control_open[where] and 0 < self.open_date[where] <= today)
                 view = "masked" if scope.see_open and opened else "listed"
-            rows.append((int(doc_ids[at]), float(scores[at]) if sort == "relevance" else 0.0,
-                         view))
+            rows.append((int(ids[positions[at]]),
+                         float(scores[at]) if sort == "relevance" else 0.0, view))
         return rows
 
     @staticmethod
-    def _top(keys: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
-        """Indexes of the ``k`` smallest (key, id) pairs, in order."""
+    def _top(keys: np.ndarray, positions: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+        """Indexes of the ``k`` smallest keys, in order, ties by document id."""
         if k <= 0:
             return np.zeros(0, dtype=np.int64)
         if len(keys) > k:
@@ -610,5 +758,5 @@ class ColumnIndex:
             candidates = np.flatnonzero(keys <= bound)
         else:
             candidates = np.arange(len(keys))
-        order = np.lexsort((ids[candidates], keys[candidates]))
+        order = np.lexsort((ids[positions[candidates]], keys[candidates]))
         return candidates[order[:k]]

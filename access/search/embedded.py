@@ -128,6 +128,12 @@ class EmbeddedSearch(SearchEngine):
                     _json(r["facets"]), float(r["score"]), r["view"]) for r in page_rows]
         return SearchResult(len(rows), hits, facets)
 
+    def drop_caches(self) -> None:
+        """Forget what searches have kept in memory (term postings and scores) as an index
+        change does; the columns stay. Benchmarks use it to measure first searches."""
+        if self._columns is not None:
+            self._columns.drop_caches()
+
     def _columnar_ready(self) -> bool:
         if self._columns is None:
             with self.catalogue.engine.connect() as connection:
