@@ -55,6 +55,17 @@ class AccessIndex:
     def sync(self) -> int:
         """Add access rows for documents that have none; return how many were added."""
         with self._lock:
+            if self._checked_version:   # the common case, before every search: one statement
+                with self.catalogue.engine.connect() as connection:
+                    decision, newest = connection.execute(
+                        select(
+                            select(func.max(OpenDecision.id)).scalar_subquery(),
+                            select(func.max(m.SearchDoc.id)).scalar_subquery(),
+                        )
+                    ).one()
+                self._last_decision = decision or 0
+                if (newest or 0) <= self._synced_to:
+                    return 0
             with self.catalogue.session() as s:
                 if not self._checked_version:
                     stale = s.scalar(

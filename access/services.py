@@ -136,8 +136,13 @@ class AccessService:
             return
         today = date.today().isoformat()
         with self.catalogue.session() as s:
-            rows = s.scalars(
-                select(SearchAccess).where(SearchAccess.aip_uuid.in_({k[0] for k in keys}))
+            rows = s.execute(
+                select(
+                    SearchAccess.aip_uuid,
+                    SearchAccess.item_key,
+                    SearchAccess.control,
+                    SearchAccess.open_date,
+                ).where(SearchAccess.aip_uuid.in_({k[0] for k in keys}))
             )
             restricted = sorted(
                 {

@@ -4,7 +4,6 @@ CSRF token from ``GET /api/v1/me`` in an ``X-CSRFToken`` header."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date
 from typing import Any
 
@@ -82,7 +81,7 @@ def search():
         )
     hits = [
         {
-            **asdict(h),
+            **vars(h),   # a flat copy: the hit may be shared with the search cache
             "url": url_for("records.aip_page", uuid=h.aip_uuid)
             + (f"#{h.item_key}" if h.item_key else ""),
         }

@@ -203,18 +203,25 @@ class _Part:
         self.terms: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._stats: tuple[int, float, float] | None = None
 
-    def refresh(self, connection: Any) -> tuple[bool, np.ndarray]:
-        """Catch up with the segments table.
+    def state_sql(self) -> str:
+        """SQL columns giving the part's state: clears, segments, newest segment."""
+        where = f"part = '{self.name}'"
+        return (f"(SELECT clears FROM search_postings_state WHERE {where}), "
+                f"(SELECT count(*) FROM search_segments WHERE {where}), "
+                f"(SELECT max(id) FROM search_segments WHERE {where})")
+
+    def refresh(self, connection: Any, state: Sequence[Any] | None = None
+                ) -> tuple[bool, np.ndarray]:
+        """Catch up with the segments table (``state``: the values of :meth:`state_sql`,
+        read by the caller with others in one statement).
 
         Returns:
             (reset, changed): whether the part was cleared (every document changed), and the
             ids of documents whose entry changed since the last call.
         """
-        clears = connection.execute(text("SELECT clears FROM search_postings_state "
-                                         "WHERE part = :p"), {"p": self.name}).scalar() or 0
-        count, newest = connection.execute(text(
-            "SELECT count(*), coalesce(max(id), 0) FROM search_segments WHERE part = :p"),
-            {"p": self.name}).one()
+        if state is None:
+            state = connection.execute(text(f"SELECT {self.state_sql()}")).one()
+        clears, count, newest = (int(v or 0) for v in state)
         unchanged = np.zeros(0, dtype=np.int64)
         if clears == self.clears and newest == self.last_segment and count == len(self.gens):
             return False, unchanged
@@ -410,7 +417,6 @@ class ColumnIndex:
     def __init__(self, catalogue: Any) -> None:
         self.catalogue = catalogue
         self._lock = threading.Lock()
-        self._counter: bool | None = None
         self._slots = _Slots()
         self.parts = {"content": _Part("content"), "public": _Part("public")}
         self.deletions = 0
@@ -448,36 +454,28 @@ class ColumnIndex:
     def refresh(self, connection: Any, scoped: bool) -> None:
         """Load documents added since the last call (everything after a deletion); with
         ``scoped``, the access view too."""
-        newest = connection.execute(text("SELECT max(id) FROM search_docs")).scalar() or 0
-        deletions = self._deletions(connection)
+        content, public = self.parts["content"], self.parts["public"]
+        # one statement for the whole state: searches run this every time
+        state = connection.execute(text(
+            "SELECT (SELECT max(id) FROM search_docs), "
+            "(SELECT deletions FROM search_generation WHERE id = 1), "
+            f"{content.state_sql()}, {public.state_sql()}")).one()
+        newest, deletions = int(state[0] or 0), int(state[1] or 0)
         if deletions != self.deletions or newest < self.last_id:
             self._reset()
-            self.parts["content"].reset()
+            content.reset()
             self.deletions = deletions
         if newest > self.last_id:
             self._load(connection)
-        self.parts["content"].refresh(connection)
+        content.refresh(connection, state[2:5])
         if scoped:
-            reset, changed = self.parts["public"].refresh(connection)
+            reset, changed = public.refresh(connection, state[5:8])
             if reset or not self._access_loaded:
                 self._load_access(connection, None)
                 self._access_loaded = True
             elif len(changed):
                 self._load_access(connection, changed)
         self._grow_access()
-
-    def _deletions(self, connection: Any) -> int:
-        """The deletion counter; without its table (a catalogue migrated by an early build of
-        revision 0006) the number of documents missing from the columns stands in for it."""
-        if self._counter is None:
-            self._counter = bool(connection.execute(text(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'search_generation'")).scalar())
-        if self._counter:
-            return int(connection.execute(text(
-                "SELECT deletions FROM search_generation WHERE id = 1")).scalar() or 0)
-        present = connection.execute(text("SELECT count(*) FROM search_docs WHERE id <= :last"),
-                                     {"last": self.last_id}).scalar()
-        return self.deletions + (len(self.ids) - int(present or 0))
 
     def _load(self, connection: Any) -> None:
         result = connection.execute(text("SELECT id, archival_code, facets FROM search_docs "

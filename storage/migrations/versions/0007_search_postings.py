@@ -26,6 +26,14 @@ def upgrade() -> None:
     op.execute("CREATE INDEX ix_search_postings_segment ON search_postings (segment)")
     op.execute("CREATE TABLE search_postings_state (part TEXT PRIMARY KEY, "
                "clears INTEGER NOT NULL)")
+    tables = {r[0] for r in op.get_bind().exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "search_generation" not in tables:   # some catalogues at 0006 were made without it
+        op.execute("CREATE TABLE search_generation (id INTEGER NOT NULL, "
+                   "deletions INTEGER NOT NULL, PRIMARY KEY (id))")
+        op.execute("INSERT INTO search_generation (id, deletions) VALUES (1, 0)")
+        op.execute("CREATE TRIGGER search_docs_deleted AFTER DELETE ON search_docs BEGIN "
+                   "UPDATE search_generation SET deletions = deletions + 1 WHERE id = 1; END")
     from storage.search_postings import backfill
 
     backfill(op.get_bind())
