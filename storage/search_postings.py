@@ -25,12 +25,14 @@ Readers: :class:`access.search.columns.ColumnIndex`.
 
 from __future__ import annotations
 
-from collections import Counter
+import itertools
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 FANOUT = 8
 MAX_TF = 65_535
@@ -38,7 +40,9 @@ PARTS = ("content", "public")
 TABLES = ("search_segments", "search_postings", "search_postings_state")
 
 
-def _encode(values: Sequence[int], dtype: Any) -> bytes:
+def _encode(values: Sequence[int] | np.ndarray, dtype: Any) -> bytes:
+    if isinstance(values, np.ndarray) and values.dtype == dtype:
+        return values.tobytes()
     return np.asarray(values, dtype=dtype).tobytes()
 
 
@@ -51,24 +55,50 @@ def has_postings(connection: Any) -> bool:
 def write_segment(connection: Any, part: str, documents: Iterable[tuple[int, str, str]]) -> None:
     """Add one segment: ``(doc_id, grams, words)`` token strings as :func:`index_tokens` cuts
     them. A document written again supersedes its earlier entry."""
-    ids: list[int] = []
+    documents = sorted(documents, key=lambda d: d[0])
+    if not documents:
+        return
+    # every token occurrence as (token number, document index); then numpy counts them
+    vocabulary: dict[str, int] = defaultdict(itertools.count().__next__)   # token -> number
+    tokens: list[int] = []
+    owners: list[int] = []
     lengths: list[int] = []
-    postings: dict[str, tuple[list[int], list[int]]] = {}
-    for doc_id, grams, words in sorted(documents, key=lambda d: d[0]):
-        gram_list, word_list = grams.split(), words.split()
-        ids.append(doc_id)
+    counts: list[int] = []
+    number = vocabulary.__getitem__
+    for index, (_doc_id, grams, words) in enumerate(documents):
+        gram_list = grams.split()
+        word_list = ("w:" + words.replace(" ", " w:")).split() if words.strip() else []
         lengths += (len(gram_list), len(word_list))
-        for prefix, tokens in (("g:", gram_list), ("w:", word_list)):
-            for token, count in Counter(tokens).items():
-                entry = postings.get(prefix + token)
-                if entry is None:
-                    entry = postings[prefix + token] = ([], [])
-                entry[0].append(doc_id)
-                entry[1].append(min(count, MAX_TF))
-    if ids:
-        _insert(connection, part, 0, None, ids, lengths,
-                ((term, docs, tfs) for term, (docs, tfs) in postings.items()))
-        _merge_newest(connection, part)
+        gram_list += word_list
+        held = Counter(gram_list)
+        tokens += map(number, held)
+        counts += held.values()
+        owners += [index] * len(held)
+    ids = [doc_id for doc_id, _, _ in documents]
+    _insert(connection, part, 0, None, ids, lengths,
+            _postings(vocabulary, tokens, owners, counts, ids))
+    _merge_newest(connection, part)
+
+
+def _postings(vocabulary: dict[str, int], tokens: list[int], owners: list[int],
+              counts: list[int], ids: list[int]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Per token: the documents holding it (ascending) and how often."""
+    if not tokens:
+        return []
+    width = len(ids)
+    keys = np.asarray(tokens, dtype=np.int64) * width + np.asarray(owners, dtype=np.int64)
+    order = np.argsort(keys)
+    keys = keys[order]
+    token_of, doc_of = np.divmod(keys, width)
+    doc_ids = np.asarray(ids, dtype=np.int64)[doc_of]
+    frequencies = np.minimum(np.asarray(counts, dtype=np.int64)[order], MAX_TF)
+    names = [""] * len(vocabulary)
+    for name, at in vocabulary.items():
+        names[at] = name if name.startswith("w:") else "g:" + name
+    starts = np.flatnonzero(np.concatenate([[True], token_of[1:] != token_of[:-1]]))
+    ends = np.append(starts[1:], len(keys))
+    return [(names[int(token_of[a])], doc_ids[a:b], frequencies[a:b])
+            for a, b in zip(starts.tolist(), ends.tolist())]
 
 
 def delete_documents(connection: Any, part: str, doc_ids: Sequence[int]) -> None:
@@ -96,11 +126,13 @@ def _insert(connection: Any, part: str, level: int, gen: int | None, ids: Sequen
          "n": _encode(lengths, np.int32)}).scalar_one()
     connection.execute(text("UPDATE search_segments SET gen = :g WHERE id = :id"),
                        {"g": segment if gen is None else gen, "id": segment})
-    rows = [{"p": part, "t": term, "s": segment, "d": _encode(docs, np.uint32),
-             "f": _encode(tfs, np.uint16)} for term, docs, tfs in postings]
-    if rows:
-        connection.execute(text("INSERT INTO search_postings (part, term, segment, docs, tfs) "
-                                "VALUES (:p, :t, :s, :d, :f)"), rows)
+    # in key order: the B-tree then grows at a few places instead of everywhere
+    rows = sorted((part, term, segment, _encode(docs, np.uint32), _encode(tfs, np.uint16))
+                  for term, docs, tfs in postings)
+    if rows:   # straight to the driver: tens of thousands of rows per segment
+        raw = connection.connection() if isinstance(connection, Session) else connection
+        raw.exec_driver_sql("INSERT INTO search_postings (part, term, segment, docs, tfs) "
+                            "VALUES (?, ?, ?, ?, ?)", rows)
     return segment
 
 
