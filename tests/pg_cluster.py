@@ -65,6 +65,9 @@ def clone_catalogue(request: pytest.FixtureRequest, master: Path, home: Path) ->
     cluster = request.getfixturevalue("pg_cluster")
     text = (master / "dangan.toml").read_text(encoding="utf-8")
     source = text.split('url = "', 1)[1].split('"', 1)[0].rsplit("/", 1)[-1]
+    # PostgreSQL copies no database that has sessions, and the code that built the master
+    # may have left idle pooled connections behind (pools in reference cycles wait for gc)
+    cluster.end_sessions(source)
     name = f"c_{uuid.uuid4().hex[:12]}"
     _set_catalogue(home, cluster.create_database(name, template=source))
     request.addfinalizer(lambda: cluster.drop_database(name))
@@ -116,6 +119,11 @@ class PgCluster:
         """Create a database (optionally a copy of a template); return its URL."""
         self.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return self.url(name)
+
+    def end_sessions(self, database: str) -> None:
+        """End every session connected to a database (idle connections left in pools)."""
+        self.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     f"WHERE datname = '{database}' AND pid <> pg_backend_pid()")
 
     def drop_database(self, name: str) -> None:
         """Drop a database, ending its connections."""

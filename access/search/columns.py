@@ -46,7 +46,7 @@ LOAD_BATCH = 50_000
 NO_CODE = "\uffff"
 K1, B = 1.2, 0.75
 WEIGHTS = {"g:": 1.0, "w:": 3.0}
-TERM_CACHE = 256
+CACHE_BYTES = 96 << 20   # kept postings and scores, per part and process
 JOINT_BINS = 1 << 18
 ID_BATCH = 900
 
@@ -201,6 +201,7 @@ class _Part:
         self.clears = -1
         self.max_gen = 0
         self.terms: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self.kept = 0
         self._stats: tuple[int, float, float] | None = None
 
     def state_sql(self) -> str:
@@ -236,7 +237,7 @@ class _Part:
             since = 0
         else:
             since = self.last_segment
-        self.terms.clear()
+        self.forget()
         self._stats = None
         rows = connection.execute(text(
             "SELECT id, gen, docs, lengths FROM search_segments WHERE part = :p AND id > :last "
@@ -307,10 +308,22 @@ class _Part:
                 docs, tfs = docs[order], tfs[order]
         else:
             docs, tfs = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        self.terms[term] = (docs, tfs)
-        if len(self.terms) > TERM_CACHE:
-            self.terms.popitem(last=False)
-        return docs, tfs
+        return self._keep(term, (docs, tfs))
+
+    def forget(self) -> None:
+        """Drop every kept postings list and score."""
+        self.terms.clear()
+        self.kept = 0
+
+    def _keep(self, key: str, value: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+        """Keep a value, forgetting the least recently used beyond :data:`CACHE_BYTES`."""
+        self.terms[key] = value
+        self.kept += sum(a.nbytes for a in value)
+        while self.kept > CACHE_BYTES and len(self.terms) > 1:
+            _key, old = self.terms.popitem(last=False)
+            self.kept -= sum(a.nbytes for a in old)
+        return value
 
     def cached(self, key: str, compute: Any) -> Any:
         """A value kept beside the postings (in the same bounded cache) until the part
@@ -318,9 +331,7 @@ class _Part:
         key = "#" + key
         found = self.terms.get(key)
         if found is None:
-            found = self.terms[key] = compute()
-            if len(self.terms) > TERM_CACHE:
-                self.terms.popitem(last=False)
+            found = self._keep(key, compute())
         else:
             self.terms.move_to_end(key)
         return found
@@ -334,10 +345,7 @@ class _Part:
             self.terms.move_to_end(key)
             return found
         docs, tfs = self.postings(connection, term)
-        found = self.terms[key] = (docs, self.bm25(term[:2], docs, tfs, len(docs)))
-        if len(self.terms) > TERM_CACHE:
-            self.terms.popitem(last=False)
-        return found
+        return self._keep(key, (docs, self.bm25(term[:2], docs, tfs, len(docs))))
 
     def bm25(self, prefix: str, docs: np.ndarray, tfs: np.ndarray, df: int) -> np.ndarray:
         """One phrase's part of the score, as FTS5's ``bm25()`` computes it (the frequency
@@ -441,7 +449,7 @@ class ColumnIndex:
         """Forget the kept postings and scores of every part."""
         with self._lock:
             for part in self.parts.values():
-                part.terms.clear()
+                part.forget()
 
     # -- keeping up with the catalogue ------------------------------------------------------
     @staticmethod

@@ -231,7 +231,9 @@ class EmbeddedSearch(SearchEngine):
         """Documents a scoped reader may find: full-text matches of what they may see in
         full, public-text matches (de-identified) of what they may only see listed."""
         access = (", a.open_date, a.control, a.pii_level, a.public_title, a.public_text")
-        joins = "CROSS JOIN search_access a ON a.doc_id = d.id"
+        # CROSS JOIN keeps SQLite's plan FTS-first; PostgreSQL's CROSS JOIN takes no ON
+        joins = (f"{'CROSS JOIN' if connection.dialect.name == 'sqlite' else 'JOIN'} "
+                 "search_access a ON a.doc_id = d.id")
         found: dict[int, dict[str, Any]] = {}
         sql = getattr(scope, "sql", None)
         for row in self._rows(connection, "search_fts", expression, query, "d.facets",

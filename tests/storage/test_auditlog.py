@@ -4,11 +4,12 @@ database are detected, and so is a rewrite of the whole chain, against the ancho
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixity_support import audit_json, write_policy
@@ -18,13 +19,19 @@ from storage.auditlog import ANCHOR_NAME, entry_hash
 from storage.catalogue import Catalogue, chain_hash
 from storage.fixity.records import as_utc
 
-COLUMNS = "at, actor, action, object, detail, prev_hash, hash"
-
 pytest_plugins = ["fixity_fixtures"]
 
 
-def _db(repo) -> sqlite3.Connection:
-    return sqlite3.connect(repo.home / "catalogue.db", isolation_level=None)
+@contextmanager
+def _db(repo) -> Iterator[Connection]:
+    """A transaction on the repository's catalogue (SQLite or PostgreSQL) for SQL typed in
+    directly, past the catalogue's own code, as anyone able to write the database could."""
+    engine = Catalogue.open(repo.settings).engine
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def _verify(cli) -> tuple[int, dict]:
@@ -53,7 +60,7 @@ def test_an_untouched_log_verifies_and_anchors(repo, cli):
 
 def test_an_edited_row_is_detected(repo, cli):
     with _db(repo) as db:
-        db.execute("UPDATE audit_log SET detail = '{\"bytes\": 1}' WHERE seq = 3")
+        db.execute(text("UPDATE audit_log SET detail = '{\"bytes\": 1}' WHERE seq = 3"))
     code, data = _verify(cli)
     assert code == 1 and _kinds(data) == {("edited", 3)}
 
@@ -70,19 +77,17 @@ def test_an_edited_row_with_its_hash_recomputed_is_detected(repo, cli):
 
 def test_a_deleted_row_is_detected(repo, cli):
     with _db(repo) as db:
-        db.execute("DELETE FROM audit_log WHERE seq = 4")
+        db.execute(text("DELETE FROM audit_log WHERE seq = 4"))
     code, data = _verify(cli)
     assert code == 1 and ("deleted", 5) in _kinds(data)
     assert "entry 4 is missing" in data["problems"][0]["message"]
 
 
 def test_reordered_rows_are_detected(repo, cli):
-    with _db(repo) as db:
-        third = db.execute(f"SELECT {COLUMNS} FROM audit_log WHERE seq = 3").fetchone()
-        fourth = db.execute(f"SELECT {COLUMNS} FROM audit_log WHERE seq = 4").fetchone()
-        assignments = ", ".join(f"{c.strip()} = ?" for c in COLUMNS.split(","))
-        db.execute(f"UPDATE audit_log SET {assignments} WHERE seq = 3", (*fourth,))
-        db.execute(f"UPDATE audit_log SET {assignments} WHERE seq = 4", (*third,))
+    with _db(repo) as db:                        # entries 3 and 4 trade places
+        for old, new in ((3, -1), (4, 3), (-1, 4)):
+            db.execute(text("UPDATE audit_log SET seq = :new WHERE seq = :old"),
+                       {"old": old, "new": new})
     code, data = _verify(cli)
     assert code == 1
     assert {k for k, _ in _kinds(data)} <= {"out-of-order", "broken-link"}
@@ -96,9 +101,9 @@ def test_an_inserted_row_is_detected(repo, cli):
         third = s.get(m.AuditEntry, 3)
         forged_at, forged_prev = as_utc(third.at), third.hash
     with _db(repo) as db:
-        last = db.execute("SELECT max(seq) FROM audit_log").fetchone()[0]
+        last = db.scalar(text("SELECT max(seq) FROM audit_log"))
         for seq in range(last, 3, -1):            # make room for a row after entry 3
-            db.execute("UPDATE audit_log SET seq = seq + 1 WHERE seq = ?", (seq,))
+            db.execute(text("UPDATE audit_log SET seq = seq + 1 WHERE seq = :seq"), {"seq": seq})
     detail = {"note": "forged"}
     with catalogue.session() as s:
         s.add(m.AuditEntry(seq=4, at=forged_at, actor="dangan", action="ingest", object="forged",
@@ -141,8 +146,8 @@ def test_a_rewritten_chain_is_caught_by_the_anchor_in_storage(repo, cli):
 def test_dropping_the_latest_rows_is_caught_by_the_anchor(repo, cli):
     assert cli("audit-log", "anchor").code == 0
     with _db(repo) as db:
-        last = db.execute("SELECT max(seq) FROM audit_log").fetchone()[0]
-        db.execute("DELETE FROM audit_log WHERE seq >= ?", (last - 1,))
+        last = db.scalar(text("SELECT max(seq) FROM audit_log"))
+        db.execute(text("DELETE FROM audit_log WHERE seq >= :seq"), {"seq": last - 1})
     code, data = _verify(cli)
     assert code == 1 and {p["kind"] for p in data["problems"]} == {"truncated"}
 
