@@ -4,6 +4,8 @@ same BM25 that FTS5 computes."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from sqlalchemy import text
@@ -14,6 +16,7 @@ from access.search.embedded import EmbeddedSearch
 from access.search_access import AccessIndex
 from storage.catalogue import Catalogue, SearchDocument
 
+UUID = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f-]*|(?=…))")   # an AIP id, maybe cut short
 QUERIES = ["因病", "扶贫", "贫困户", "category:02", "光伏", "合作社 分红", "year:2016",
            "因病 -因残", '"易地扶贫搬迁"', "低保 county:630121", "不存在的词", ""]
 
@@ -132,3 +135,66 @@ def test_postings_follow_writes_deletes_and_merges(home) -> None:
             segments = connection.execute(text(
                 "SELECT count(*) FROM search_segments WHERE part = 'public'")).scalar()
             assert segments < 4 * search_postings.FANOUT, step
+
+
+def test_scoped_searches_on_postgresql_answer_as_on_sqlite(holding, pg_cluster,
+                                                           tmp_path) -> None:
+    """The same transfer and review decisions on a PostgreSQL catalogue: every reader finds
+    the same records, in the same views, with the same counts as on SQLite."""
+    import uuid
+    from datetime import date
+
+    from holdings import HOUSEHOLDS
+
+    from access.services import AccessService
+    from ingest.pipeline import ingest
+    from policies import load_settings
+
+    database = f"scoped_{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / "pg-home"
+    folder.mkdir()
+    settings = load_settings(folder, environ={
+        "DANGAN_CATALOGUE_URL": pg_cluster.create_database(database)})
+    opened: list[Catalogue] = []
+    try:
+        result = ingest(holding.transfer, settings)
+        assert result.status == "accepted", result.failures
+        on_pg = {a["archival_code"] or "general": a["uuid"] for a in result.aips}
+        service = AccessService(settings)
+        opened.append(service.catalogue)
+        archivist = Reader("archivist", "fixture")
+        service.record_decision(archivist, on_pg["general"], None, open_date=date(2020, 12, 31),
+                                control="开放", basis="县级扶贫政策文件已主动公开，提前开放")
+        service.record_decision(archivist, on_pg[HOUSEHOLDS[1].code], None,
+                                open_date=date(2020, 1, 1), control="开放",
+                                basis="户主书面同意公开（测试用决定）")
+        rules = load_rules(settings)
+        pg_catalogue = Catalogue.open(settings)
+        opened.append(pg_catalogue)
+        assert not pg_catalogue.is_sqlite
+        AccessIndex(pg_catalogue, rules).sync()
+        sqlite_catalogue = Catalogue.open(holding.settings)
+        AccessIndex(sqlite_catalogue, load_rules(holding.settings)).sync()
+        engines = (EmbeddedSearch(sqlite_catalogue), EmbeddedSearch(pg_catalogue))
+        restricted = (holding.restricted, on_pg[HOUSEHOLDS[0].code])
+        views = set()
+        for make in (lambda u: Reader("public"), lambda u: Reader("researcher", "r"),
+                     lambda u: Reader("researcher", "g", frozenset({(u, None)})),
+                     lambda u: Reader("auditor", "a"), lambda u: Reader("archivist", "x")):
+            for text_ in QUERIES:
+                answers = []
+                for engine, aip in zip(engines, restricted):
+                    query = parse_query(text_)
+                    query.scope = scope_for(make(aip), rules)
+                    found = engine.search(query, per_page=200, sort="code", facet_limit=50)
+                    answers.append((found.total, found.facets,   # AIP ids differ
+                                    [(h.archival_code, h.item_key, h.view, h.title,
+                                      UUID.sub("<aip>", h.snippet), h.facets)
+                                     for h in found.hits]))
+                    views |= {h.view for h in found.hits}
+                assert answers[0] == answers[1], (make(None).role, text_)
+        assert views == {"content", "masked", "listed"}
+    finally:
+        for catalogue in opened:
+            catalogue.engine.dispose()
+        pg_cluster.drop_database(database)
