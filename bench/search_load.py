@@ -8,7 +8,7 @@ Reproduce::
 
 The holding is generated straight into a fresh catalogue (households of 8 items and county
 documents, realistic vocabulary, full-text-sized bodies), the search access view is built,
-then the portal (``dangan serve``) runs in its own process on 127.0.0.1. Each figure is set
+then the portal (``dangan serve --workers N``, default 2) runs on 127.0.0.1. Each figure is set
 beside its baseline measured in the same run: the same queries run in-process by one thread
 (no HTTP, no concurrency). Results go to bench/results/search_load.json.
 """
@@ -386,6 +386,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=40, help="searches per client")
     parser.add_argument("--max-seconds", type=float, default=300)
     parser.add_argument("--home", type=Path, help="reuse a home built by an earlier run")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="portal worker processes (dangan serve --workers)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="dangan-search-load-"))
     home = args.home or work / "home"
@@ -399,6 +401,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine(),
         "holding": info,
         "clients": args.clients,
+        "workers": args.workers,
         "command": "python -m bench.search_load " + " ".join(argv or sys.argv[1:]),
         "runs": {},
     }
@@ -427,6 +430,8 @@ def main(argv: list[str] | None = None) -> None:
                 "serve",
                 "--port",
                 str(port),
+                "--workers",
+                str(args.workers),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -448,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
                     if baseline["p95_ms"] and loaded["requests"]
                     else None
                 )
-                what = f"HTTP, {args.clients} clients, " + (
+                what = f"HTTP, {args.clients} clients, {args.workers} workers, " + (
                     f"result cache {cache}" if cache else "no cache"
                 )
                 results["runs"][role][what] = {**loaded, "p95_ratio_vs_baseline": ratio}
