@@ -111,9 +111,11 @@ class Assessor:
     def assess(self, analysis: Analysis, fingerprint: str) -> Assessment:
         """Inspect, scan, validate and check a staged, identified transfer."""
         rels = sorted(analysis.content)
-        found = inspect_files([analysis.content_path(r) for r in rels],
-                              [analysis.formats[r].mime if r in analysis.formats else None
-                               for r in rels], self.workers)
+        formats = analysis.formats
+        root = f"{analysis.staged.root}/{analysis.content_prefix}"
+        found = inspect_files([root + r for r in rels],
+                              [formats[r].mime if r in formats else None for r in rels],
+                              self.workers, [analysis.content[r].head for r in rels])
         inspections = dict(zip(rels, found))
         scan = None
         if self.scanner is not None:

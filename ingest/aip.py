@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from ingest.analysis import Analysis, Unit
 from ingest.formats import FormatInfo, identify
+from ingest.staging import StagedFile
 from storage.digest import hash_file
 from storage.locations import ExpectedFile
 from storage.mets import AipDescription, Agent, Event, FileEntry, Item, Retention, build_mets
@@ -72,13 +73,15 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
     entries: list[FileEntry] = []
     digests: dict[str, dict[str, str]] = {}
     sizes: dict[str, int] = {}
-    for staged in sorted(unit.files, key=lambda f: f.rel):
-        rel = staged.rel[len(analysis.content_prefix):]
+    # plain strings: a unit may hold tens of thousands of files
+    bag, skip = str(folder), len(analysis.content_prefix)
+    payload = sorted(unit.files, key=lambda f: f.rel)
+    _move_payload(payload, analysis, f"{bag}/data/objects")
+    unknown = FormatInfo(None, None, None, None)
+    for staged in payload:
+        rel = staged.rel[skip:]
         path = f"data/objects/{rel}"
-        target = folder / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(analysis.content_path(rel), target)
-        fmt = analysis.formats.get(rel) or FormatInfo(None, None, None, None)
+        fmt = analysis.formats.get(rel) or unknown
         entries.append(FileEntry(id=_file_id(len(entries) + 1), path=path,
                                  original_name=staged.original_name, size=staged.size,
                                  digests=dict(staged.digests), mime=fmt.mime, puid=fmt.puid,
@@ -125,6 +128,27 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
         size, found = hash_file(folder / name, algorithms)
         expected[name] = ExpectedFile(size, found)
     return BuiltAip(uuid, folder, expected, description, record, payload_bytes)
+
+
+def _move_payload(payload: list[StagedFile], analysis: Analysis, objects: str) -> None:
+    """Move the unit's files from staging into the bag's (empty) ``objects`` folder.
+
+    When the unit holds every file of the transfer's content folder (one AIP for the whole
+    transfer, no sheet or quarantined file in that folder), the folder itself is renamed:
+    one operation instead of one per file.
+    """
+    prefix, skip = analysis.content_prefix, len(analysis.content_prefix)
+    root = str(analysis.staged.root)
+    content = f"{root}/{prefix.rstrip('/')}" if prefix else root
+    inside = sum(1 for f in analysis.staged.files if f.rel.startswith(prefix))
+    if payload and inside == len(payload):
+        os.rmdir(objects)
+        os.rename(content, objects)
+        return
+    for parent in sorted({f.rel[skip:].rpartition("/")[0] for f in payload} - {""}):
+        os.makedirs(f"{objects}/{parent}", exist_ok=True)
+    for staged in payload:
+        os.rename(f"{root}/{staged.rel}", f"{objects}/{staged.rel[skip:]}")
 
 
 def _write_tag_files(folder: Path, uuid: str, unit: Unit, algorithms: tuple[str, ...],

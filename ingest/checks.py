@@ -18,9 +18,10 @@ from ingest.analysis import Analysis
 from ingest.findings import CheckResult, Problem, failed, from_problems, not_checked, passed
 from ingest.inspect import Inspection
 from ingest.records import RecordSet, RowRecord
+from ingest.staging import suffix
 from ingest.virus import ScanResult
 from metadata_profiles import Finding, find_gaps, format_numbers, parse_code
-from policies import FormatPolicy
+from policies import FormatDecision, FormatPolicy
 
 Check = Callable[["CheckContext"], CheckResult]
 
@@ -457,14 +458,19 @@ def check_format_policy(ctx: CheckContext) -> CheckResult:
     name = "文件格式符合归档要求"
     problems = []
     allowed = Counter()
+    decided: dict[tuple[str | None, str], tuple[FormatDecision, str]] = {}
     for rel, info in sorted(a.formats.items()):
-        decision = ctx.formats.decide(info.puid, PurePosixPath(rel).suffix)
-        label = f"{decision.name}（{info.puid or '未识别'}）"
+        key = (info.puid, suffix(rel))
+        if key not in decided:   # the policy's answer depends on these two only
+            decision = ctx.formats.decide(*key)
+            decided[key] = (decision, (f"{decision.name}（{info.puid or '未识别'}）: "
+                                       f"{decision.reason or decision.action}"))
+        decision, message = decided[key]
         if decision.action == "allow":
             allowed[decision.name] += 1
             continue
-        problems.append(Problem(f"{label}: {decision.reason or decision.action}",
-                                path=a.content_prefix + rel, actual=info.puid or info.mime or "",
+        problems.append(Problem(message, path=a.content_prefix + rel,
+                                actual=info.puid or info.mime or "",
                                 severity="error" if decision.action == "reject" else "warning"))
     summary = "、".join(f"{n} {k}" for k, n in allowed.items()) or "无"
     return from_problems("GD-3-3", name, problems, f"全部格式在允许清单内（{summary}）",

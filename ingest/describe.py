@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import PurePosixPath
 from typing import Any
 
 from ingest.analysis import Analysis, Unit
@@ -181,7 +180,7 @@ def _documents(items: list[Item], unit: Unit, analysis: Analysis, item_of: dict[
         fields = item.fields
         text_parts = [str(v) if not isinstance(v, list) else " ".join(map(str, v))
                       for k, v in fields.items() if k not in never]
-        text_parts += [PurePosixPath(rel).name for rel in files_by_item.get(item.id, [])]
+        text_parts += [rel.rpartition("/")[2] for rel in files_by_item.get(item.id, [])]
         village = str(fields.get("village_code", ""))
         facets = {
             "level": item.level,

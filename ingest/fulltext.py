@@ -19,7 +19,6 @@ extractor) or ``failed`` (the extractor broke on the file). The texts go into th
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 import shutil
@@ -27,10 +26,12 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ingest import jsontext
+from ingest.staging import suffix as _suffix
 from policies import Settings
 
 TEXT_DIR = "data/metadata/text"
@@ -98,9 +99,10 @@ class TextResult:
 
     def summary(self) -> dict[str, Any]:
         """The result without its text (for extraction.json and reports)."""
-        data = asdict(self)
-        data.pop("text")
-        return data
+        return {name: getattr(self, name) for name in _SUMMARY_FIELDS}
+
+
+_SUMMARY_FIELDS = tuple(f.name for f in fields(TextResult) if f.name != "text")
 
 
 # -- OCR ------------------------------------------------------------------------------------
@@ -263,8 +265,8 @@ def _plain_text(path: Path, limit: int) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _kind(path: Path, mime: str | None) -> str:
-    suffix = path.suffix.lower()
+def _kind(path: Path | str, mime: str | None) -> str:
+    suffix = _suffix(str(path)).lower()
     mime = (mime or "").split(";")[0]
     if mime == "application/pdf" or suffix == ".pdf":
         return "pdf"
@@ -280,35 +282,37 @@ def _kind(path: Path, mime: str | None) -> str:
 
 
 def extract_file(
-    rel: str, path: Path, mime: str | None, options: Options, pool: ThreadPoolExecutor
+    rel: str, path: Path | str, mime: str | None, options: Options, pool: ThreadPoolExecutor
 ) -> TextResult:
     """The text of one file (never raises: a broken file gives a ``failed`` result)."""
     kind = _kind(path, mime)
+    if kind == "other":
+        return TextResult(rel, "none", "not-checked",
+                          f"no text extractor for {mime or _suffix(str(path))}")
+    path = Path(path)
     try:
         if kind == "pdf":
             return _extract_pdf(rel, path, options, pool)
         if kind == "image":
             return _extract_image(rel, path, options)
-        if kind in ("docx", "xlsx", "plain"):
-            reader: Callable[[Path], str] = {
-                "docx": _docx_text,
-                "xlsx": _xlsx_text,
-                "plain": lambda p: _plain_text(p, options.max_chars),
-            }[kind]
-            text = reader(path)[: options.max_chars]
-            return TextResult(
-                rel,
-                kind,
-                "passed",
-                "" if text.strip() else "no text in file",
-                1,
-                0,
-                len(text),
-                text,
-            )
+        reader: Callable[[Path], str] = {
+            "docx": _docx_text,
+            "xlsx": _xlsx_text,
+            "plain": lambda p: _plain_text(p, options.max_chars),
+        }[kind]
+        text = reader(path)[: options.max_chars]
+        return TextResult(
+            rel,
+            kind,
+            "passed",
+            "" if text.strip() else "no text in file",
+            1,
+            0,
+            len(text),
+            text,
+        )
     except Exception as exc:  # noqa: BLE001 - any extractor failure is a finding, not a crash
         return TextResult(rel, kind, "failed", f"{type(exc).__name__}: {exc}"[:300], 0, 0, 0)
-    return TextResult(rel, "none", "not-checked", f"no text extractor for {mime or path.suffix}")
 
 
 def _extract_image(rel: str, path: Path, options: Options) -> TextResult:
@@ -347,7 +351,7 @@ def _extract_pdf(rel: str, path: Path, options: Options, pool: ThreadPoolExecuto
 
 
 def extract_texts(
-    files: Mapping[str, tuple[Path, str | None]],
+    files: Mapping[str, tuple[Path | str, str | None]],
     options: Options,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, TextResult]:
@@ -409,13 +413,12 @@ def write_texts(results: Mapping[str, TextResult], folder: Path) -> list[tuple[s
     summary = folder / "extraction.json"
     summary.parent.mkdir(parents=True, exist_ok=True)
     summary.write_text(
-        json.dumps(
+        jsontext.dumps(
             {
                 "files": [r.summary() for _, r in sorted(results.items())],
                 "tesseract": tesseract_version(),
             },
-            ensure_ascii=False,
-            indent=2,
+            depth=2,
         ),
         encoding="utf-8",
     )
@@ -447,11 +450,12 @@ class UnitText:
 def extract_unit(unit: Any, analysis: Any, folder: Path, options: Options) -> UnitText:
     """Extract the text of one unit's files (before they are moved into the bag) and write
     the derived files under ``folder``."""
-    files = {}
+    files: dict[str, tuple[Path | str, str | None]] = {}
+    root, skip = str(analysis.staged.root), len(analysis.content_prefix)
     for staged in unit.files:
-        rel = staged.rel[len(analysis.content_prefix) :]
+        rel = staged.rel[skip:]
         fmt = analysis.formats.get(rel)
-        files[rel] = (analysis.content_path(rel), fmt.mime if fmt else None)
+        files[rel] = (f"{root}/{staged.rel}", fmt.mime if fmt else None)
     results = extract_texts(files, options)
     return UnitText(results, write_texts(results, folder))
 

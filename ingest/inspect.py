@@ -49,29 +49,70 @@ class Inspection:
     notes: list[str] = field(default_factory=list)
 
 
-def inspect_file(path: Path, mime: str | None) -> Inspection:
-    """Inspect one file; never raises for bad content (that is the finding)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as exc:
-        return Inspection(readable=False, reason=f"无法读取文件: {exc.strerror}")
-    mime = mime or ""
+HEAD_BYTES = len(OLE_MAGIC)   # the bytes that tell the containers apart
+
+
+def _kind(head: bytes, mime: str) -> str | None:
+    """Which inspection a file needs, from its first bytes and MIME type (None: none)."""
     if head.startswith(b"%PDF") or mime == "application/pdf":
-        return _inspect_pdf(path)
+        return "pdf"
     if head.startswith(b"PK\x03\x04"):
-        return _inspect_zip(path)
+        return "zip"
     if head.startswith(OLE_MAGIC):
-        return _inspect_ole(path)
+        return "ole"
     if mime.startswith(IMAGE_MIMES):
-        return _inspect_image(path)
+        return "image"
+    return None
+
+
+def _not_covered(mime: str) -> Inspection:
     return Inspection(reason=f"此格式（{mime or '未知'}）不做可读性检测")
 
 
-def inspect_files(paths: list[Path], mimes: list[str | None], workers: int = 2) -> list[Inspection]:
-    """Inspect many files in parallel (threads: pypdf, zlib and Pillow release the GIL often)."""
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        return list(pool.map(inspect_file, paths, mimes))
+def inspect_file(path: Path | str, mime: str | None, head: bytes | None = None) -> Inspection:
+    """Inspect one file; never raises for bad content (that is the finding).
+
+    Arguments:
+        head: the file's first :data:`HEAD_BYTES` bytes (or all of a shorter file) when
+            already read; otherwise they are read here.
+    """
+    if head is None:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(HEAD_BYTES)
+        except OSError as exc:
+            return Inspection(readable=False, reason=f"无法读取文件: {exc.strerror}")
+    mime = mime or ""
+    kind = _kind(head, mime)
+    if kind is None:
+        return _not_covered(mime)
+    return _INSPECTORS[kind](Path(path))
+
+
+def inspect_files(paths: list[Path | str], mimes: list[str | None], workers: int = 2,
+                  heads: list[bytes | None] | None = None) -> list[Inspection]:
+    """Inspect many files in parallel (threads: pypdf, zlib and Pillow release the GIL often).
+
+    Arguments:
+        heads: each file's first bytes when staging kept them (None where it did not): a
+            file whose head and MIME type call for no inspection is not opened again.
+    """
+    heads = heads if heads is not None else [None] * len(paths)
+    found: list[Inspection | None] = []
+    deep: list[int] = []
+    for index, (mime, head) in enumerate(zip(mimes, heads)):
+        if head is not None and _kind(head, mime or "") is None:
+            found.append(_not_covered(mime or ""))
+        else:
+            found.append(None)
+            deep.append(index)
+    if deep:
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for index, inspection in zip(deep, pool.map(
+                    inspect_file, [paths[i] for i in deep], [mimes[i] for i in deep],
+                    [heads[i] for i in deep])):
+                found[index] = inspection
+    return found  # type: ignore[return-value]
 
 
 def _inspect_pdf(path: Path) -> Inspection:
@@ -170,3 +211,7 @@ def _inspect_image(path: Path) -> Inspection:
             Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return Inspection(readable=False, reason=f"图像无法解码: {exc}")
     return Inspection(readable=True, reason=f"图像解码成功（{size[0]}×{size[1]}）")
+
+
+_INSPECTORS = {"pdf": _inspect_pdf, "zip": _inspect_zip, "ole": _inspect_ole,
+               "image": _inspect_image}

@@ -4,7 +4,6 @@ stored inside every AIP made from the transfer (``data/logs/``)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from typing import Any
 
 import jinja2
 
+from ingest import jsontext
 from ingest.findings import PROPERTIES, CheckResult
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -105,6 +105,7 @@ def write_report(report: Report, folder: Path) -> tuple[Path, Path, dict[str, An
     folder.mkdir(parents=True, exist_ok=True)
     data = report.to_dict()
     json_path, html_path = folder / "ingest-report.json", folder / "ingest-report.html"
-    json_path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    # indented down to each check; each problem of a check on one line
+    json_path.write_text(jsontext.dumps(data, depth=4), encoding="utf-8")
     html_path.write_text(render_html(data), encoding="utf-8")
     return json_path, html_path, data

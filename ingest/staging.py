@@ -26,7 +26,10 @@ from policies.errors import RejectedError
 from storage.digest import copy_and_hash, digest_stream, map_files, read_chunks
 
 ProgressFn = Callable[[int], None]
+PlanFn = Callable[[list[str], int], None]
+SniffFn = Callable[[bytes], "str | None"]
 HEAD = 8192
+HEAD_BYTES = 8     # what content inspection needs to tell PDF, zip and OLE files apart
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class StagedFile:
         size: bytes.
         digests: algorithm -> hex, computed while copying.
         name_note: how the name was repaired, if it was.
+        mime: libmagic's MIME type of the bytes copied, when the file was read in one chunk
+            and staging was given a sniffer (None otherwise: identify the file).
+        head: the first bytes of the file (up to :data:`HEAD_BYTES`), or None when not kept.
     """
 
     rel: str
@@ -55,6 +61,8 @@ class StagedFile:
     size: int
     digests: dict[str, str]
     name_note: str = ""
+    mime: str | None = None
+    head: bytes | None = None
 
 
 @dataclass
@@ -81,6 +89,18 @@ class UnsafeTransfer(RejectedError):
         self.problems = problems
 
 
+def suffix(rel: str) -> str:
+    """The extension of a "/"-separated relative path, as ``PurePosixPath(rel).suffix``
+    gives it, without building a path object (this runs for every file of a transfer).
+
+    >>> suffix("户卷/001-申请书.pdf"), suffix("a.tar.gz"), suffix(".profile"), suffix("x.")
+    ('.pdf', '.gz', '', '')
+    """
+    name = rel.rpartition("/")[2]
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
+
+
 def safe_relpath(name: str) -> str | None:
     """Return the NFC, "/"-separated relative form of an archive name, or None if unsafe."""
     name = name.replace("\\", "/")
@@ -95,8 +115,18 @@ def safe_relpath(name: str) -> str | None:
 
 
 def stage(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits, *,
-          workers: int = 2, progress: ProgressFn | None = None) -> StagedTransfer:
+          workers: int = 2, progress: ProgressFn | None = None, on_plan: PlanFn | None = None,
+          sniff: SniffFn | None = None, writeback: bool = False) -> StagedTransfer:
     """Copy a transfer into ``dest`` (which must not exist), computing digests on the way.
+
+    Arguments:
+        progress: called with the size of each file staged.
+        on_plan: for a folder, called once it was walked and found safe, before any file is
+            copied, with the source-relative names of its files and their total size.
+        sniff: called with the bytes of each non-empty file that was read in one chunk (up
+            to 1 MiB) while they are in memory; its answer becomes ``StagedFile.mime``.
+        writeback: start writing large files to disk while they are copied (when storage
+            will flush them before reading them back anyway).
 
     Raises:
         RejectedError: the path does not exist, is empty, or is an unsupported file.
@@ -110,35 +140,68 @@ def stage(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits,
         raise UnsafeTransfer(f"{source}: the transfer is a symbolic link",
                              [(str(source), "symbolic link")])
     if source.is_dir():
-        return _stage_folder(source, dest, algorithms, workers, progress)
+        return _stage_folder(source, dest, algorithms, workers, progress, on_plan, sniff,
+                             writeback)
     lowered = source.name.lower()
     if lowered.endswith(".zip"):
-        return _stage_zip(source, dest, algorithms, limits, progress)
+        return _stage_zip(source, dest, algorithms, limits, progress, sniff)
     if lowered.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
-        return _stage_tar(source, dest, algorithms, limits, progress)
+        return _stage_tar(source, dest, algorithms, limits, progress, sniff)
     raise RejectedError(f"{source}: not a folder, .zip, .tar or .tar.gz transfer")
 
 
 # -- folders --------------------------------------------------------------------------------
-def _walk_folder(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    stack = [root]
+def _walk_folder(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(path, "/"-separated path relative to ``root``, lstat) of every entry but folders.
+
+    Plain strings rather than ``Path`` objects: a transfer may hold hundreds of thousands
+    of files, and each ``Path`` operation costs microseconds.
+    """
+    stack = [(root, "")]
     while stack:
-        folder = stack.pop()
+        folder, prefix = stack.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
                 st = entry.stat(follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode):
-                    stack.append(Path(entry.path))
+                    stack.append((entry.path, f"{prefix}{entry.name}/"))
                 else:
-                    yield Path(entry.path), st
+                    yield entry.path, prefix + entry.name, st
+
+
+class _Look:
+    """What staging sees of one file's bytes on their way through: its head, and libmagic's
+    answer when the first chunk read was the whole file."""
+
+    __slots__ = ("block", "head", "mime", "sniff")
+
+    def __init__(self, sniff: SniffFn | None) -> None:
+        self.sniff = sniff
+        self.block: bytes | None = None
+        self.head: bytes | None = None
+        self.mime: str | None = None
+
+    def first(self, block: bytes) -> None:
+        """Keep the first chunk (the digest functions call this)."""
+        self.block = block
+
+    def finish(self, size: int) -> None:
+        """Look at the first chunk once the file of ``size`` bytes is copied."""
+        block, self.block = self.block, None
+        if block is None:
+            self.head = b"" if size == 0 else None
+            return
+        self.head = block[:HEAD_BYTES]
+        if self.sniff is not None and len(block) == size:
+            self.mime = self.sniff(block)
 
 
 def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers: int,
-                  progress: ProgressFn | None) -> StagedTransfer:
+                  progress: ProgressFn | None, on_plan: PlanFn | None,
+                  sniff: SniffFn | None, writeback: bool) -> StagedTransfer:
     problems: list[tuple[str, str]] = []
-    plan: list[tuple[Path, str, str, os.stat_result]] = []
-    for path, st in _walk_folder(source):
-        original = path.relative_to(source).as_posix()
+    plan: list[tuple[str, str, str, os.stat_result]] = []
+    for path, original, st in _walk_folder(str(source)):
         if stat.S_ISLNK(st.st_mode):
             problems.append((original, "symbolic link (links are not followed)"))
         elif not stat.S_ISREG(st.st_mode):
@@ -148,21 +211,27 @@ def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers
     if problems:
         raise UnsafeTransfer(f"{source}: entries that cannot be staged safely", problems)
     _check_collisions([(rel, orig) for _, rel, orig, _ in plan], source)
-    for folder in sorted({str(PurePosixPath(rel).parent) for _, rel, _, _ in plan}):
-        (dest / folder).mkdir(parents=True, exist_ok=True)
+    ordered = sorted(plan, key=lambda e: e[1])
+    if on_plan is not None:
+        on_plan([e[2] for e in ordered], sum(e[3].st_size for e in ordered))
+    root = str(dest)
+    for folder in sorted({rel.rpartition("/")[0] for _, rel, _, _ in plan} - {""}):
+        os.makedirs(f"{root}/{folder}", exist_ok=True)
 
-    def copy(entry: tuple[Path, str, str, os.stat_result]) -> StagedFile:
+    def copy(entry: tuple[str, str, str, os.stat_result]) -> StagedFile:
         path, rel, original, before = entry
-        size, digests = copy_and_hash(path, dest / rel, algorithms)
-        after = path.stat(follow_symlinks=False)
+        look = _Look(sniff)
+        size, digests = copy_and_hash(path, f"{root}/{rel}", algorithms, first=look.first,
+                                      writeback=writeback)
+        after = os.stat(path, follow_symlinks=False)
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or size != before.st_size:
             raise RejectedError(f"{path}: changed while it was being read; submit it again")
+        look.finish(size)
         if progress:
             progress(size)
         note = "" if rel == original else "name normalised to NFC"
-        return StagedFile(rel, original, size, digests, note)
+        return StagedFile(rel, original, size, digests, note, look.mime, look.head)
 
-    ordered = sorted(plan, key=lambda e: e[1])
     files = map_files(copy, ordered, workers, [e[3].st_size for e in ordered])
     return StagedTransfer(source, "folder", dest, files)
 
@@ -199,7 +268,7 @@ def repair_zip_name(info: zipfile.ZipInfo) -> tuple[str, str]:
 
 
 def _stage_zip(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits,
-               progress: ProgressFn | None) -> StagedTransfer:
+               progress: ProgressFn | None, sniff: SniffFn | None) -> StagedTransfer:
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -234,7 +303,7 @@ def _stage_zip(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Li
         for info, rel, name, note in sorted(members, key=lambda m: m[1]):
             with archive.open(info) as stream:
                 files.append(_write_member(stream, dest, rel, name, note, info.file_size,
-                                           algorithms, progress, source))
+                                           algorithms, progress, source, sniff))
     return StagedTransfer(source, "zip", dest, files)
 
 
@@ -254,7 +323,7 @@ def _limit_problems(entries: list[tuple[str, int, int]], limits: Limits) -> list
 
 def _write_member(stream: BinaryIO, dest: Path, rel: str, original: str, note: str,
                   declared: int, algorithms: tuple[str, ...], progress: ProgressFn | None,
-                  source: Path) -> StagedFile:
+                  source: Path, sniff: SniffFn | None) -> StagedFile:
     target = dest / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -268,21 +337,29 @@ def _write_member(stream: BinaryIO, dest: Path, rel: str, original: str, note: s
                                 f"{declared} bytes its header declares")
         os.write(fd, chunk)
 
+    look = _Look(sniff)
+
+    def chunks() -> Iterator[bytes]:
+        for index, chunk in enumerate(read_chunks(stream)):
+            if index == 0:
+                look.first(chunk)
+            yield chunk
+
     try:
-        size, digests = digest_stream(read_chunks(stream), algorithms, expected_size=declared,
-                                      write=write)
+        size, digests = digest_stream(chunks(), algorithms, expected_size=declared, write=write)
     finally:
         os.close(fd)
     if size != declared:
         raise RejectedError(f"{source}: {original} is {size} bytes, its header says {declared}")
+    look.finish(size)
     if progress:
         progress(size)
-    return StagedFile(rel, original, size, digests, note)
+    return StagedFile(rel, original, size, digests, note, look.mime, look.head)
 
 
 # -- tar ------------------------------------------------------------------------------------
 def _stage_tar(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits,
-               progress: ProgressFn | None) -> StagedTransfer:
+               progress: ProgressFn | None, sniff: SniffFn | None) -> StagedTransfer:
     try:
         archive = tarfile.open(source, "r:*")
     except (tarfile.TarError, OSError) as exc:
@@ -326,6 +403,6 @@ def _stage_tar(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Li
             with stream:
                 note = "" if rel == info.name else "name normalised"
                 files.append(_write_member(stream, dest, rel, info.name, note, info.size,
-                                           algorithms, progress, source))
+                                           algorithms, progress, source, sniff))
     files.sort(key=lambda f: f.rel)
     return StagedTransfer(source, "tar", dest, files)

@@ -9,6 +9,8 @@ than they save.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import os
 import queue
@@ -108,18 +110,51 @@ def digest_stream(chunks: Iterable[bytes], algorithms: Iterable[str], *,
 
 def hash_file(path: str | os.PathLike[str], algorithms: Iterable[str]) -> tuple[int, dict[str, str]]:
     """Read a file once and return (size, {algorithm: hex digest})."""
-    with open(path, "rb", buffering=0) as stream:
-        size = os.fstat(stream.fileno()).st_size
-        return digest_stream(read_chunks(stream), algorithms, expected_size=size)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size < PIPELINE_MIN:
+            return _digest_fd(fd, algorithms)
+        return digest_stream(_fd_chunks(fd), algorithms, expected_size=size)
+    finally:
+        os.close(fd)
+
+
+def _digest_fd(fd: int, algorithms: Iterable[str], dst_fd: int | None = None,
+               first: Callable[[bytes], object] | None = None) -> tuple[int, dict[str, str]]:
+    """Digest (and copy to ``dst_fd``) what remains of a small file, inline.
+
+    Plain ``os.read`` calls and no iterator, queue or callback per chunk: for files of a few
+    KiB this overhead is most of the cost, and a transfer may hold hundreds of thousands.
+    """
+    hashers = [(name, hashlib.new(name)) for name in algorithms]
+    size = 0
+    while block := os.read(fd, CHUNK):
+        if first is not None and size == 0:
+            first(block)
+        size += len(block)
+        for _name, hasher in hashers:
+            hasher.update(block)
+        if dst_fd is not None:
+            _write_all(dst_fd, block)
+    return size, {name: hasher.hexdigest() for name, hasher in hashers}
 
 
 def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str],
                   algorithms: Iterable[str], *, fsync: bool = False,
-                  exclusive: bool = True) -> tuple[int, dict[str, str]]:
+                  exclusive: bool = True, first: Callable[[bytes], object] | None = None,
+                  writeback: bool = False) -> tuple[int, dict[str, str]]:
     """Copy ``src`` to ``dst`` while digesting the bytes read, in one pass.
 
     The destination is created exclusively (an existing file is an error unless
     ``exclusive`` is false). Links are never followed on the source side.
+
+    Arguments:
+        first: called with the first chunk read (at most :data:`CHUNK` bytes; the whole
+            file when it is that small), so that a caller can look at the bytes without
+            reading the file again. Not called for an empty file.
+        writeback: start writing a large file's bytes to disk while it is copied (they
+            will be flushed later anyway, and the disk then works beside the hashing).
 
     Returns:
         (byte count, {algorithm: hex digest of the bytes copied}).
@@ -130,9 +165,21 @@ def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str],
         dst_fd = os.open(dst, flags, 0o644)
         try:
             size = os.fstat(src_fd).st_size
-            with open(src_fd, "rb", buffering=0, closefd=False) as stream:
-                result = digest_stream(read_chunks(stream), algorithms, expected_size=size,
-                                       write=lambda b: _write_all(dst_fd, b))
+            if size < PIPELINE_MIN:
+                result = _digest_fd(src_fd, algorithms, dst_fd, first)
+            else:
+                chunks = _fd_chunks(src_fd)
+                if first is not None:
+                    chunks = _peek_first(chunks, first)
+                written = [0]
+
+                def write(block: bytes) -> None:
+                    _write_all(dst_fd, block)
+                    if writeback:
+                        _start_writeback(dst_fd, written[0], len(block))
+                    written[0] += len(block)
+
+                result = digest_stream(chunks, algorithms, expected_size=size, write=write)
             if fsync:
                 os.fsync(dst_fd)
             return result
@@ -142,8 +189,41 @@ def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str],
         os.close(src_fd)
 
 
+def _fd_chunks(fd: int) -> Iterator[bytes]:
+    while block := os.read(fd, CHUNK):
+        yield block
+
+
+def _peek_first(chunks: Iterator[bytes], first: Callable[[bytes], object]) -> Iterator[bytes]:
+    for index, chunk in enumerate(chunks):
+        if index == 0:
+            first(chunk)
+        yield chunk
+
+
+@functools.cache
+def _sync_file_range() -> Callable[..., int] | None:
+    """Linux's sync_file_range(2) through libc, or None where there is none."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return function
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a range of a file to disk, without waiting."""
+    function = _sync_file_range()
+    if function is not None:
+        function(fd, offset, length, 2)   # SYNC_FILE_RANGE_WRITE
+
+
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+    written = os.write(fd, data)
+    if written == len(data):
+        return
+    view = memoryview(data)[written:]
     while view:
         written = os.write(fd, view)
         view = view[written:]

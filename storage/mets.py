@@ -108,6 +108,7 @@ _HASH_KEYS = {label: key for key, label in HASH_LABELS.items()}
 
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*\Z")
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*")
 _SCHEMA_LOCK = threading.Lock()
 
 
@@ -273,6 +274,13 @@ def build_mets(aip: AipDescription) -> bytes:
         TypeError: a descriptive field value is not ``str``, ``int`` or ``list[str]``.
     """
     _check_description(aip)
+    # files are most of the document: when all their values are plain text, they are
+    # written as text into the serialised tree (see _fill_in_files)
+    return _render(aip, all(_plain_file(entry) for entry in aip.files))
+
+
+def _render(aip: AipDescription, plain: bool) -> bytes:
+    """The METS document of a checked description; with ``plain`` files written as text."""
     root = etree.Element(_m("mets"), nsmap=NSMAP)
     root.set(f"{{{XSI_NS}}}schemaLocation", SCHEMA_LOCATION)
     _set(root, "OBJID", aip.uuid, "aip.uuid")
@@ -283,12 +291,12 @@ def build_mets(aip: AipDescription) -> bytes:
     _add_header(root, aip)
     for index, item in enumerate(aip.items):
         _add_dmd_sec(root, item, f"items[{index}]")
-    _add_amd_sec(root, aip)
-    if aip.files:
-        _add_file_sec(root, aip.files)
+    _add_amd_sec(root, aip, plain)
+    groups = _add_file_sec(root, aip.files, plain) if aip.files else {}
     _add_physical_map(root, aip)
     _add_logical_map(root, aip)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return _fill_in_files(xml, aip.files, groups) if plain and aip.files else xml
 
 
 def parse_mets(xml: bytes) -> AipDescription:
@@ -371,8 +379,9 @@ def path_to_href(path: str) -> str:
     common = 0
     while common < len(base) and common < len(parts) - 1 and parts[common] == base[common]:
         common += 1
-    relative = [".."] * (len(base) - common) + parts[common:]
-    return quote("/".join(relative), safe="/")
+    relative = "/".join([".."] * (len(base) - common) + parts[common:])
+    # quote() leaves these characters alone; most paths have no others
+    return relative if _UNQUOTED.fullmatch(relative) else quote(relative, safe="/")
 
 
 def href_to_path(href: str) -> str:
@@ -561,11 +570,14 @@ def _add_field(record: etree._Element, name: str, value: object, where: str) -> 
         raise TypeError(f"{where}: {type(value).__name__} is not str, int or list[str]")
 
 
-def _add_amd_sec(root: etree._Element, aip: AipDescription) -> None:
+def _add_amd_sec(root: etree._Element, aip: AipDescription, plain: bool = False) -> None:
     amd = _sub(root, _m("amdSec"), ID="amdSec-aip")
-    for index, entry in enumerate(aip.files):
-        tech = _sub(amd, _m("techMD"), ID=_tech_id(entry))
-        _premis_file(_xml_data(tech, "OBJECT"), entry, f"files[{index}] ({entry.id})")
+    if plain and aip.files:
+        amd.append(etree.Comment(_TECH_MD_MARK))
+    else:
+        for index, entry in enumerate(aip.files):
+            tech = _sub(amd, _m("techMD"), ID=_tech_id(entry))
+            _premis_file(_xml_data(tech, "OBJECT"), entry, f"files[{index}] ({entry.id})")
     if aip.retention is not None:
         rights = _sub(amd, _m("rightsMD"), ID="rightsMD-retention")
         _retention_rights(_xml_data(rights, "RIGHTS"), aip.retention, aip)
@@ -603,6 +615,119 @@ def _premis_file(parent: etree._Element, entry: FileEntry, where: str) -> None:
     _sub(characteristics, _p("size"), str(entry.size))
     _premis_format(characteristics, entry, where)
     _sub(obj, _p("originalName"), entry.original_name, f"{where}.original_name")
+
+
+# Files are most of a METS document: a large AIP holds tens of thousands of techMD sections
+# and file elements. When every value of every file is text XML can carry (as checked by
+# _plain_file; otherwise the checked builders run and name the bad value), the tree gets a
+# comment where these elements go and _fill_in_files writes them there as text, exactly as
+# lxml would have serialised them (the tests compare the two, byte for byte).
+_TECH_MD_MARK = "dangan:techMD"
+_FILE_GROUP_MARK = "dangan:fileGrp-{}"
+_TEXT_SPECIAL = re.compile("[&<>\r]")
+_ATTRIBUTE_SPECIAL = re.compile('[&<>"\n\r\t]')
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTRIBUTE_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+                                    "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+
+
+def _t(value: str) -> str:
+    """Element text as libxml2 serialises it."""
+    return value.translate(_TEXT_ESCAPES) if _TEXT_SPECIAL.search(value) else value
+
+
+def _a(value: str) -> str:
+    """An attribute value as libxml2 serialises it."""
+    return value.translate(_ATTRIBUTE_ESCAPES) if _ATTRIBUTE_SPECIAL.search(value) else value
+
+
+def _plain_file(entry: FileEntry) -> bool:
+    """Whether every text of the file is a ``str`` that XML 1.0 can carry."""
+    values = [entry.id, entry.path, entry.original_name, *entry.digests, *entry.digests.values()]
+    values += [v for v in (entry.mime, entry.puid, entry.format_name, entry.format_version)
+               if v is not None]
+    try:
+        joined = "\n".join(values)
+    except TypeError:
+        return False
+    return _XML_ILLEGAL.search(joined) is None
+
+
+def _tech_md_text(entry: FileEntry) -> str:
+    """The techMD of one file as :func:`_premis_file` builds it, indented for its depth."""
+    fixity = "".join(
+        "              <premis:fixity>\n"
+        f"                <premis:messageDigestAlgorithm>{_t(HASH_LABELS.get(alg, alg))}"
+        "</premis:messageDigestAlgorithm>\n"
+        f"                <premis:messageDigest>{_t(digest)}</premis:messageDigest>\n"
+        "              </premis:fixity>\n" for alg, digest in entry.digests.items())
+    name = entry.format_name
+    designation = (f"                  <premis:formatName>{_t(name if name is not None else 'unknown')}"
+                   "</premis:formatName>\n")
+    if entry.format_version is not None:
+        designation += (f"                  <premis:formatVersion>{_t(entry.format_version)}"
+                        "</premis:formatVersion>\n")
+    registry = "" if entry.puid is None else (
+        "                <premis:formatRegistry>\n"
+        "                  <premis:formatRegistryName>PRONOM</premis:formatRegistryName>\n"
+        f"                  <premis:formatRegistryKey>{_t(entry.puid)}</premis:formatRegistryKey>\n"
+        "                </premis:formatRegistry>\n")
+    note = "" if name is not None else (
+        f"                <premis:formatNote>{UNIDENTIFIED_NOTE}</premis:formatNote>\n")
+    file_id = _t(entry.id)
+    return (
+        f'    <mets:techMD ID="techMD-{_a(entry.id)}">\n'
+        '      <mets:mdWrap MDTYPE="PREMIS:OBJECT" MDTYPEVERSION="3.0">\n'
+        "        <mets:xmlData>\n"
+        '          <premis:object version="3.0" xsi:type="premis:file">\n'
+        "            <premis:objectIdentifier>\n"
+        f"              <premis:objectIdentifierType>{LOCAL}</premis:objectIdentifierType>\n"
+        f"              <premis:objectIdentifierValue>{file_id}</premis:objectIdentifierValue>\n"
+        "            </premis:objectIdentifier>\n"
+        "            <premis:objectCharacteristics>\n"
+        f"{fixity}"
+        f"              <premis:size>{entry.size}</premis:size>\n"
+        "              <premis:format>\n"
+        "                <premis:formatDesignation>\n"
+        f"{designation}"
+        "                </premis:formatDesignation>\n"
+        f"{registry}{note}"
+        "              </premis:format>\n"
+        "            </premis:objectCharacteristics>\n"
+        f"            <premis:originalName>{_t(entry.original_name)}</premis:originalName>\n"
+        "          </premis:object>\n"
+        "        </mets:xmlData>\n"
+        "      </mets:mdWrap>\n"
+        "    </mets:techMD>\n")
+
+
+def _mets_file_text(entry: FileEntry) -> str:
+    """The fileSec file element of one file as :func:`_mets_file` builds it."""
+    attributes = (f'ID="{_a(entry.id)}" SIZE="{entry.size}" ADMID="techMD-{_a(entry.id)}" '
+                  f'CHECKSUM="{_a(entry.digests["sha256"])}" CHECKSUMTYPE="SHA-256"')
+    if entry.mime is not None:
+        attributes += f' MIMETYPE="{_a(entry.mime)}"'
+    if entry.item_id is not None:
+        attributes += f' DMDID="{_a(entry.item_id)}"'
+    return (f"      <mets:file {attributes}>\n"
+            '        <mets:FLocat LOCTYPE="OTHER" OTHERLOCTYPE="SYSTEM" xlink:type="simple" '
+            f'xlink:href="{_a(path_to_href(entry.path))}"/>\n'
+            "      </mets:file>\n")
+
+
+def _fill_in_files(xml: bytes, files: tuple[FileEntry, ...],
+                   groups: dict[str, list[FileEntry]]) -> bytes:
+    """Put the files' techMD and fileSec elements where the tree holds their marks."""
+    parts = [(f"    <!--{_TECH_MD_MARK}-->\n", [_tech_md_text(entry) for entry in files])]
+    parts += [(f"      <!--{_FILE_GROUP_MARK.format(index)}-->\n",
+               [_mets_file_text(entry) for entry in members])
+              for index, members in enumerate(groups.values())]
+    for mark, texts in parts:
+        before, found, after = xml.partition(mark.encode("ascii"))
+        if not found:
+            raise RuntimeError(f"METS serialisation lost its mark {mark.strip()}")
+        xml = before + "".join(texts).encode("utf-8") + after
+    return xml
 
 
 def _premis_format(parent: etree._Element, entry: FileEntry, where: str) -> None:
@@ -686,15 +811,25 @@ def _retention_rights(parent: etree._Element, retention: Retention, aip: AipDesc
     _identifier(statement, "linkingObjectIdentifier", "UUID", aip.uuid, "aip.uuid")
 
 
-def _add_file_sec(root: etree._Element, files: tuple[FileEntry, ...]) -> None:
+def _add_file_sec(root: etree._Element, files: tuple[FileEntry, ...],
+                  plain: bool = False) -> dict[str, list[FileEntry]]:
+    """The fileSec: one fileGrp per USE; with ``plain`` files, a mark in each group where
+    :func:`_fill_in_files` writes them. Returns the files of each group."""
     file_sec = _sub(root, _m("fileSec"))
     groups: dict[str, etree._Element] = {}
+    members: dict[str, list[FileEntry]] = {}
     for index, entry in enumerate(files):
         where = f"files[{index}] ({entry.id})"
         if entry.use not in groups:
             groups[entry.use] = _sub(file_sec, _m("fileGrp"))
             _set(groups[entry.use], "USE", entry.use, f"{where}.use")
-        _mets_file(groups[entry.use], entry, where)
+            members[entry.use] = []
+            if plain:
+                groups[entry.use].append(etree.Comment(_FILE_GROUP_MARK.format(len(members) - 1)))
+        members[entry.use].append(entry)
+        if not plain:
+            _mets_file(groups[entry.use], entry, where)
+    return members
 
 
 def _mets_file(group: etree._Element, entry: FileEntry, where: str) -> None:
@@ -714,10 +849,13 @@ def _add_physical_map(root: etree._Element, aip: AipDescription) -> None:
     """A structMap of the bag's folders: one Directory div per folder, one Item div per file."""
     struct_map = _sub(root, _m("structMap"), TYPE="physical", LABEL="bag folders")
     folders = {"": _sub(struct_map, _m("div"), TYPE="Directory", LABEL=aip.uuid)}
+    sub, div, fptr = etree.SubElement, _m("div"), _m("fptr")
     for entry in aip.files:
-        folder, name = posixpath.split(entry.path)
-        div = _sub(_folder_div(folders, folder), _m("div"), TYPE="Item", LABEL=name)
-        _sub(div, _m("fptr"), FILEID=entry.id)
+        folder, _, name = entry.path.rpartition("/")
+        parent = folders.get(folder)
+        if parent is None:
+            parent = _folder_div(folders, folder)
+        sub(sub(parent, div, TYPE="Item", LABEL=name), fptr, FILEID=entry.id)
 
 
 def _folder_div(folders: dict[str, etree._Element], folder: str) -> etree._Element:
