@@ -170,39 +170,37 @@ def _merge(connection: Any, part: str, segments: list[Any], everything: bool) ->
     ids = ", ".join(str(int(row.id)) for row in segments)
     rows = connection.execute(text(
         f"SELECT term, segment, docs, tfs FROM search_postings WHERE part = :p "
-        f"AND segment IN ({ids}) ORDER BY term"), {"p": part})
-    merged: list[tuple[str, np.ndarray, np.ndarray]] = []
-    current, pieces = None, []
-    for term, segment, blob, tfs in list(rows) + [(None, None, None, None)]:
-        if term != current and pieces:
-            merged.append(_merged_term(current, pieces, live, live_gens))
-            pieces = []
-        current = term
-        if term is not None:
-            pieces.append((np.frombuffer(blob, dtype=np.uint32),
-                           np.frombuffer(tfs, dtype=np.uint16), gens[segment]))
+        f"AND segment IN ({ids})"), {"p": part}).all()
+    merged = _merged_postings(rows, gens, live, live_gens)
     connection.execute(text(f"DELETE FROM search_postings WHERE part = :p AND segment IN ({ids})"),
                        {"p": part})
     connection.execute(text(f"DELETE FROM search_segments WHERE id IN ({ids})"))
     _insert(connection, part, segments[-1].level + 1, int(max(gens.values())),
-            kept_docs.tolist(), lengths[keep].ravel().tolist(),
-            ((term, d, f) for term, d, f in merged if len(d)))
+            kept_docs, lengths[keep].ravel(), merged)
 
 
-def _merged_term(term: str, pieces: list[tuple[np.ndarray, np.ndarray, int]],
-                 live: np.ndarray, live_gens: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
-    """One token's postings over the merged segments: entries of each document's newest
-    version only, in document order."""
-    docs = np.concatenate([p[0] for p in pieces])
-    tfs = np.concatenate([p[1] for p in pieces])
-    gens = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int64) for p in pieces])
-    at = np.searchsorted(live, docs)
-    at[at >= len(live)] = 0
-    valid = (live[at] == docs) & (live_gens[at] == gens) if len(live) else np.zeros(len(docs),
-                                                                                    dtype=bool)
-    docs, tfs = docs[valid], tfs[valid]
-    order = np.argsort(docs, kind="stable")
-    return term, docs[order], tfs[order]
+def _merged_postings(rows: list[Any], gens: dict[int, int], live: np.ndarray,
+                     live_gens: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Every token's postings over the merged segments, in one pass over all their entries:
+    entries of each document's newest version only, tokens in order, documents ascending."""
+    if not rows or not len(live):
+        return []
+    terms = sorted({row[0] for row in rows})
+    number = {term: n for n, term in enumerate(terms)}
+    sizes = np.asarray([len(row[2]) // 4 for row in rows], dtype=np.int64)
+    docs = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.uint32)
+    tfs = np.frombuffer(b"".join(row[3] for row in rows), dtype=np.uint16)
+    term_of = np.repeat(np.asarray([number[row[0]] for row in rows], dtype=np.int64), sizes)
+    gen_of = np.repeat(np.asarray([gens[row[1]] for row in rows], dtype=np.int64), sizes)
+    at = np.minimum(np.searchsorted(live, docs), len(live) - 1)
+    valid = (live[at] == docs) & (live_gens[at] == gen_of)
+    docs, tfs, term_of = docs[valid], tfs[valid], term_of[valid]
+    order = np.lexsort((docs, term_of))
+    docs, tfs, term_of = docs[order], tfs[order], term_of[order]
+    starts = np.flatnonzero(np.concatenate([[True], term_of[1:] != term_of[:-1]]))
+    ends = np.append(starts[1:], len(docs))
+    return [(terms[int(term_of[a])], docs[a:b], tfs[a:b])
+            for a, b in zip(starts.tolist(), ends.tolist())]
 
 
 def backfill(connection: Any, batch: int = 2000) -> int:
