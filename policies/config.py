@@ -20,7 +20,7 @@ from policies.errors import ConfigError
 GiB = 1 << 30
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "catalogue": {"url": "sqlite:///{home}/catalogue.db"},
+    "catalogue": {"url": "sqlite:///{home}/catalogue.db", "sqlite_cache_mib": 128},
     "ingest": {
         "profile": "jzfp",
         "workers": 2,

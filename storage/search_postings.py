@@ -16,8 +16,8 @@ Layout (a small log-structured merge tree, one per *part*: ``content`` or ``publ
 * ``search_postings``: per (part, token, segment) the document ids (uint32) and term
   frequencies (uint16) of that segment. Tokens are ``g:`` + a gram token or ``w:`` + a word.
 * When the newest :data:`FANOUT` segments of a part share a level they are merged into one of
-  the next level (superseded entries dropped), so a token is spread over a few dozen rows at
-  most, whatever the number of batches written.
+  the next level (superseded entries dropped), up to :data:`MAX_MERGE_DOCS` documents, so a
+  token is spread over a few dozen rows for a million documents.
 * ``search_postings_state.clears`` counts whole-part clears, so that readers know to reload.
 
 Readers: :class:`access.search.columns.ColumnIndex`.
@@ -34,7 +34,8 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-FANOUT = 8
+FANOUT = 16
+MAX_MERGE_DOCS = 200_000   # bigger segments stay as they are (merge memory stays bounded)
 MAX_TF = 65_535
 PARTS = ("content", "public")
 TABLES = ("search_segments", "search_postings", "search_postings_state")
@@ -144,6 +145,8 @@ def _merge_newest(connection: Any, part: str) -> None:
             "ORDER BY gen DESC LIMIT :n"), {"p": part, "n": FANOUT}).all()
         if len(newest) < FANOUT or len({row.level for row in newest}) != 1:
             return
+        if sum(len(row.docs) // 4 for row in newest) > MAX_MERGE_DOCS:
+            return
         oldest = connection.execute(text(
             "SELECT min(gen) FROM search_segments WHERE part = :p"), {"p": part}).scalar()
         _merge(connection, part, list(reversed(newest)), everything=newest[-1].gen == oldest)
@@ -190,7 +193,7 @@ def _merged_postings(rows: list[Any], gens: dict[int, int], live: np.ndarray,
     sizes = np.asarray([len(row[2]) // 4 for row in rows], dtype=np.int64)
     docs = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.uint32)
     tfs = np.frombuffer(b"".join(row[3] for row in rows), dtype=np.uint16)
-    term_of = np.repeat(np.asarray([number[row[0]] for row in rows], dtype=np.int64), sizes)
+    term_of = np.repeat(np.asarray([number[row[0]] for row in rows], dtype=np.int32), sizes)
     gen_of = np.repeat(np.asarray([gens[row[1]] for row in rows], dtype=np.int64), sizes)
     at = np.minimum(np.searchsorted(live, docs), len(live) - 1)
     valid = (live[at] == docs) & (live_gens[at] == gen_of)
