@@ -37,8 +37,6 @@ from sqlalchemy.orm import Session
 FANOUT = 16
 MAX_MERGE_DOCS = 200_000   # bigger segments stay as they are (merge memory stays bounded)
 MAX_TF = 65_535
-PARTS = ("content", "public")
-TABLES = ("search_segments", "search_postings", "search_postings_state")
 
 
 def _encode(values: Sequence[int] | np.ndarray, dtype: Any) -> bytes:

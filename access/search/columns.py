@@ -279,10 +279,17 @@ class _Part:
 
     def postings(self, connection: Any, term: str) -> tuple[np.ndarray, np.ndarray]:
         """(doc ids, term frequencies) of a token's live entries, by doc id."""
-        found = self.terms.get(term)
-        if found is not None:
-            self.terms.move_to_end(term)
-            return found
+        return self.cached("p" + term, lambda: self._read(connection, term))
+
+    def scored(self, connection: Any, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(doc ids, BM25 part) of a one-token phrase."""
+        def score() -> tuple[np.ndarray, np.ndarray]:
+            docs, tfs = self.postings(connection, term)
+            return docs, self.bm25(term[:2], docs, tfs, len(docs))
+
+        return self.cached("s" + term, score)
+
+    def _read(self, connection: Any, term: str) -> tuple[np.ndarray, np.ndarray]:
         rows = connection.execute(text(
             "SELECT segment, docs, tfs FROM search_postings WHERE part = :p AND term = :t"),
             {"p": self.name, "t": term}).all()
@@ -308,44 +315,26 @@ class _Part:
                 docs, tfs = docs[order], tfs[order]
         else:
             docs, tfs = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        return self._keep(term, (docs, tfs))
+        return docs, tfs
 
     def forget(self) -> None:
         """Drop every kept postings list and score."""
         self.terms.clear()
         self.kept = 0
 
-    def _keep(self, key: str, value: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray,
-                                                                           np.ndarray]:
-        """Keep a value, forgetting the least recently used beyond :data:`CACHE_BYTES`."""
-        self.terms[key] = value
-        self.kept += sum(a.nbytes for a in value)
-        while self.kept > CACHE_BYTES and len(self.terms) > 1:
-            _key, old = self.terms.popitem(last=False)
-            self.kept -= sum(a.nbytes for a in old)
-        return value
-
     def cached(self, key: str, compute: Any) -> Any:
-        """A value kept beside the postings (in the same bounded cache) until the part
-        changes; ``compute()`` makes it when it is missing."""
-        key = "#" + key
-        found = self.terms.get(key)
-        if found is None:
-            found = self._keep(key, compute())
-        else:
-            self.terms.move_to_end(key)
-        return found
-
-    def scored(self, connection: Any, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """(doc ids, BM25 part) of a one-token phrase, kept beside its postings until the
-        part changes."""
-        key = "=" + term
+        """A value (a pair of arrays) kept until the part changes, the least recently used
+        forgotten beyond :data:`CACHE_BYTES`; ``compute()`` makes it when it is missing."""
         found = self.terms.get(key)
         if found is not None:
             self.terms.move_to_end(key)
             return found
-        docs, tfs = self.postings(connection, term)
-        return self._keep(key, (docs, self.bm25(term[:2], docs, tfs, len(docs))))
+        found = self.terms[key] = compute()
+        self.kept += sum(a.nbytes for a in found)
+        while self.kept > CACHE_BYTES and len(self.terms) > 1:
+            _key, old = self.terms.popitem(last=False)
+            self.kept -= sum(a.nbytes for a in old)
+        return found
 
     def bm25(self, prefix: str, docs: np.ndarray, tfs: np.ndarray, df: int) -> np.ndarray:
         """One phrase's part of the score, as FTS5's ``bm25()`` computes it (the frequency
@@ -643,7 +632,7 @@ class ColumnIndex:
             if not phrases:
                 continue
             exact = exact or any(len(p) > 1 for p in phrases)
-            one = stats.cached(f"{score:d}{term}",
+            one = stats.cached(f"t{score:d}{term}",
                                lambda t=term, p=phrases: self._term(connection, stats, t, p, score))
             found = one if found is None else self._slots.both(found, one)
         if found is None:
@@ -687,16 +676,15 @@ class ColumnIndex:
                                        else stats.postings(connection, "w:" + word))
         return grams
 
-    @staticmethod
-    def _phrase(connection: Any, stats: _Part, phrase: list[str]) -> tuple[np.ndarray,
-                                                                          np.ndarray]:
+    def _phrase(self, connection: Any, stats: _Part, phrase: list[str]) -> tuple[np.ndarray,
+                                                                                np.ndarray]:
         """Documents holding every bigram of a phrase, and the least of their frequencies
         (the phrase's own frequency when it is one token, an upper bound otherwise)."""
         docs, tfs = stats.postings(connection, "g:" + phrase[0])
         for token in phrase[1:]:
             other, other_tfs = stats.postings(connection, "g:" + token)
-            at = np.clip(np.searchsorted(other, docs), 0, max(len(other) - 1, 0))
-            hit = other[at] == docs if len(other) else np.zeros(len(docs), dtype=bool)
+            at = self._slots.find(other, docs)
+            hit = at >= 0
             docs, tfs = docs[hit], np.minimum(tfs[hit], other_tfs[at[hit]])
         return docs, tfs
 
