@@ -123,7 +123,8 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
     sizes["data/metadata/mets.xml"], digests["data/metadata/mets.xml"] = hash_file(mets_path, algorithms)
     payload_bytes = sum(sizes.values())
     _write_tag_files(folder, uuid, unit, algorithms, digests, sizes, source_organization)
-    expected = {p: ExpectedFile(sizes[p], digests[p]) for p in digests}
+    read_back = {f"data/objects/{f.rel[skip:]}": f.read_back for f in payload if f.read_back}
+    expected = {p: ExpectedFile(sizes[p], digests[p], read_back.get(p)) for p in digests}
     for name in _tag_names(folder):
         size, found = hash_file(folder / name, algorithms)
         expected[name] = ExpectedFile(size, found)

@@ -231,7 +231,8 @@ class Ingester:
                                workers=self.workers,
                                progress=lambda n: self.progress("stage", n, total),
                                on_plan=planned, sniff=sniff_mime,
-                               writeback=bool(self.settings.get("storage", "fsync")))
+                               writeback=bool(self.settings.get("storage", "fsync")),
+                               read_back=self.locations[-1].read_back_for(self.settings.staging))
                 self._early_formats = started[0] if started else None
                 crash_point("staged")
                 print_fp = fingerprint(staged)

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from policies.errors import RejectedError
-from storage.digest import copy_and_hash, digest_stream, map_files, read_chunks
+from storage.digest import ReadBack, copy_hash_read_back, digest_stream, map_files, read_chunks
 
 ProgressFn = Callable[[int], None]
 PlanFn = Callable[[list[str], int], None]
@@ -54,6 +54,8 @@ class StagedFile:
         mime: libmagic's MIME type of the bytes copied, when the file was read in one chunk
             and staging was given a sniffer (None otherwise: identify the file).
         head: the first bytes of the file (up to :data:`HEAD_BYTES`), or None when not kept.
+        read_back: the staged copy read back while it was written (large files, when
+            staging was asked to), for storage to count when it takes this very file.
     """
 
     rel: str
@@ -63,6 +65,7 @@ class StagedFile:
     name_note: str = ""
     mime: str | None = None
     head: bytes | None = None
+    read_back: ReadBack | None = None
 
 
 @dataclass
@@ -116,7 +119,8 @@ def safe_relpath(name: str) -> str | None:
 
 def stage(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits, *,
           workers: int = 2, progress: ProgressFn | None = None, on_plan: PlanFn | None = None,
-          sniff: SniffFn | None = None, writeback: bool = False) -> StagedTransfer:
+          sniff: SniffFn | None = None, writeback: bool = False,
+          read_back: str | None = None) -> StagedTransfer:
     """Copy a transfer into ``dest`` (which must not exist), computing digests on the way.
 
     Arguments:
@@ -127,6 +131,9 @@ def stage(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits,
             to 1 MiB) while they are in memory; its answer becomes ``StagedFile.mime``.
         writeback: start writing large files to disk while they are copied (when storage
             will flush them before reading them back anyway).
+        read_back: for a folder, read the staged copies of large files back while they are
+            written (``"disk"`` or ``"memory"``, see :func:`copy_hash_read_back`), so that
+            storage, taking them by a rename, need not read them again.
 
     Raises:
         RejectedError: the path does not exist, is empty, or is an unsupported file.
@@ -141,7 +148,7 @@ def stage(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits,
                              [(str(source), "symbolic link")])
     if source.is_dir():
         return _stage_folder(source, dest, algorithms, workers, progress, on_plan, sniff,
-                             writeback)
+                             writeback, read_back)
     lowered = source.name.lower()
     if lowered.endswith(".zip"):
         return _stage_zip(source, dest, algorithms, limits, progress, sniff)
@@ -198,7 +205,8 @@ class _Look:
 
 def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers: int,
                   progress: ProgressFn | None, on_plan: PlanFn | None,
-                  sniff: SniffFn | None, writeback: bool) -> StagedTransfer:
+                  sniff: SniffFn | None, writeback: bool,
+                  read_back: str | None) -> StagedTransfer:
     problems: list[tuple[str, str]] = []
     plan: list[tuple[str, str, str, os.stat_result]] = []
     for path, original, st in _walk_folder(str(source)):
@@ -221,8 +229,9 @@ def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers
     def copy(entry: tuple[str, str, str, os.stat_result]) -> StagedFile:
         path, rel, original, before = entry
         look = _Look(sniff)
-        size, digests = copy_and_hash(path, f"{root}/{rel}", algorithms, first=look.first,
-                                      writeback=writeback)
+        size, digests, checked = copy_hash_read_back(path, f"{root}/{rel}", algorithms,
+                                                     first=look.first, writeback=writeback,
+                                                     read_back=read_back)
         after = os.stat(path, follow_symlinks=False)
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or size != before.st_size:
             raise RejectedError(f"{path}: changed while it was being read; submit it again")
@@ -230,7 +239,7 @@ def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers
         if progress:
             progress(size)
         note = "" if rel == original else "name normalised to NFC"
-        return StagedFile(rel, original, size, digests, note, look.mime, look.head)
+        return StagedFile(rel, original, size, digests, note, look.mime, look.head, checked)
 
     files = map_files(copy, ordered, workers, [e[3].st_size for e in ordered])
     return StagedTransfer(source, "folder", dest, files)

@@ -15,7 +15,8 @@ import hashlib
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,12 +33,17 @@ def new_hashers(algorithms: Iterable[str]) -> dict[str, "hashlib._Hash"]:
 
 
 class _Worker(threading.Thread):
-    """A thread applying ``func`` to each chunk it is given, in order."""
+    """A thread applying ``func`` to each chunk it is given, in order.
 
-    def __init__(self, func: Callable[[bytes], object]) -> None:
+    With ``report`` it puts a token on :attr:`done` after each chunk (even one it skipped
+    after an error), so that the reading thread knows when a buffer is free again.
+    """
+
+    def __init__(self, func: Callable[[bytes], object], report: bool = False) -> None:
         super().__init__(daemon=True)
         self.func = func
-        self.chunks: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self.chunks: queue.Queue = queue.Queue(0 if report else QUEUE_DEPTH)
+        self.done: queue.SimpleQueue | None = queue.SimpleQueue() if report else None
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -47,6 +53,8 @@ class _Worker(threading.Thread):
                     self.func(chunk)
                 except BaseException as exc:  # re-raised in the reading thread
                     self.error = exc
+            if self.done is not None:
+                self.done.put(None)
 
 
 def _pump(chunks: Iterator[bytes], sinks: list[Callable[[bytes], object]]) -> int:
@@ -140,6 +148,32 @@ def _digest_fd(fd: int, algorithms: Iterable[str], dst_fd: int | None = None,
     return size, {name: hasher.hexdigest() for name, hasher in hashers}
 
 
+@dataclass(frozen=True)
+class ReadBack:
+    """A written file was read back, range by range, while it was being written.
+
+    Attributes:
+        digests: algorithm -> hex digest of the bytes read back from the written file.
+        from_disk: every range was flushed to the device and dropped from the page cache
+            before it was read, so the bytes came from the disk and not from memory.
+        identity: (device, inode, size, modification time in ns) of the file once the
+            read-back had finished.
+    """
+
+    digests: Mapping[str, str]
+    from_disk: bool
+    identity: tuple[int, int, int, int]
+
+    def holds_for(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` is still the file that was read back: same inode, size and
+        modification time (a rename keeps them, any write changes them)."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == self.identity
+
+
 def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str],
                   algorithms: Iterable[str], *, fsync: bool = False,
                   exclusive: bool = True, first: Callable[[bytes], object] | None = None,
@@ -159,6 +193,32 @@ def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     Returns:
         (byte count, {algorithm: hex digest of the bytes copied}).
     """
+    size, digests, _ = copy_hash_read_back(src, dst, algorithms, fsync=fsync,
+                                           exclusive=exclusive, first=first,
+                                           writeback=writeback, read_back=None)
+    return size, digests
+
+
+def copy_hash_read_back(src: str | os.PathLike[str], dst: str | os.PathLike[str],
+                        algorithms: Iterable[str], *, read_back: str | None,
+                        fsync: bool = False, exclusive: bool = True,
+                        first: Callable[[bytes], object] | None = None,
+                        writeback: bool = False) -> tuple[int, dict[str, str], ReadBack | None]:
+    """:func:`copy_and_hash`, and for a large file the written copy read back meanwhile.
+
+    The copy is read back range by range, a little behind the writing, on another thread:
+    the source is digested, written and the copy re-read and digested at once, on both
+    cores. ``read_back`` is ``"memory"`` (the written bytes as the page cache holds them),
+    ``"disk"`` (each range flushed to the device and evicted before it is read; needs
+    Linux's sync_file_range) or None. Small files, and ``"disk"`` where it cannot be done,
+    give no :class:`ReadBack`: the caller reads those back afterwards.
+
+    Returns:
+        (byte count, {algorithm: hex digest of the bytes copied}, ReadBack or None). The
+        read-back digests are the caller's to compare: a copy that reads back differently
+        is reported, never repaired here.
+    """
+    algorithms = list(algorithms)
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
     src_fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     try:
@@ -166,27 +226,152 @@ def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str],
         try:
             size = os.fstat(src_fd).st_size
             if size < PIPELINE_MIN:
-                result = _digest_fd(src_fd, algorithms, dst_fd, first)
+                copied, digests = _digest_fd(src_fd, algorithms, dst_fd, first)
+                checked = None
             else:
-                chunks = _fd_chunks(src_fd)
-                if first is not None:
-                    chunks = _peek_first(chunks, first)
-                written = [0]
-
-                def write(block: bytes) -> None:
-                    _write_all(dst_fd, block)
-                    if writeback:
-                        _start_writeback(dst_fd, written[0], len(block))
-                    written[0] += len(block)
-
-                result = digest_stream(chunks, algorithms, expected_size=size, write=write)
+                if read_back == "disk" and not _can_read_from_disk():
+                    read_back = None
+                back = _ReadBackWorker(dst, algorithms, read_back == "disk") if read_back else None
+                copied, digests = _copy_large(src_fd, dst_fd, algorithms, first, writeback, back)
+                checked = None
+                if back is not None:
+                    st = os.fstat(dst_fd)
+                    checked = ReadBack(back.digests(), back.from_disk,
+                                       (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
             if fsync:
                 os.fsync(dst_fd)
-            return result
+            return copied, digests, checked
         finally:
             os.close(dst_fd)
     finally:
         os.close(src_fd)
+
+
+POOL = QUEUE_DEPTH + 2      # chunk buffers of a large copy in flight
+READ_BACK_SPAN = 32 * CHUNK  # most bytes flushed and read back at once
+
+
+def _copy_large(src_fd: int, dst_fd: int, algorithms: list[str],
+                first: Callable[[bytes], object] | None, writeback: bool,
+                back: "_ReadBackWorker | None") -> tuple[int, dict[str, str]]:
+    """Read ``src_fd`` into a ring of reused buffers; one thread per digest and one writing
+    each buffer, the read-back (if any) following the writer.
+
+    Reused buffers rather than a new ``bytes`` per chunk: fresh 1 MiB allocations cost page
+    faults and zeroing in every thread, about as much as the copy itself.
+    """
+    hashers = new_hashers(algorithms)
+    position = [0]
+
+    def write(view: memoryview) -> None:
+        _write_all(dst_fd, view)
+        if writeback:
+            _start_writeback(dst_fd, position[0], len(view))
+        if back is not None:
+            back.ranges.put((position[0], len(view)))
+        position[0] += len(view)
+
+    workers = [_Worker(h.update, report=True) for h in hashers.values()]
+    workers.append(_Worker(write, report=True))
+    if back is not None:
+        back.start()
+    for worker in workers:
+        worker.start()
+    buffers = [bytearray(CHUNK) for _ in range(POOL)]
+    size = index = 0
+    try:
+        while True:
+            buffer = buffers[index % POOL]
+            if index >= POOL:
+                for worker in workers:      # every worker is done with this buffer's chunk
+                    worker.done.get()
+            count = os.readv(src_fd, [buffer])
+            if count == 0:
+                break
+            view = memoryview(buffer)[:count]
+            if index == 0 and first is not None:
+                first(bytes(view))
+            for worker in workers:
+                if worker.error is not None:
+                    raise worker.error
+                worker.chunks.put(view)
+            size += count
+            index += 1
+    finally:
+        for worker in workers:
+            worker.chunks.put(_STOP)
+        for worker in workers:
+            worker.join()
+        if back is not None:
+            back.ranges.put(_STOP)
+            back.join()
+    for worker in workers:
+        if worker.error is not None:
+            raise worker.error
+    if back is not None and back.error is not None:
+        raise back.error
+    return size, {name: h.hexdigest() for name, h in hashers.items()}
+
+
+class _ReadBackWorker(threading.Thread):
+    """Reads back the ranges of a file the writer reports as written, and digests them."""
+
+    def __init__(self, path: str | os.PathLike[str], algorithms: list[str],
+                 from_disk: bool) -> None:
+        super().__init__(daemon=True)
+        self.path, self.from_disk = path, from_disk
+        self.hashers = new_hashers(algorithms)
+        self.ranges: queue.SimpleQueue = queue.SimpleQueue()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        buffer = bytearray(CHUNK)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            stopped = False
+            while not stopped:
+                item = self.ranges.get()
+                if item is _STOP:
+                    break
+                offset, length = item
+                # when behind, take every range already written as one span: the disk
+                # flushes one large request instead of many small ones
+                while length < READ_BACK_SPAN and not self.ranges.empty():
+                    following = self.ranges.get()
+                    if following is _STOP:
+                        stopped = True
+                        break
+                    length += following[1]
+                if self.error is None:
+                    try:
+                        self._check(fd, buffer, offset, length)
+                    except BaseException as exc:  # re-raised by the copying thread
+                        self.error = exc
+        finally:
+            os.close(fd)
+
+    def _check(self, fd: int, buffer: bytearray, offset: int, length: int) -> None:
+        if self.from_disk:
+            # on the device, then out of memory: the reads below have to go to the disk
+            if _sync_file_range()(fd, offset, length, 1 | 2 | 4) != 0:
+                raise OSError(ctypes.get_errno(), f"{self.path}: sync_file_range failed")
+            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+        end = offset + length
+        while offset < end:
+            view = memoryview(buffer)[:min(CHUNK, end - offset)]
+            got = os.preadv(fd, [view], offset)
+            if got != len(view):
+                raise OSError(f"{self.path}: read back {got} of {len(view)} bytes at {offset}")
+            for hasher in self.hashers.values():
+                hasher.update(view)
+            offset += got
+
+    def digests(self) -> dict[str, str]:
+        return {name: h.hexdigest() for name, h in self.hashers.items()}
+
+
+def _can_read_from_disk() -> bool:
+    return _sync_file_range() is not None and hasattr(os, "posix_fadvise")
 
 
 def _fd_chunks(fd: int) -> Iterator[bytes]:

@@ -16,16 +16,23 @@ from pathlib import Path
 from typing import BinaryIO
 
 from policies.errors import FixityError, StorageError
+from storage.digest import ReadBack
 
 ProgressFn = Callable[[int], None]
 
 
 @dataclass(frozen=True)
 class ExpectedFile:
-    """What a bag file must be: its size and digests (algorithm -> hex)."""
+    """What a bag file must be: its size and digests (algorithm -> hex).
+
+    ``read_back`` is the evidence of a read-back already done while the file was written
+    in staging (large files only). A location that takes the very same file (a rename on
+    the same device) may count it as its own read-back; any other copy is read again.
+    """
 
     size: int
     digests: Mapping[str, str]
+    read_back: ReadBack | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,13 @@ class Location(ABC):
         ``move`` the location may take the files away from ``source`` instead of copying.
         If a complete copy is already there, it is verified and reused.
         """
+
+    def read_back_for(self, folder: Path) -> str | None:
+        """How files written in ``folder`` should be read back while they are written, for
+        this location to count that read-back as its own when it takes the files with
+        ``move``: ``"disk"``, ``"memory"``, or None when it copies them anyway (then a
+        read-back in ``folder`` would prove nothing here)."""
+        return None
 
     @abstractmethod
     def has_aip(self, uuid: str) -> bool:

@@ -19,7 +19,8 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from policies.errors import ObjectNotFound, StorageError
-from storage.digest import copy_and_hash, fsync_dir, hash_file, map_files
+from storage.digest import (ReadBack, copy_and_hash, copy_hash_read_back, fsync_dir,
+                            hash_file, map_files)
 from storage.locations.base import (
     CopyReport, ExpectedFile, LimitedReader, Location, Mismatch, ObjectInfo, ProgressFn,
     raise_first, verify_stored_bag,
@@ -65,10 +66,10 @@ class FilesystemLocation(Location):
             pending = self.root / PENDING / uuid
             if pending.exists():
                 shutil.rmtree(pending)
-            self._write(source, pending, expected, move)
+            read_back = self._write(source, pending, expected, move)
             if self.fsync:
                 os.sync()
-            raise_first(self._verify(pending, expected, progress), uuid)
+            raise_first(self._verify(pending, expected, progress, read_back), uuid)
             os.rename(pending, final)
             if self.fsync:
                 fsync_dir(self.root)
@@ -77,33 +78,60 @@ class FilesystemLocation(Location):
         report.finished = _now()
         return report
 
+    def read_back_for(self, folder: Path) -> str | None:
+        try:
+            same_device = os.stat(folder).st_dev == os.stat(self.root).st_dev
+        except OSError:
+            return None
+        return self._read_back_mode() if same_device else None
+
+    def _read_back_mode(self) -> str:
+        # with fsync the read-back must come from the disk, as the verification below does
+        return "disk" if self.fsync else "memory"
+
     def _write(self, source: Path, pending: Path, expected: Mapping[str, ExpectedFile],
-               move: bool) -> None:
+               move: bool) -> dict[str, ReadBack]:
+        """Put the bag's files in ``pending``; the read-backs done while copying."""
         if move and os.stat(source).st_dev == os.stat(self.root).st_dev:
             os.rename(source, pending)
-            return
+            return {}
         pending.mkdir(parents=True)
         for rel in sorted({str(Path(p).parent) for p in expected}):
             (pending / rel).mkdir(parents=True, exist_ok=True)
+        mode = self._read_back_mode()
 
-        def copy(rel: str) -> None:
-            size, digests = copy_and_hash(source / rel, pending / rel, ["sha256"])
+        def copy(rel: str) -> ReadBack | None:
             want = expected[rel]
-            if size != want.size or digests["sha256"] != want.digests["sha256"]:
+            size, digests, read_back = copy_hash_read_back(
+                source / rel, pending / rel, list(want.digests) or ["sha256"],
+                read_back=mode, writeback=self.fsync)
+            if size != want.size or any(digests.get(a) != v for a, v in want.digests.items()):
                 raise StorageError(f"{source / rel}: changed while being stored")
+            return read_back
 
         paths = sorted(expected)
-        map_files(copy, paths, self.workers, [expected[p].size for p in paths])
+        done = map_files(copy, paths, self.workers, [expected[p].size for p in paths])
+        return {rel: proof for rel, proof in zip(paths, done) if proof is not None}
 
     def _verify(self, folder: Path, expected: Mapping[str, ExpectedFile],
-                progress: ProgressFn | None) -> list[Mismatch]:
+                progress: ProgressFn | None,
+                read_back: Mapping[str, ReadBack] | None = None) -> list[Mismatch]:
+        """Read every file of ``folder`` back (or take the read-back done while it was
+        written, when it is proven to be of this very file) and compare."""
         found = {p for p, _ in self._walk(folder)}
         problems = [Mismatch("missing", p) for p in sorted(set(expected) - found)]
         problems += [Mismatch("untracked", p) for p in sorted(found - set(expected))]
+        read_back = read_back or {}
 
         def check(rel: str) -> list[Mismatch]:
             want = expected[rel]
             path = folder / rel
+            proof = read_back.get(rel) or want.read_back
+            if proof is not None and self._counts(proof, want, path):
+                if progress:
+                    progress(want.size)
+                return [Mismatch("changed", rel, alg, value, proof.digests[alg])
+                        for alg, value in want.digests.items() if proof.digests[alg] != value]
             if self.fsync:
                 _drop_cache(path)
             size, got = hash_file(path, list(want.digests))
@@ -119,6 +147,13 @@ class FilesystemLocation(Location):
                                         [expected[p].size for p in paths]):
             problems.extend(found_problems)
         return problems
+
+    def _counts(self, proof: ReadBack, want: ExpectedFile, path: Path) -> bool:
+        """Whether a read-back done while writing stands for reading ``path`` back now: it
+        read this very file (same inode, size, modification time) with every algorithm
+        wanted, and from the disk when this location flushes."""
+        return (proof.identity[2] == want.size and set(want.digests) <= set(proof.digests)
+                and (proof.from_disk or not self.fsync) and proof.holds_for(path))
 
     # -- reading ---------------------------------------------------------------------------
     def _aip_dir(self, uuid: str) -> Path:
