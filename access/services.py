@@ -15,7 +15,7 @@ from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from access import rules as r
 from access.dip import stream_view_dip, stream_zip
@@ -45,7 +45,7 @@ def make_engine(settings: Settings, catalogue: Catalogue) -> Any:
     try:
         from access.search.base import open_engine
     except ImportError:  # only the embedded engine is installed
-        return EmbeddedSearch(catalogue)
+        return EmbeddedSearch(catalogue, cache_mib=settings.int("search", "term_cache_mib"))
     return open_engine(settings, catalogue)
 
 
@@ -142,7 +142,8 @@ class AccessService:
                     SearchAccess.item_key,
                     SearchAccess.control,
                     SearchAccess.open_date,
-                ).where(SearchAccess.aip_uuid.in_({k[0] for k in keys}))
+                ).where(SearchAccess.aip_uuid.in_({k[0] for k in keys}),
+                        _item_key_in({k[1] for k in keys}))
             )
             restricted = sorted(
                 {
@@ -610,3 +611,9 @@ def to_json(value: Any) -> str:
         raise TypeError(type(obj).__name__)
 
     return json.dumps(value, ensure_ascii=False, default=default)
+
+
+def _item_key_in(keys: set[str | None]) -> Any:
+    """A condition on ``SearchAccess.item_key``: one of ``keys`` (None: the AIP's own row)."""
+    named = SearchAccess.item_key.in_(sorted(k for k in keys if k is not None))
+    return or_(named, SearchAccess.item_key.is_(None)) if None in keys else named

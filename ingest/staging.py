@@ -235,6 +235,9 @@ def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers
         after = os.stat(path, follow_symlinks=False)
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or size != before.st_size:
             raise RejectedError(f"{path}: changed while it was being read; submit it again")
+        if checked is not None and dict(checked.digests) != digests:
+            raise RejectedError(f"{path}: its staged copy reads back differently from the bytes "
+                                "read (changed while being read, or a write error); submit it again")
         look.finish(size)
         if progress:
             progress(size)

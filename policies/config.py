@@ -39,7 +39,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "elasticsearch_index": "dangan-search", "elasticsearch_shards": 1,
                "elasticsearch_replicas": 0, "elasticsearch_timeout": 30,
                "elasticsearch_bulk_docs": 500, "elasticsearch_retries": 5,
-               "outbox_max_attempts": 10},
+               "outbox_max_attempts": 10, "term_cache_mib": 256},
     "workers": {"lease_seconds": 300, "poll_seconds": 5, "retry_delay_seconds": 30},
     "portal": {"host": "127.0.0.1", "port": 5000, "secret_key": "", "public_url": "",
                "session_hours": 8, "secure_cookies": False, "login_max_failures": 5,

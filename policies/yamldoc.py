@@ -1,7 +1,6 @@
 """YAML documents that remember where each value was written, checked by a JSON Schema.
 
-A bureau edits policies and profiles by hand, so an error must say which file and which line
-to fix.
+A bureau edits policies by hand, so an error must say which file and which line to fix.
 :func:`load_marked` parses YAML keeping the line of every mapping key and list entry (and
 refuses duplicate keys, which PyYAML would silently overwrite); :func:`schema_errors` runs a
 JSON Schema over the data and returns each violation with its line.

@@ -405,14 +405,15 @@ class Catalogue:
         if self.is_sqlite:
             # take SQLite's write lock first, so two processes cannot chain onto the same head
             s.execute(text("UPDATE audit_log SET seq = seq WHERE 0"))
-        last = s.scalars(select(m.AuditEntry).order_by(m.AuditEntry.seq.desc())
-                         .limit(1).with_for_update()).first()
-        prev = last.hash if last else GENESIS
+        table = m.AuditEntry.__table__
+        prev = s.execute(select(table.c.hash).order_by(table.c.seq.desc()).limit(1)
+                         .with_for_update()).scalar() or GENESIS
         at = utcnow()
         detail = json.loads(json.dumps(detail, default=_json_default))
-        s.add(m.AuditEntry(at=at, actor=actor, action=action, object=obj, detail=detail,
-                           prev_hash=prev, hash=chain_hash(prev, at, actor, action, obj, detail)))
-        s.flush()
+        # a plain INSERT: portal searches by staff append one entry each
+        s.execute(insert(table).values(
+            at=at, actor=actor, action=action, object=obj, detail=detail, prev_hash=prev,
+            hash=chain_hash(prev, at, actor, action, obj, detail)))
 
 
 def _iso(value: date | datetime | None) -> str | None:

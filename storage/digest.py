@@ -14,6 +14,7 @@ import functools
 import hashlib
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -264,7 +265,7 @@ def _copy_large(src_fd: int, dst_fd: int, algorithms: list[str],
     position = [0]
 
     def write(view: memoryview) -> None:
-        _write_all(dst_fd, view)
+        _copy_range(src_fd, dst_fd, position[0], view)
         if writeback:
             _start_writeback(dst_fd, position[0], len(view))
         if back is not None:
@@ -311,6 +312,28 @@ def _copy_large(src_fd: int, dst_fd: int, algorithms: list[str],
     if back is not None and back.error is not None:
         raise back.error
     return size, {name: h.hexdigest() for name, h in hashers.items()}
+
+
+def _copy_range(src_fd: int, dst_fd: int, offset: int, view: memoryview) -> None:
+    """Append the source's bytes at ``offset`` (``view`` holds them as read) to ``dst_fd``.
+
+    On Linux the kernel copies them from the source's page cache (sendfile): writing 1 GiB
+    from a user-space buffer now and then takes four times as long on virtual machines, a
+    kernel copy does not. Should the source change meanwhile, the read-back digest differs
+    from the digest of the bytes read, and the copy is refused.
+    """
+    if not _KERNEL_COPY:
+        _write_all(dst_fd, view)
+        return
+    start, end = offset, offset + len(view)
+    while start < end:
+        sent = os.sendfile(dst_fd, src_fd, start, end - start)
+        if sent == 0:
+            raise OSError(f"the source ended at byte {start} while {end} were read")
+        start += sent
+
+
+_KERNEL_COPY = sys.platform.startswith("linux") and hasattr(os, "sendfile")
 
 
 class _ReadBackWorker(threading.Thread):

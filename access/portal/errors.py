@@ -43,4 +43,4 @@ def init_app(app: Flask) -> None:
         if app.config.get("TESTING") and app.config.get("PROPAGATE_EXCEPTIONS", True):
             raise exc
         log.exception("internal error")
-        return _answer(500, InternalServerError.name, "internal error (logged)")
+        return _answer(500, InternalServerError().name, "internal error (logged)")

@@ -88,7 +88,7 @@ def open_engine(settings: Settings, catalogue: Catalogue | None = None) -> Searc
     catalogue = catalogue or Catalogue.open(settings)
     name = settings.get("search", "engine")
     if name == "embedded":
-        return EmbeddedSearch(catalogue)
+        return EmbeddedSearch(catalogue, cache_mib=settings.int("search", "term_cache_mib"))
     if name == "elasticsearch":
         from access.search.elastic import ElasticSearch
 

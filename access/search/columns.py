@@ -46,7 +46,8 @@ LOAD_BATCH = 50_000
 NO_CODE = "\uffff"
 K1, B = 1.2, 0.75
 WEIGHTS = {"g:": 1.0, "w:": 3.0}
-CACHE_BYTES = 96 << 20   # kept postings and scores, per part and process
+CACHE_MIB = 256          # kept postings and scores, per part and process (``[search]
+                         # term_cache_mib``)
 JOINT_BINS = 1 << 18
 ID_BATCH = 900
 
@@ -81,6 +82,19 @@ class _Column:
             self.sets.append(combination)
         self.held.append(number)
 
+    def flat(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sets as arrays: set ``n`` holds the value codes ``held[starts[n]:starts[n+1]]``
+        (kept until a new set appears)."""
+        kept = getattr(self, "_flat", None)
+        if kept is None or len(kept[0]) != len(self.sets) + 1:
+            sizes = np.fromiter((len(held) for held in self.sets), dtype=np.int64,
+                                count=len(self.sets))
+            starts = np.concatenate([[0], np.cumsum(sizes)])
+            held = np.fromiter((code for held in self.sets for code in held), dtype=np.int64,
+                               count=int(starts[-1]))
+            kept = self._flat = (starts, held)
+        return kept
+
 
 class _Facets:
     """The facet columns of a set of entries (documents, or their public views)."""
@@ -111,17 +125,25 @@ class _Facets:
         out: dict[str, dict[str, int]] = {}
         for names, radices, joint in self._joints():
             per = np.bincount(joint[entries], minlength=int(np.prod(radices)))
-            per = per.reshape(radices)
+            # each field's counts from the combinations present only (a few thousand of
+            # the group's bins), not by summing the whole table once per field
+            present = np.flatnonzero(per)
+            weights = per[present]
+            coordinates = np.unravel_index(present, radices)
             for axis, name in enumerate(names):
-                others = tuple(a for a in range(len(names)) if a != axis)
-                per_set = per.sum(axis=others) if others else per
                 column = self.columns[name]
-                counted: dict[str, int] = {}
-                for number in np.flatnonzero(per_set[:len(column.sets)]):
-                    for code in column.sets[number]:
-                        value = column.values[code]
-                        counted[value] = counted.get(value, 0) + int(per_set[number])
-                out[name] = counted
+                starts, held = column.flat()
+                # a set's count goes to each value it holds: expand the sets present into
+                # (value, count) pairs and add them up per value
+                numbers = coordinates[axis]
+                sizes = starts[numbers + 1] - starts[numbers]
+                at = np.repeat(starts[numbers] - np.cumsum(sizes) + sizes, sizes) \
+                    + np.arange(int(sizes.sum()))
+                per_value = np.bincount(held[at], weights=np.repeat(weights, sizes),
+                                        minlength=len(column.values)).astype(np.int64)
+                found = np.flatnonzero(per_value)
+                out[name] = dict(zip([column.values[i] for i in found],
+                                     per_value[found].tolist()))
         return out
 
     def _joints(self) -> list[tuple[list[str], tuple[int, ...], np.ndarray]]:
@@ -187,10 +209,12 @@ class _Found:
 
 
 class _Part:
-    """The postings statistics of one part (``content`` or ``public``) of the index."""
+    """The postings statistics of one part (``content`` or ``public``) of the index, and the
+    postings and scores its searches keep (up to ``cache_bytes``)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, cache_bytes: int = CACHE_MIB << 20) -> None:
         self.name = name
+        self.cache_bytes = cache_bytes
         self.reset()
 
     def reset(self) -> None:
@@ -201,6 +225,7 @@ class _Part:
         self.clears = -1
         self.max_gen = 0
         self.terms: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self.held: dict[int, list] = {}    # id -> [array, entries holding it]
         self.kept = 0
         self._stats: tuple[int, float, float] | None = None
 
@@ -309,31 +334,47 @@ class _Part:
         pieces = sorted((p for p in pieces if len(p[0])), key=lambda p: p[0][0])
         if pieces:
             docs = np.concatenate([p[0] for p in pieces])
-            tfs = np.concatenate([p[1] for p in pieces]).astype(np.float64)
+            tfs = np.concatenate([p[1] for p in pieces])
             if any(a[0][-1] >= b[0][0] for a, b in zip(pieces, pieces[1:])):
                 order = np.argsort(docs, kind="stable")
                 docs, tfs = docs[order], tfs[order]
         else:
-            docs, tfs = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+            docs, tfs = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint16)
         return docs, tfs
 
     def forget(self) -> None:
         """Drop every kept postings list and score."""
         self.terms.clear()
+        self.held.clear()
         self.kept = 0
 
     def cached(self, key: str, compute: Any) -> Any:
         """A value (a pair of arrays) kept until the part changes, the least recently used
-        forgotten beyond :data:`CACHE_BYTES`; ``compute()`` makes it when it is missing."""
+        forgotten beyond ``cache_bytes``; ``compute()`` makes it when it is missing.
+
+        An array several values share (a word's documents, in its postings and its scores)
+        is counted once.
+        """
         found = self.terms.get(key)
         if found is not None:
             self.terms.move_to_end(key)
             return found
         found = self.terms[key] = compute()
-        self.kept += sum(a.nbytes for a in found)
-        while self.kept > CACHE_BYTES and len(self.terms) > 1:
+        for array_ in found:
+            entry = self.held.get(id(array_))
+            if entry is None:
+                self.held[id(array_)] = [array_, 1]
+                self.kept += array_.nbytes
+            else:
+                entry[1] += 1
+        while self.kept > self.cache_bytes and len(self.terms) > 1:
             _key, old = self.terms.popitem(last=False)
-            self.kept -= sum(a.nbytes for a in old)
+            for array_ in old:
+                entry = self.held[id(array_)]
+                entry[1] -= 1
+                if not entry[1]:
+                    del self.held[id(array_)]
+                    self.kept -= array_.nbytes
         return found
 
     def bm25(self, prefix: str, docs: np.ndarray, tfs: np.ndarray, df: int) -> np.ndarray:
@@ -409,13 +450,15 @@ class ColumnIndex:
 
     Arguments:
         catalogue: the catalogue whose ``search_docs``, ``search_access`` and postings are read.
+        cache_mib: postings and scores kept in memory, per part, in MiB.
     """
 
-    def __init__(self, catalogue: Any) -> None:
+    def __init__(self, catalogue: Any, cache_mib: int = CACHE_MIB) -> None:
         self.catalogue = catalogue
         self._lock = threading.Lock()
         self._slots = _Slots()
-        self.parts = {"content": _Part("content"), "public": _Part("public")}
+        self.parts = {name: _Part(name, max(cache_mib, 0) << 20)
+                      for name in ("content", "public")}
         self.deletions = 0
         self._reset()
 

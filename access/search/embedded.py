@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from access.rules import mask_numbers
 from access.search.base import Hit, SearchEngine, SearchResult
-from access.search.columns import ColumnIndex
+from access.search.columns import CACHE_MIB, ColumnIndex
 from access.search.facets import facet_list
 from access.search.pg_embedded import pg_rows
 from access.search.query import FACET_FIELDS, Query
@@ -92,11 +92,15 @@ class EmbeddedSearch(SearchEngine):
     """Search over the catalogue's token tables: SQLite FTS5, or PostgreSQL ``tsvector``
     phrases (:mod:`access.search.pg_embedded`) when the catalogue is there."""
 
-    def __init__(self, catalogue: Catalogue, columnar: bool = True) -> None:
+    def __init__(self, catalogue: Catalogue, columnar: bool = True,
+                 cache_mib: int = CACHE_MIB) -> None:
         """``columnar``: on SQLite, search through the in-memory columns and postings
-        (:mod:`.columns`); without it, row by row in SQL (the PostgreSQL path)."""
+        (:mod:`.columns`); without it, row by row in SQL (the PostgreSQL path).
+        ``cache_mib``: postings and scores the columns keep, per part (``[search]
+        term_cache_mib``)."""
         self.catalogue = catalogue
         self.columnar = columnar
+        self.cache_mib = cache_mib
         self._columns: ColumnIndex | None = None
 
     def search(self, query: Query, *, page: int = 1, per_page: int = 20,
@@ -139,7 +143,7 @@ class EmbeddedSearch(SearchEngine):
             with self.catalogue.engine.connect() as connection:
                 if not ColumnIndex.available(connection):
                     return False
-            self._columns = ColumnIndex(self.catalogue)
+            self._columns = ColumnIndex(self.catalogue, self.cache_mib)
         return True
 
     def _columnar(self, query: Query, expression: str | None, page: int, per_page: int,

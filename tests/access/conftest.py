@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from holdings import HOUSEHOLDS, build_transfer  # noqa: E402
+from holdings import HOUSEHOLDS, PASSWORD, build_transfer  # noqa: E402
 
 from policies import Settings, load_settings  # noqa: E402
 
 ROLES = ("admin", "archivist", "auditor", "researcher", "public")
-PASSWORD = "correct horse battery"
 
 
 @dataclass

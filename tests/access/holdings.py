@@ -13,6 +13,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+PASSWORD = "correct horse battery"   # every test account's password
+
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 HEADER = [
     "序号",

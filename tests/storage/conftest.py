@@ -7,18 +7,17 @@ binaries are not installed.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import bagit
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ingest"))
 
+from bag_support import make_bag  # noqa: E402
 from s3_servers import MotoServer, RadosGateway, s3_client  # noqa: E402
 
 from storage.locations.base import ExpectedFile  # noqa: E402
@@ -76,30 +75,6 @@ def new_bucket(moto: MotoServer) -> Callable[..., str]:
 def moto_client(moto: MotoServer):
     """A plain boto3 client of the moto server (for looking behind Dangan's back)."""
     return s3_client(moto.endpoint, moto.access_key, moto.secret_key)
-
-
-def make_bag(folder: Path, files: dict[str, bytes]) -> dict[str, ExpectedFile]:
-    """Write ``files`` (payload path -> bytes) as a BagIt bag; return every file's expectation.
-
-    The paths are relative to ``data/``; the bag's tag files are included in the result.
-    """
-    for rel, body in files.items():
-        target = folder / rel          # make_bag moves everything into data/
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(body)
-    bagit.make_bag(str(folder), checksums=["sha256"])
-    return expected_of_folder(folder)
-
-
-def expected_of_folder(folder: Path) -> dict[str, ExpectedFile]:
-    """Size and SHA-256 of every file under ``folder``, by bag-relative path."""
-    result = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            body = path.read_bytes()
-            result[path.relative_to(folder).as_posix()] = ExpectedFile(
-                len(body), {"sha256": hashlib.sha256(body).hexdigest()})
-    return result
 
 
 @pytest.fixture

@@ -60,17 +60,16 @@ def test_small_files_and_no_mode_give_no_read_back(tmp_path):
 def test_the_read_back_sees_what_was_written_not_what_was_read(tmp_path, monkeypatch):
     """A write that goes wrong gives a read-back digest different from the source's."""
     data = _big(tmp_path / "src")
-    real = digest._write_all
     calls = []
 
-    def flaky(fd: int, block) -> None:
-        calls.append(len(block))
+    def flaky(src_fd: int, dst_fd: int, offset: int, view) -> None:
+        calls.append(offset)
+        block = bytearray(view)
         if len(calls) == 2:                      # the second chunk lands with one bit flipped
-            block = bytearray(block)
             block[100] ^= 1
-        real(fd, block)
+        os.write(dst_fd, block)
 
-    monkeypatch.setattr(digest, "_write_all", flaky)
+    monkeypatch.setattr(digest, "_copy_range", flaky)
     _, digests, proof = copy_hash_read_back(tmp_path / "src", tmp_path / "dst", ["sha256"],
                                             read_back="memory")
     assert digests["sha256"] == _sha(data)
@@ -158,14 +157,33 @@ def test_a_copy_is_read_back_as_it_is_written(tmp_path, monkeypatch):
 def test_a_copy_written_wrong_is_refused(tmp_path, monkeypatch):
     location = FilesystemLocation("local", tmp_path / "aips", fsync=False)
     bag, expected, _ = _bag(tmp_path, None)
-    real = digest._write_all
 
-    def flaky(fd: int, block) -> None:
-        block = bytearray(block)
+    def flaky(src_fd: int, dst_fd: int, offset: int, view) -> None:
+        block = bytearray(view)
         block[0] ^= 1
-        real(fd, block)
+        os.write(dst_fd, block)
 
-    monkeypatch.setattr(digest, "_write_all", flaky)
+    monkeypatch.setattr(digest, "_copy_range", flaky)
     with pytest.raises(FixityError, match="big.bin"):
         location.put_aip("u1", bag, expected, move=False)
     assert not location.has_aip("u1")
+
+
+def test_staging_refuses_a_file_whose_copy_reads_back_differently(tmp_path, monkeypatch):
+    from ingest.staging import Limits, stage
+    from policies.errors import RejectedError
+
+    (tmp_path / "transfer").mkdir()
+    _big(tmp_path / "transfer" / "scan.tif")
+    before = (tmp_path / "transfer" / "scan.tif").read_bytes()
+
+    def flaky(src_fd: int, dst_fd: int, offset: int, view) -> None:
+        block = bytearray(view)
+        block[-1] ^= 1
+        os.write(dst_fd, block)
+
+    monkeypatch.setattr(digest, "_copy_range", flaky)
+    with pytest.raises(RejectedError, match="scan.tif.*reads back differently"):
+        stage(tmp_path / "transfer", tmp_path / "staged", ("sha256",),
+              Limits(1 << 40, 1 << 20, 1000), read_back="memory")
+    assert (tmp_path / "transfer" / "scan.tif").read_bytes() == before

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
-from conftest import make_bag
+from bag_support import make_bag
 
 from policies.errors import ConfigError, FixityError, ObjectLocked, ObjectNotFound, StorageError
 from policies.loader import LocationSpec
