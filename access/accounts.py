@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -235,16 +236,19 @@ def authenticate(
     return user
 
 
-def reader_for(catalogue: Catalogue, user: User | None) -> Reader:
-    """The reader an account acts as: its role and its live access grants."""
+def reader_for(catalogue: Catalogue, user: User | None, session: Any = None) -> Reader:
+    """The reader an account acts as: its role and its live access grants (read in
+    ``session`` when given, else in a session of its own)."""
     if user is None or user.disabled:
         return Reader()
-    with catalogue.session() as s:
-        rows = list(
-            s.scalars(
-                select(AccessRequest).where(
-                    AccessRequest.username == user.username, AccessRequest.status == "granted"
-                )
+    if session is None:
+        with catalogue.session() as s:
+            return reader_for(catalogue, user, s)
+    rows = list(
+        session.scalars(
+            select(AccessRequest).where(
+                AccessRequest.username == user.username, AccessRequest.status == "granted"
             )
         )
+    )
     return Reader(user.role, user.username, live_grants(rows))

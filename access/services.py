@@ -70,11 +70,11 @@ class AccessService:
         self._cache_lock = threading.Lock()
 
     # -- readers ---------------------------------------------------------------------------
-    def reader(self, user: User | None) -> r.Reader:
+    def reader(self, user: User | None, session: Any = None) -> r.Reader:
         """The reader an account (or None: an anonymous visitor) acts as."""
         from access.accounts import reader_for
 
-        return reader_for(self.catalogue, user)
+        return reader_for(self.catalogue, user, session)
 
     def _audit(self, reader: r.Reader, action: str, obj: str, detail: dict[str, Any]) -> None:
         self.catalogue.audit(reader.actor, action, obj, {"role": reader.role, **detail})
@@ -131,28 +131,29 @@ class AccessService:
                 self._cache.popitem(last=False)
 
     def _audit_hits(self, reader: r.Reader, text: str, result: SearchResult) -> None:
+        """Audit a search whose page shows restricted material in full (to staff, or to a
+        researcher through a grant); open records and public views are not audited."""
         keys = {(h.aip_uuid, h.item_key) for h in result.hits if h.view == "content"}
         if not keys:
             return
-        today = date.today().isoformat()
-        with self.catalogue.session() as s:
-            rows = s.execute(
-                select(
-                    SearchAccess.aip_uuid,
-                    SearchAccess.item_key,
-                    SearchAccess.control,
-                    SearchAccess.open_date,
-                ).where(SearchAccess.aip_uuid.in_({k[0] for k in keys}),
-                        _item_key_in({k[1] for k in keys}))
-            )
-            restricted = sorted(
-                {
-                    f"{a.aip_uuid}/{a.item_key or ''}"
-                    for a in rows
-                    if (a.aip_uuid, a.item_key) in keys
-                    and not (a.control == "开放" and a.open_date and a.open_date <= today)
-                }
-            )
+        if result.restricted is not None:
+            shown = result.restricted & keys
+        else:
+            today = date.today().isoformat()
+            with self.catalogue.session() as s:
+                rows = s.execute(
+                    select(
+                        SearchAccess.aip_uuid,
+                        SearchAccess.item_key,
+                        SearchAccess.control,
+                        SearchAccess.open_date,
+                    ).where(SearchAccess.aip_uuid.in_({k[0] for k in keys}),
+                            _item_key_in({k[1] for k in keys}))
+                )
+                opened = {(a.aip_uuid, a.item_key) for a in rows
+                          if a.control == "开放" and a.open_date and a.open_date <= today}
+            shown = keys - opened      # without an access row: restricted (fail closed)
+        restricted = sorted(f"{aip}/{item or ''}" for aip, item in shown)
         if restricted:
             self._audit(reader, "search-restricted", text[:200], {"hits": restricted})
 

@@ -10,7 +10,11 @@ The holding is generated straight into a fresh catalogue (households of 8 items 
 documents, realistic vocabulary, full-text-sized bodies), the search access view is built,
 then the portal (``dangan serve --workers N``, default 2) runs on 127.0.0.1. Each figure is set
 beside its baseline measured in the same run: the same queries run in-process by one thread
-(no HTTP, no concurrency). Results go to bench/results/search_load.json.
+(no HTTP, no concurrency). Before each measured run every worker has seen every query word
+(the term postings are warm, as the baseline's are); the run with the result cache (the
+portal's default, ``[portal] search_cache``) shows repeated searches, the one without it
+shows every search computed. The load generator's own CPU time is recorded beside the
+server's. Results go to bench/results/search_load.json.
 """
 
 from __future__ import annotations
@@ -292,14 +296,16 @@ def _summary(latencies: list[float], seconds: float, errors: int) -> dict:
 
 
 def in_process(home: Path, role: str, repeat: int) -> dict:
-    """Baseline: the same searches in this process, one thread, no HTTP."""
+    """Baseline: the same searches in this process, one thread, no HTTP, no result cache
+    (term postings warm, as in the servers)."""
     from access.rules import Reader
     from access.services import AccessService
     from policies import load_settings
 
     service = AccessService(load_settings(home, environ={"DANGAN_PORTAL_SEARCH_CACHE": "0"}))
     reader = Reader(role, f"bench-{role}")
-    service.search(reader, "扶贫")  # warm the caches and the access view
+    for word in WORDS:  # warm the columns, the access view and the term postings, as the
+        service.search(reader, word, per_page=20)  # servers are warmed before their runs
     latencies = []
     started = time.perf_counter()
     for n in range(repeat):
@@ -337,8 +343,33 @@ def _login(port: int, user: str) -> str:
     return response.getheader("Set-Cookie").split(";")[0]
 
 
-def load(port: int, cookie: str, clients: int, per_client: int, max_seconds: float) -> dict:
-    """``clients`` threads, each ``per_client`` searches (bounded by ``max_seconds``)."""
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children still running."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, total = {pid}, 0.0
+    stats = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats.append((int(entry.name), int(fields[1]), int(fields[11]) + int(fields[12])))
+    for own, parent, _ in stats:      # workers are the server's direct children
+        if parent == pid:
+            parents.add(own)
+    for own, _, ticks in stats:
+        if own in parents:
+            total += ticks / tick
+    return total
+
+
+def load(port: int, cookie: str, clients: int, per_client: int, max_seconds: float,
+         server_pid: int | None = None) -> dict:
+    """``clients`` threads, each ``per_client`` searches (bounded by ``max_seconds``); with
+    ``server_pid``, the CPU time the server and this load generator spent per request."""
+    server_before = _cpu_seconds(server_pid) if server_pid else 0.0
+    own_before = time.process_time()
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -376,7 +407,14 @@ def load(port: int, cookie: str, clients: int, per_client: int, max_seconds: flo
         thread.start()
     for thread in threads:
         thread.join()
-    return _summary(latencies, time.perf_counter() - started, errors[0])
+    summary = _summary(latencies, time.perf_counter() - started, errors[0])
+    if server_pid and latencies:
+        served = len(latencies) + errors[0]
+        summary["server_cpu_ms_per_request"] = round(
+            (_cpu_seconds(server_pid) - server_before) / served * 1000, 2)
+        summary["client_cpu_ms_per_request"] = round(
+            (time.process_time() - own_before) / served * 1000, 2)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -396,7 +434,8 @@ def main(argv: list[str] | None = None) -> None:
         home.mkdir(parents=True, exist_ok=True)
         info = build(home, args.items)
         print(f"built {info}", flush=True)
-    rows = [["reader", "what", "requests", "p50 ms", "p95 ms", "rps", "p95 ratio"]]
+    rows = [["reader", "what", "requests", "p50 ms", "p95 ms", "rps", "p95 ratio",
+             "CPU ms/request server, client"]]
     results = {
         "machine": machine(),
         "holding": info,
@@ -405,7 +444,8 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m bench.search_load " + " ".join(argv or sys.argv[1:]),
         "runs": {},
     }
-    baselines = {role: in_process(home, role, len(WORDS)) for role in ("researcher", "archivist")}
+    baselines = {role: in_process(home, role, 3 * len(WORDS))
+                 for role in ("researcher", "archivist")}
     for role, baseline in baselines.items():
         rows.append(
             [
@@ -416,6 +456,7 @@ def main(argv: list[str] | None = None) -> None:
                 baseline["p95_ms"],
                 baseline["throughput_rps"],
                 "1.00",
+                "",
             ]
         )
         results["runs"][role] = {"baseline_in_process_1_thread_uncached": baseline}
@@ -446,8 +487,11 @@ def main(argv: list[str] | None = None) -> None:
                     time.sleep(0.1)
             for role, baseline in baselines.items():
                 cookie = _login(port, f"bench-{role}")
-                load(port, cookie, 2, len(WORDS) // 2, 120)  # warm the server process
-                loaded = load(port, cookie, args.clients, args.requests, args.max_seconds)
+                # warm up: every query word asked by several clients at once, so that each
+                # worker process has seen each word before the measured run
+                load(port, cookie, 2 * args.workers, len(WORDS), 120)
+                loaded = load(port, cookie, args.clients, args.requests, args.max_seconds,
+                              server.pid)
                 ratio = (
                     round(loaded["p95_ms"] / baseline["p95_ms"], 2)
                     if baseline["p95_ms"] and loaded["requests"]
@@ -466,6 +510,8 @@ def main(argv: list[str] | None = None) -> None:
                         loaded["p95_ms"],
                         loaded["throughput_rps"],
                         ratio,
+                        f"{loaded.get('server_cpu_ms_per_request')}, "
+                        f"{loaded.get('client_cpu_ms_per_request')}",
                     ]
                 )
         finally:

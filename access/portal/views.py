@@ -41,15 +41,17 @@ def service() -> AccessService:
 
 def _load_user() -> None:
     g.user = None
+    g.reader = Reader()
     uid = session.get("uid")
-    if uid is not None:
-        with service().catalogue.session() as s:
-            user = s.get(User, uid)
+    if uid is None:
+        return
+    with service().catalogue.session() as s:      # the account and its grants, one session
+        user = s.get(User, uid)
         if user is None or user.disabled or user.session_version != session.get("sv"):
             session.clear()
         else:
             g.user = user
-    g.reader = service().reader(g.user)
+            g.reader = service().reader(user, s)
 
 
 def reader() -> Reader:

@@ -48,6 +48,9 @@ class SearchResult:
     total: int
     hits: list[Hit]
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    #: (AIP, item) of the content hits that are restricted material (not open, or without an
+    #: access row), when the engine read it with the page; None: not known (ask the catalogue)
+    restricted: frozenset[tuple[str, str | None]] | None = field(default=None, repr=False)
 
 
 class SearchEngine(ABC):

@@ -172,7 +172,12 @@ class EmbeddedSearch(SearchEngine):
             hits.append(Hit(row["aip_uuid"], row["item_key"], row["archival_code"], title,
                             highlight(mask_numbers(title + "\n" + body), query.terms),
                             _json(facets), score, view))
-        return SearchResult(found.total, hits, found.facets)
+        today = query.scope.today if query.scope is not None else ""
+        restricted = frozenset(
+            (h.aip_uuid, h.item_key) for (doc_id, _, _), h in zip(found.rows, hits)
+            if h.view == "content" and not _open(rows[doc_id], today)) \
+            if today and len(hits) == len(found.rows) else None
+        return SearchResult(found.total, hits, found.facets, restricted)
 
     @staticmethod
     def _page_rows(connection, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -180,8 +185,9 @@ class EmbeddedSearch(SearchEngine):
             return {}
         marks = ", ".join(str(int(i)) for i in ids)
         result = connection.execute(text(
-            "SELECT id, aip_uuid, item_key, archival_code, title, facets FROM search_docs "
-            f"WHERE id IN ({marks})"))
+            "SELECT d.id, d.aip_uuid, d.item_key, d.archival_code, d.title, d.facets, "
+            "a.control, a.open_date FROM search_docs d "
+            f"LEFT JOIN search_access a ON a.doc_id = d.id WHERE d.id IN ({marks})"))
         return {row["id"]: dict(row) for row in result.mappings()}
 
     @staticmethod
@@ -271,3 +277,10 @@ class EmbeddedSearch(SearchEngine):
                     for v in value if isinstance(value, list) else [value]:
                         counts[name][str(v)] += 1
         return {n: facet_list(c, limit) for n, c in counts.items() if c}
+
+
+def _open(row: dict[str, Any], today: str) -> bool:
+    """Whether a page row's access view (``control``, ``open_date``; None without an access
+    row) is open on ``today``."""
+    return row.get("control") == "开放" and bool(row.get("open_date")) \
+        and str(row["open_date"]) <= today

@@ -276,3 +276,36 @@ def test_dip_holds_only_what_the_reader_may_see(client_for, holding):
     for line in manifest.splitlines():
         digest, path = line.split("  ", 1)
         assert hashlib.sha256(public.read(f"{prefix}/{path}")).hexdigest() == digest
+
+
+def test_staff_searches_showing_restricted_records_are_audited(holding):
+    """The engine's own reading of the page and the catalogue's agree on what to audit."""
+    import dataclasses
+
+    from sqlalchemy import select
+
+    from access.rules import Reader
+    from access.services import AccessService
+    from storage.models import AuditEntry
+
+    service = AccessService(holding.settings)
+    archivist = Reader("archivist", "auditing-archivist")
+
+    def entries(query: str) -> list[dict]:
+        with service.catalogue.session() as s:
+            return [e.detail for e in s.scalars(select(AuditEntry).where(
+                AuditEntry.actor == "auditing-archivist", AuditEntry.object == query,
+                AuditEntry.action == "search-restricted").order_by(AuditEntry.seq))]
+
+    head = HOUSEHOLDS[0].head
+    result = service.search(archivist, head)
+    assert any(h.aip_uuid == holding.restricted for h in result.hits)
+    logged = entries(head)
+    assert len(logged) == 1
+    assert any(hit.startswith(f"{holding.restricted}/") for hit in logged[0]["hits"])
+    service._audit_hits(archivist, head, dataclasses.replace(result, restricted=None))
+    assert entries(head)[1]["hits"] == logged[0]["hits"]
+
+    opened = service.search(archivist, "光伏")      # only the county document, opened early
+    assert opened.hits and all(h.aip_uuid == holding.general for h in opened.hits)
+    assert entries("光伏") == []
