@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from access.facts import decisions_for, facts_of_items
@@ -27,6 +27,8 @@ from storage.catalogue import Catalogue
 from storage import search_postings
 from storage.search_tokens import delete_tokens, write_tokens_many
 
+# bumped by a trigger at every deletion from search_docs, whichever process deletes
+DELETIONS = literal_column("(SELECT deletions FROM search_generation WHERE id = 1)")
 BATCH = 500
 
 
@@ -46,24 +48,28 @@ class AccessIndex:
         self._checked_version = False
         self._changes = 0
         self._last_decision = 0
+        self._deletions = 0
 
     @property
     def generation(self) -> tuple[int, int]:
-        """Changes whenever documents or their access view change (search caches key on it)."""
-        return (self._synced_to, self._changes, self._last_decision)
+        """Changes whenever documents or their access view change (search caches key on it):
+        documents added, or deleted by any process, decisions recorded, rows recomputed here."""
+        return (self._synced_to, self._changes, self._last_decision, self._deletions)
 
     def sync(self) -> int:
         """Add access rows for documents that have none; return how many were added."""
         with self._lock:
             if self._checked_version:   # the common case, before every search: one statement
                 with self.catalogue.engine.connect() as connection:
-                    decision, newest = connection.execute(
+                    decision, newest, deletions = connection.execute(
                         select(
                             select(func.max(OpenDecision.id)).scalar_subquery(),
                             select(func.max(m.SearchDoc.id)).scalar_subquery(),
+                            DELETIONS,
                         )
                     ).one()
                 self._last_decision = decision or 0
+                self._deletions = deletions or 0
                 if (newest or 0) <= self._synced_to:
                     return 0
             with self.catalogue.session() as s:
@@ -79,6 +85,7 @@ class AccessIndex:
                     self._synced_to = -1
                 # a decision recorded by another process changes access rows under us
                 self._last_decision = s.scalar(select(func.max(OpenDecision.id))) or 0
+                self._deletions = s.scalar(select(DELETIONS)) or 0
                 newest = s.scalar(select(func.max(m.SearchDoc.id))) or 0
                 if newest <= self._synced_to:
                     return 0

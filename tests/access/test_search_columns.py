@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from access.rules import Reader, load_rules, scope_for
 from access.search import parse_query
@@ -198,3 +198,32 @@ def test_scoped_searches_on_postgresql_answer_as_on_sqlite(holding, pg_cluster,
         for catalogue in opened:
             catalogue.engine.dispose()
         pg_cluster.drop_database(database)
+
+
+def test_a_deletion_by_another_process_reaches_cached_answers(home) -> None:
+    """The portal keeps recent answers; a record another process removes from the index
+    leaves them at the next search (SQLite and PostgreSQL alike)."""
+    from sqlalchemy import delete
+
+    from access.services import AccessService
+    from storage.models import SearchDoc
+    from storage.search_tokens import delete_tokens
+
+    catalogue = Catalogue.open(home)
+    aips = [f"{n:036d}" for n in range(3)]
+    with catalogue.session() as s:
+        for aip in aips:
+            catalogue.index_documents(s, aip, _docs(6))
+    portal, other = AccessService(home), AccessService(home)
+    assert portal._cache_size > 0
+    archivist = Reader("archivist", "a")
+    before = portal.search(archivist, "因病")
+    assert aips[0] in {h.aip_uuid for h in before.hits}
+    assert portal.search(archivist, "因病") is before            # answered from the cache
+    with other.catalogue.session() as s:                          # as `dangan delete` does
+        gone = list(s.scalars(select(SearchDoc.id).where(SearchDoc.aip_uuid == aips[0])))
+        delete_tokens(s, gone)
+        s.execute(delete(SearchDoc).where(SearchDoc.aip_uuid == aips[0]))
+    after = portal.search(archivist, "因病")
+    assert aips[0] not in {h.aip_uuid for h in after.hits}
+    assert after.total == before.total - sum(1 for d in _docs(6) if "因病" in d.text)

@@ -29,7 +29,8 @@ def test_migrations_go_down_and_up_again(pg_cluster) -> None:
     try:
         catalogue.upgrade()
         tables = set(inspect(catalogue.engine).get_table_names())
-        assert {"aips", "index_outbox", "jobs", "index_state", "search_tokens"} <= tables
+        assert {"aips", "index_outbox", "jobs", "index_state", "search_tokens",
+                "search_generation"} <= tables
         _alembic(catalogue, "0005", down=True)
         assert "jobs" not in set(inspect(catalogue.engine).get_table_names())
         _alembic(catalogue, "base", down=True)
