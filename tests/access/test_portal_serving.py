@@ -78,3 +78,74 @@ def test_workers_share_the_port_and_stop_with_the_parent(home) -> None:
             server.kill()
             server.wait(10)
         print(server.stderr.read().decode(errors="replace")[-3000:])
+
+
+def _serve_in_thread(app):
+    """A worker's admitting server on a fresh loopback socket, in a thread of this process."""
+    import threading
+
+    from access.portal.serving import _admitting_server
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = _admitting_server("127.0.0.1", port, app, listener)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    return server, port
+
+
+def _get(port: int, path: str) -> tuple[float, bytes]:
+    started = time.monotonic()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as answer:
+        body = answer.read()
+    return time.monotonic() - started, body
+
+
+def test_a_worker_streams_a_download_while_it_answers_others(monkeypatch) -> None:
+    """A request counts as computing until the app returns, not while its body streams
+    (were it held back, every other request would wait the whole admission wait)."""
+    monkeypatch.setattr("access.portal.serving.ADMIT_WAIT", 2.0)
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if environ["PATH_INFO"] == "/slow":
+            def body():
+                for _ in range(4):
+                    time.sleep(0.5)
+                    yield b"chunk\n"
+            return body()
+        return [b"quick"]
+
+    server, port = _serve_in_thread(app)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(_get, port, "/slow")
+            time.sleep(0.3)                       # the download is streaming by now
+            quick = [_get(port, "/quick") for _ in range(5)]
+            assert slow.result()[1] == b"chunk\n" * 4
+        assert all(body == b"quick" for _, body in quick)
+        assert max(seconds for seconds, _ in quick) < 1.0
+    finally:
+        server.shutdown()
+
+
+def test_a_silent_connection_does_not_hold_a_worker(monkeypatch) -> None:
+    """A client that connects and sends nothing delays the next connection by the admission
+    wait at most, and stops counting after :data:`STALE` seconds."""
+    monkeypatch.setattr("access.portal.serving.ADMIT_WAIT", 0.6)
+    monkeypatch.setattr("access.portal.serving.STALE", 1.5)
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server, port = _serve_in_thread(app)
+    silent = socket.create_connection(("127.0.0.1", port))
+    try:
+        time.sleep(0.2)                           # taken by the worker, no request in it
+        seconds, body = _get(port, "/")           # waits for the worker to be free, in vain
+        assert body == b"ok" and 0.5 < seconds < 1.4
+        time.sleep(1.5)
+        seconds, body = _get(port, "/")           # the silent connection no longer counts
+        assert body == b"ok" and seconds < 0.4
+    finally:
+        silent.close()
+        server.shutdown()
