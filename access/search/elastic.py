@@ -33,9 +33,8 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from elasticsearch.helpers import streaming_bulk
 from sqlalchemy import func, inspect, select, text
 
-from access.rules import mask_numbers
 from access.search.base import Hit, SearchEngine, SearchError, SearchResult
-from access.search.embedded import highlight
+from access.search.embedded import masked_snippet
 from access.search.facets import facet_list
 from access.search.query import FACET_FIELDS, Query
 from policies import ConfigError, Settings
@@ -571,7 +570,7 @@ class ElasticSearch(SearchEngine):
             title, body = src.get("public_title") or "", src.get("public_text") or ""
             facets = src.get("public_facets") or {}
         return Hit(src["aip_uuid"], src.get("item_key"), src.get("archival_code"), title,
-                   highlight(mask_numbers(f"{title}\n{body}"), query.terms), facets,
+                   masked_snippet(f"{title}\n{body}", query.terms), facets,
                    float(raw.get("_score") or 0.0), view)
 
     # -- reindex ---------------------------------------------------------------------------

@@ -76,7 +76,43 @@ def highlight(content: str, terms: list[str], width: int = SNIPPET_CHARS) -> str
     pattern = re.compile("|".join(re.escape(n) for n in needles), re.IGNORECASE)
     first = pattern.search(content)
     start = max(0, (first.start() if first else 0) - width // 3)
-    piece = content[start:start + width]
+    return _marked(content, content[start:start + width], start, width, pattern)
+
+
+# how far beyond a snippet its text is masked: more than twice the longest masked number (18
+# characters), so that every number reaching into the snippet is masked whole, and no number
+# cut at the margin's edge can be mistaken for one that reaches it
+MASK_MARGIN = 40
+
+
+def masked_snippet(content: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
+    """``highlight(mask_numbers(content), terms)``, masking only around the snippet.
+
+    A document's text may run to megabytes; masking all of it for twenty hits costs more than
+    the search. A word without digits or ``*`` matches the masked text exactly where it
+    matches the text (masking turns digits into ``*`` and nothing else), so the snippet is
+    placed on the text and only its neighbourhood is masked; a word with digits takes the
+    whole text masked.
+    """
+    needles = sorted({t for t in terms if t.strip()}, key=len, reverse=True)
+    if any(c.isdigit() or c == "*" for n in needles for c in n) or len(content) <= 4 * width:
+        return highlight(mask_numbers(content), terms, width)
+    start = 0
+    pattern = None
+    if needles:
+        pattern = re.compile("|".join(re.escape(n) for n in needles), re.IGNORECASE)
+        first = pattern.search(content)
+        start = max(0, (first.start() if first else 0) - width // 3)
+    low = max(0, start - MASK_MARGIN)
+    masked = mask_numbers(content[low:start + width + MASK_MARGIN])
+    piece = masked[start - low:start - low + width]
+    if pattern is None:
+        return html.escape(piece)
+    return _marked(content, piece, start, width, pattern)
+
+
+def _marked(content: str, piece: str, start: int, width: int, pattern: re.Pattern) -> str:
+    """``piece`` (``content[start:start + width]``, masked) as HTML, matches in <mark>."""
     out, last = [], 0
     for match in pattern.finditer(piece):
         out.append(html.escape(piece[last:match.start()]))
@@ -127,8 +163,8 @@ class EmbeddedSearch(SearchEngine):
             page_rows = rows[start:start + per_page]
             texts = self._texts(connection, [r["id"] for r in page_rows if r["view"] == "content"])
         hits = [Hit(r["aip_uuid"], r["item_key"], r["archival_code"], r["title"],
-                    highlight(mask_numbers(r["title"] + "\n"
-                                           + texts.get(r["id"], r.get("text", ""))), query.terms),
+                    masked_snippet(r["title"] + "\n"
+                                   + texts.get(r["id"], r.get("text", "")), query.terms),
                     _json(r["facets"]), float(r["score"]), r["view"]) for r in page_rows]
         return SearchResult(len(rows), hits, facets)
 
@@ -170,7 +206,7 @@ class EmbeddedSearch(SearchEngine):
             else:
                 title, body, facets = row["title"], texts.get(doc_id, ""), row["facets"]
             hits.append(Hit(row["aip_uuid"], row["item_key"], row["archival_code"], title,
-                            highlight(mask_numbers(title + "\n" + body), query.terms),
+                            masked_snippet(title + "\n" + body, query.terms),
                             _json(facets), score, view))
         today = query.scope.today if query.scope is not None else ""
         restricted = frozenset(
