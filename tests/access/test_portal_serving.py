@@ -48,7 +48,11 @@ def test_workers_share_the_port_and_stop_with_the_parent(home) -> None:
                 break
             except OSError:
                 time.sleep(0.2)
+        # the parent listens before it forks: the workers may appear a moment later
         workers = _children(server.pid)
+        while len(workers) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = _children(server.pid)
         assert len(workers) == 3
 
         def fetch(_n: int) -> int:
@@ -89,6 +93,7 @@ def _serve_in_thread(app):
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     server = _admitting_server("127.0.0.1", port, app, listener)
+    listener.close()                    # the server listens on its own duplicate
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                      daemon=True).start()
     return server, port
@@ -126,6 +131,7 @@ def test_a_worker_streams_a_download_while_it_answers_others(monkeypatch) -> Non
         assert max(seconds for seconds, _ in quick) < 1.0
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_a_silent_connection_does_not_hold_a_worker(monkeypatch) -> None:
@@ -149,3 +155,4 @@ def test_a_silent_connection_does_not_hold_a_worker(monkeypatch) -> None:
     finally:
         silent.close()
         server.shutdown()
+        server.server_close()
