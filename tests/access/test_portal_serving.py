@@ -146,7 +146,7 @@ def test_a_silent_connection_does_not_hold_a_worker(monkeypatch) -> None:
     server, port = _serve_in_thread(app)
     silent = socket.create_connection(("127.0.0.1", port))
     try:
-        time.sleep(0.2)                           # taken by the worker, no request in it
+        time.sleep(0.5)                           # taken by the worker, no request in it
         seconds, body = _get(port, "/")           # waits for the worker to be free, in vain
         assert body == b"ok" and 0.5 < seconds < 1.4
         time.sleep(1.5)
