@@ -61,17 +61,8 @@ class AccessIndex:
         with self._lock:
             if self._checked_version:   # the common case, before every search: one statement
                 with self.catalogue.engine.connect() as connection:
-                    decision, newest, deletions = connection.execute(
-                        select(
-                            select(func.max(OpenDecision.id)).scalar_subquery(),
-                            select(func.max(m.SearchDoc.id)).scalar_subquery(),
-                            DELETIONS,
-                        )
-                    ).one()
-                self._last_decision = decision or 0
-                self._deletions = deletions or 0
-                if (newest or 0) <= self._synced_to:
-                    return 0
+                    if self._catch_up(connection) <= self._synced_to:
+                        return 0
             with self.catalogue.session() as s:
                 if not self._checked_version:
                     stale = s.scalar(
@@ -83,10 +74,7 @@ class AccessIndex:
                         self._clear(s, None)
                     self._checked_version = True
                     self._synced_to = -1
-                # a decision recorded by another process changes access rows under us
-                self._last_decision = s.scalar(select(func.max(OpenDecision.id))) or 0
-                self._deletions = s.scalar(select(DELETIONS)) or 0
-                newest = s.scalar(select(func.max(m.SearchDoc.id))) or 0
+                newest = self._catch_up(s)
                 if newest <= self._synced_to:
                     return 0
                 missing = list(
@@ -102,6 +90,19 @@ class AccessIndex:
                 self._synced_to = newest
                 self._changes += 1
                 return added
+
+    def _catch_up(self, connection: Any) -> int:
+        """Note what other processes changed (decisions recorded, documents deleted: both
+        change what searches answer) and return the newest document id."""
+        decision, newest, deletions = connection.execute(
+            select(
+                select(func.max(OpenDecision.id)).scalar_subquery(),
+                select(func.max(m.SearchDoc.id)).scalar_subquery(),
+                DELETIONS,
+            )
+        ).one()
+        self._last_decision, self._deletions = decision or 0, deletions or 0
+        return newest or 0
 
     def refresh(self, aip_uuids: Iterable[str]) -> int:
         """Recompute the rows of these AIPs' documents (after a review decision)."""

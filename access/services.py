@@ -139,7 +139,7 @@ class AccessService:
         if result.restricted is not None:
             shown = result.restricted & keys
         else:
-            today = date.today().isoformat()
+            scope = r.scope_for(reader, self.rules)
             with self.catalogue.session() as s:
                 rows = s.execute(
                     select(
@@ -150,8 +150,7 @@ class AccessService:
                     ).where(SearchAccess.aip_uuid.in_({k[0] for k in keys}),
                             _item_key_in({k[1] for k in keys}))
                 )
-                opened = {(a.aip_uuid, a.item_key) for a in rows
-                          if a.control == "开放" and a.open_date and a.open_date <= today}
+                opened = {(a.aip_uuid, a.item_key) for a in rows if scope._open(a._mapping)}
             shown = keys - opened      # without an access row: restricted (fail closed)
         restricted = sorted(f"{aip}/{item or ''}" for aip, item in shown)
         if restricted:

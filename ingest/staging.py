@@ -28,7 +28,6 @@ from storage.digest import ReadBack, copy_hash_read_back, digest_stream, map_fil
 ProgressFn = Callable[[int], None]
 PlanFn = Callable[[list[str], int], None]
 SniffFn = Callable[[bytes], "str | None"]
-HEAD = 8192
 HEAD_BYTES = 8     # what content inspection needs to tell PDF, zip and OLE files apart
 
 

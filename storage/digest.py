@@ -226,15 +226,14 @@ def copy_hash_read_back(src: str | os.PathLike[str], dst: str | os.PathLike[str]
         dst_fd = os.open(dst, flags, 0o644)
         try:
             size = os.fstat(src_fd).st_size
+            checked = None
             if size < PIPELINE_MIN:
                 copied, digests = _digest_fd(src_fd, algorithms, dst_fd, first)
-                checked = None
             else:
                 if read_back == "disk" and not _can_read_from_disk():
                     read_back = None
                 back = _ReadBackWorker(dst, algorithms, read_back == "disk") if read_back else None
                 copied, digests = _copy_large(src_fd, dst_fd, algorithms, first, writeback, back)
-                checked = None
                 if back is not None:
                     st = os.fstat(dst_fd)
                     checked = ReadBack(back.digests(), back.from_disk,
@@ -400,13 +399,6 @@ def _can_read_from_disk() -> bool:
 def _fd_chunks(fd: int) -> Iterator[bytes]:
     while block := os.read(fd, CHUNK):
         yield block
-
-
-def _peek_first(chunks: Iterator[bytes], first: Callable[[bytes], object]) -> Iterator[bytes]:
-    for index, chunk in enumerate(chunks):
-        if index == 0:
-            first(chunk)
-        yield chunk
 
 
 @functools.cache

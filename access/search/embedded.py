@@ -194,7 +194,8 @@ class EmbeddedSearch(SearchEngine):
             texts = self._texts(connection, shown)
             public = self._public_rows(connection, [doc_id for doc_id, _, view in found.rows
                                                     if view != "content"])
-        hits = []
+        scope = query.scope
+        hits, restricted = [], set()
         for doc_id, score, view in found.rows:
             row = rows.get(doc_id)
             if row is None:
@@ -205,15 +206,13 @@ class EmbeddedSearch(SearchEngine):
                 title, body, facets = public[doc_id]
             else:
                 title, body, facets = row["title"], texts.get(doc_id, ""), row["facets"]
+                if scope is not None and not scope._open(row):   # no access row: not open
+                    restricted.add((row["aip_uuid"], row["item_key"]))
             hits.append(Hit(row["aip_uuid"], row["item_key"], row["archival_code"], title,
                             masked_snippet(title + "\n" + body, query.terms),
                             _json(facets), score, view))
-        today = query.scope.today if query.scope is not None else ""
-        restricted = frozenset(
-            (h.aip_uuid, h.item_key) for (doc_id, _, _), h in zip(found.rows, hits)
-            if h.view == "content" and not _open(rows[doc_id], today)) \
-            if today and len(hits) == len(found.rows) else None
-        return SearchResult(found.total, hits, found.facets, restricted)
+        return SearchResult(found.total, hits, found.facets,
+                            frozenset(restricted) if scope is not None else None)
 
     @staticmethod
     def _page_rows(connection, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -313,10 +312,3 @@ class EmbeddedSearch(SearchEngine):
                     for v in value if isinstance(value, list) else [value]:
                         counts[name][str(v)] += 1
         return {n: facet_list(c, limit) for n, c in counts.items() if c}
-
-
-def _open(row: dict[str, Any], today: str) -> bool:
-    """Whether a page row's access view (``control``, ``open_date``; None without an access
-    row) is open on ``today``."""
-    return row.get("control") == "开放" and bool(row.get("open_date")) \
-        and str(row["open_date"]) <= today
