@@ -17,7 +17,7 @@ import click
 from policies import DanganError, load_settings
 
 
-AREAS = ("storage.cli", "access.cli", "ingest.cli")
+AREAS = ("storage.commands.aip", "access.commands.portal", "ingest.commands.ingest")
 """The modules whose ``commands`` lists make up ``dangan``, searched in this order."""
 
 

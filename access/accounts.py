@@ -19,7 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from access.models import AccessRequest, LoginAttempt, User
 from access.rules import ROLES, Reader, live_grants, utcnow
 from policies import DanganError, NotFoundError, Settings, UsageError
-from storage.catalogue import Catalogue
+from storage.catalogue.database import Catalogue
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
 MIN_PASSWORD = 10

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from policies import Settings, load_fixity_policy
-from storage import models as m
-from storage.catalogue import Catalogue
+from storage.catalogue import models as m
+from storage.catalogue.database import Catalogue
 
 CATEGORY_NAMES = {
     "01": "综合",

@@ -1,12 +1,12 @@
 """Dissemination: a whole AIP as a zip streamed to the client, never built in memory or on
-disk. Each member's bytes come verified from storage (see :mod:`storage.retrieval`)."""
+disk. Each member's bytes come verified from storage (see :mod:`storage.copies.retrieval`)."""
 
 from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterable, Iterator
 
-from storage.retrieval import FileRef, Retriever
+from storage.copies.retrieval import FileRef, Retriever
 
 
 class _Pipe:

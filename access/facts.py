@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from access.models import OpenDecision
 from access.rules import Decision, RecordFacts, Rules, record_facts
-from storage import models as m
+from storage.catalogue import models as m
 
 
 def decisions_for(s: Session, aip_uuids: Iterable[str]) -> dict[tuple[str, str | None], Decision]:

@@ -24,9 +24,9 @@ from access.models import AccessRequest, OpenDecision, SearchAccess, User
 from access.search import EmbeddedSearch, SearchResult, parse_query
 from access.search_access import AccessIndex
 from policies import DanganError, NotFoundError, Settings, UsageError
-from storage import models as m
-from storage.catalogue import Catalogue
-from storage.retrieval import FileRef, Retriever
+from storage.catalogue import models as m
+from storage.catalogue.database import Catalogue
+from storage.copies.retrieval import FileRef, Retriever
 
 TEXT_PREFIX = "data/metadata/text/"
 OBJECTS = "data/objects/"

@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from policies import NotFoundError, Settings
-from storage.catalogue import Catalogue
+from storage.catalogue.database import Catalogue
 from storage.fixity import apikeys
 from storage.fixity.records import CheckOutcome
 

@@ -66,8 +66,8 @@ def store_as_aip(payload: Path, home: Path) -> tuple[str, int]:
     from sqlalchemy import insert
 
     from policies import load_settings
-    from storage import models as m
-    from storage.catalogue import Catalogue
+    from storage.catalogue import models as m
+    from storage.catalogue.database import Catalogue
 
     uuid = str(uuidlib.uuid4())
     bag_dir = home / "aips" / uuid

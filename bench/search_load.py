@@ -129,8 +129,8 @@ def build(home: Path, items: int, seed: int = 1) -> dict:
     from access.rules import Reader
     from access.services import AccessService
     from policies import load_settings
-    from storage import models as m
-    from storage.catalogue import Catalogue, SearchDocument
+    from storage.catalogue import models as m
+    from storage.catalogue.database import Catalogue, SearchDocument
 
     settings = load_settings(home, environ={})
     catalogue = Catalogue.open(settings)

@@ -1,4 +1,4 @@
-"""The worker's ``ingest`` job: ingest one transfer (see :mod:`storage.worker`)."""
+"""The worker's ``ingest`` job: ingest one transfer (see :mod:`storage.jobs.worker`)."""
 
 from __future__ import annotations
 

@@ -39,15 +39,15 @@ from policies import (
     ConfigError, RejectedError, Settings, load_fixity_policy, load_storage_policy,
 )
 from policies.config import dangan_version
-from storage import models
-from storage.auditlog import record_policy_changes
-from storage.catalogue import Catalogue, SearchDocument
-from storage.digest import digest_stream, read_chunks
+from storage.catalogue import models
+from storage.catalogue.auditlog import record_policy_changes
+from storage.catalogue.database import Catalogue, SearchDocument
+from storage.aip.digest import digest_stream, read_chunks
 from storage.locations import CopyReport, ExpectedFile, Location
-from storage.mets import Agent, AipDescription, Event, parse_mets
-from storage.pii import protect_description, store_protected
-from storage.replication import LocationSet, record_class, record_copy_failure, write_copies
-from storage.worm import AppliedLock, WormSettings, lock_for, record_locks
+from storage.aip.mets import Agent, AipDescription, Event, parse_mets
+from storage.catalogue.pii import protect_description, store_protected
+from storage.copies.replication import LocationSet, record_class, record_copy_failure, write_copies
+from storage.copies.worm import AppliedLock, WormSettings, lock_for, record_locks
 
 ProgressFn = Callable[[str, int, int | None], None]   # phase, bytes done (delta), total
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from access import labels as lab
 from access.portal.views import base_url, login_required, reader, requires, service
 from policies import DanganError, NotFoundError
-from storage import models as m
+from storage.catalogue import models as m
 
 bp = Blueprint("labels", __name__)
 MAX_LABELS = 500

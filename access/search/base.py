@@ -4,7 +4,7 @@ Two engines answer the same :class:`~access.search.query.Query` with the same
 :class:`SearchResult`: the embedded one (SQLite FTS5, or PostgreSQL ``tsvector`` when the
 catalogue is there) and Elasticsearch (``[search] engine = "elasticsearch"``). Matching is the
 same on both by construction — a query word is a phrase of CJK bigrams and lower-cased words cut
-by :mod:`storage.textseg` — and so are filters, facet counts, sorting, snippets and the access
+by :mod:`storage.index.textseg` — and so are filters, facet counts, sorting, snippets and the access
 scope; relevance scores differ (BM25 over different token statistics), so hits sorted by
 relevance may come in a different order.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from access.search.query import Query
 from policies import ConfigError, DanganError, Settings
-from storage.catalogue import Catalogue
+from storage.catalogue.database import Catalogue
 
 SORTS = ("relevance", "code", "date")
 

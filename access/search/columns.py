@@ -9,7 +9,7 @@ keeps:
   lists as offsets + values), the sort keys, and — for scoped readers — the access view
   (control flag, open date, PII level, public facets) from ``search_access``;
 * per part (``content``, ``public``), the document statistics of the term postings
-  (:mod:`storage.search_postings`): newest entry and token counts of every document.
+  (:mod:`storage.index.postings`): newest entry and token counts of every document.
 
 A query then reads the postings of its tokens (a few blobs), matches and scores documents with
 BM25 in numpy (k1 = 1.2, b = 0.75, words weighted 3 to grams' 1, as the FTS5 path), applies the
@@ -40,7 +40,7 @@ import numpy as np
 from sqlalchemy import text
 
 from access.search.query import FACET_FIELDS, Query
-from storage.textseg import normalise, term_tokens
+from storage.index.textseg import normalise, term_tokens
 
 LOAD_BATCH = 50_000
 NO_CODE = "\uffff"
@@ -487,7 +487,7 @@ class ColumnIndex:
     @staticmethod
     def available(connection: Any) -> bool:
         """Whether the catalogue has what this index reads (the postings tables)."""
-        from storage.search_postings import has_postings
+        from storage.index.postings import has_postings
 
         return has_postings(connection)
 

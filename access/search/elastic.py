@@ -8,7 +8,7 @@ what was indexed meanwhile and swaps the alias in one atomic ``_aliases`` call.
 
 Analysis. An index template gives every version the ``dangan_cjk`` analyzer: the built-in
 ``cjk_width`` + ``lowercase`` + ``cjk_bigram`` chain behind a character filter that cuts text
-into the same runs as :mod:`storage.textseg` (CJK characters, Latin letters and digits), so a
+into the same runs as :mod:`storage.index.textseg` (CJK characters, Latin letters and digits), so a
 word is the same phrase of bigrams here as in the embedded engine. When the cluster has the
 ``analysis-smartcn`` or ``analysis-ik`` plugin (asked of the cluster, never assumed), ``title``
 and ``text`` get a word-segmented sub-field used to rank whole-word matches higher, as the
@@ -38,15 +38,15 @@ from access.search.embedded import masked_snippet
 from access.search.facets import facet_list
 from access.search.query import FACET_FIELDS, Query
 from policies import ConfigError, Settings
-from storage import models as m
-from storage import outbox
-from storage.catalogue import Catalogue
-from storage.textseg import term_tokens
+from storage.catalogue import models as m
+from storage.index import outbox
+from storage.catalogue.database import Catalogue
+from storage.index.textseg import term_tokens
 
 SCHEMA = 1
 ANALYZER = "dangan_cjk"
 #: everything that is not a CJK character, a Latin letter or a digit separates tokens, as in
-#: storage.textseg (full-width letters and digits are kept for cjk_width to fold)
+#: storage.index.textseg (full-width letters and digits are kept for cjk_width to fold)
 SEPARATORS = ("[^0-9A-Za-z\u00c0-\u024f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
               "\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
 WORD_PLUGINS = {"analysis-smartcn": ("smartcn", {"type": "text", "analyzer": "smartcn"}),

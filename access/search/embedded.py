@@ -22,8 +22,8 @@ from access.search.columns import CACHE_MIB, ColumnIndex
 from access.search.facets import facet_list
 from access.search.pg_embedded import pg_rows
 from access.search.query import FACET_FIELDS, Query
-from storage.catalogue import Catalogue
-from storage.textseg import normalise, term_tokens
+from storage.catalogue.database import Catalogue
+from storage.index.textseg import normalise, term_tokens
 
 SNIPPET_CHARS = 80
 

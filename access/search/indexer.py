@@ -18,10 +18,10 @@ from typing import Any
 
 from access.search.base import SearchEngine, SearchError, open_engine
 from policies import Settings
-from storage import outbox
-from storage.catalogue import Catalogue
-from storage.outbox import OutboxEntry
-from storage.search_tokens import rebuild_tokens
+from storage.index import outbox
+from storage.catalogue.database import Catalogue
+from storage.index.outbox import OutboxEntry
+from storage.index.tokens import rebuild_tokens
 
 _ENGINES: dict[tuple[str, str, str], tuple[Catalogue, SearchEngine]] = {}
 

@@ -1,7 +1,7 @@
 """The embedded engine's matching on PostgreSQL: the same tokens, as ``tsvector`` phrases.
 
 The catalogue on PostgreSQL keeps each document's bigram and word tokens in ``search_tokens``
-(see :mod:`storage.search_tokens`), built with the ``simple`` text-search configuration, which
+(see :mod:`storage.index.tokens`), built with the ``simple`` text-search configuration, which
 keeps every token as it is. A query word is then matched as on SQLite FTS5: each of its runs is
 a phrase of consecutive tokens, ``'因病' <-> '病致' <-> '致贫'``; words are AND-ed, excluded words
 are NOT-ed. Because long documents are stored in overlapping chunks, every phrase is tested on
@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 
 from access.search.query import FACET_FIELDS, Query
-from storage.textseg import normalise, term_tokens
+from storage.index.textseg import normalise, term_tokens
 
 PARTS = {"search_fts": "content", "search_fts_public": "public"}
 

@@ -2,7 +2,7 @@
 
 ``因病 低保`` (all words), ``"易地扶贫搬迁"`` (a phrase), ``field:value`` (a filter on a facet
 field: ``category:02``, ``year:2016``, ``retention:Y``), ``-word`` (exclude). Words are
-matched as Chinese bigram phrases (see :mod:`storage.textseg`), so 2-character words are found
+matched as Chinese bigram phrases (see :mod:`storage.index.textseg`), so 2-character words are found
 wherever they stand.
 """
 

@@ -34,8 +34,8 @@ from policies.errors import (
     StorageError,
     UsageError,
 )
-from storage import auditlog
-from storage.catalogue import Catalogue, utcnow
+from storage.catalogue import auditlog
+from storage.catalogue.database import Catalogue, utcnow
 from storage.fixity.compare import (
     Manifests,
     algorithm_chooser,

@@ -12,11 +12,11 @@ from __future__ import annotations
 from lxml import etree
 from sqlalchemy import select
 
-from storage import models as m
-from storage.catalogue import Catalogue
+from storage.catalogue import models as m
+from storage.catalogue.database import Catalogue
 from storage.fixity.models import CopyCheck
 from storage.fixity.records import as_utc
-from storage.mets import (
+from storage.aip.mets import (
     NSMAP,
     PREMIS_NS,
     XSI_NS,

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, NamedTuple, Self
 from policies.config import Settings
 from policies.errors import DanganError
 from policies.loader import LocationSpec
-from storage.digest import new_hashers
+from storage.aip.digest import new_hashers
 from storage.locations import Location, open_location
 
 CHUNK = 1 << 20

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from policies.loader import FixityPolicy, StoragePolicy
-from storage import models as m
-from storage.catalogue import Catalogue
+from storage.catalogue import models as m
+from storage.catalogue.database import Catalogue
 from storage.fixity.models import CopyCheck
 from storage.fixity.records import as_utc
 

@@ -228,8 +228,8 @@ def test_auditor_sees_events_and_digests_without_content(client_for, holding):
 
 
 def test_every_access_to_restricted_material_is_audited(client_for, holding):
-    from storage.catalogue import Catalogue
-    from storage.models import AuditEntry
+    from storage.catalogue.database import Catalogue
+    from storage.catalogue.models import AuditEntry
     from sqlalchemy import select
 
     client = client_for("archivist")
@@ -286,7 +286,7 @@ def test_staff_searches_showing_restricted_records_are_audited(holding):
 
     from access.rules import Reader
     from access.services import AccessService
-    from storage.models import AuditEntry
+    from storage.catalogue.models import AuditEntry
 
     service = AccessService(holding.settings)
     archivist = Reader("archivist", "auditing-archivist")

@@ -15,7 +15,7 @@ from elastic_transport import ApiResponseMeta, HttpHeaders
 from elastic_transport._node._base import NodeApiResponse
 from sqlalchemy import text
 
-from storage import search_postings
+from storage.index import postings as search_postings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_corpus import build_corpus  # noqa: E402
@@ -30,9 +30,9 @@ from access.search.elastic import (  # noqa: E402
 )
 from access.search.indexer import drain  # noqa: E402
 from policies import load_settings  # noqa: E402
-from storage import outbox  # noqa: E402
-from storage.catalogue import Catalogue  # noqa: E402
-from storage.textseg import index_tokens  # noqa: E402
+from storage.index import outbox  # noqa: E402
+from storage.catalogue.database import Catalogue  # noqa: E402
+from storage.index.textseg import index_tokens  # noqa: E402
 
 
 @pytest.fixture

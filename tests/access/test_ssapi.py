@@ -26,7 +26,7 @@ from fixity_support import (
     write_policy,
 )
 
-from storage.catalogue import Catalogue
+from storage.catalogue.database import Catalogue
 from storage.fixity import apikeys
 from storage.fixity.models import ApiKey, CopyCheck
 
@@ -187,6 +187,6 @@ def test_keys_are_stored_hashed_and_never_logged(api, repo, caplog):
 
 
 def _cli_log(repo) -> str:
-    from storage.auditlog import recent_entries
+    from storage.catalogue.auditlog import recent_entries
 
     return json.dumps(recent_entries(Catalogue.open(repo.settings), 1000), default=str)

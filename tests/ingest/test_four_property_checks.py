@@ -12,7 +12,7 @@ import pytest
 
 from ingest.sample_transfer import EICAR, generate
 from policies import load_settings
-from storage.catalogue import Catalogue
+from storage.catalogue.database import Catalogue
 
 # defect kind -> the codes under which it must be caught (any one of them), and whether the
 # transfer is refused (True) or accepted with a warning (False)
@@ -117,7 +117,7 @@ def test_missing_dh_is_generated_from_the_fonds_template_or_refused(scanning, cl
         with Catalogue.open(scanning).session() as s:
             from sqlalchemy import select
 
-            from storage import models
+            from storage.catalogue import models
             assert s.scalars(select(models.Item.archival_code)
                              .where(models.Item.archival_code == generated)).first()
     else:

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import func, select
 
 from dangan_testing import snapshot
-from storage import models
-from storage.catalogue import Catalogue
-from storage.mets import validate_mets
+from storage.catalogue import models
+from storage.catalogue.database import Catalogue
+from storage.aip.mets import validate_mets
 from transfers import small_transfer
 
 

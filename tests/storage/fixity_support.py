@@ -202,8 +202,8 @@ def events_of(settings: Settings, uuid: str, kind: str = "fixity check") -> list
     """The catalogue's PREMIS events of one type for an AIP, oldest first."""
     from sqlalchemy import select
 
-    from storage import models as m
-    from storage.catalogue import Catalogue
+    from storage.catalogue import models as m
+    from storage.catalogue.database import Catalogue
 
     catalogue = Catalogue.open(settings)
     with catalogue.session() as s:

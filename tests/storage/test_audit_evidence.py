@@ -16,10 +16,10 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixity_support import audit_json, events_of, flip_byte, payload_file
 
-from storage import models as m
-from storage.catalogue import Catalogue
+from storage.catalogue import models as m
+from storage.catalogue.database import Catalogue
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "storage" / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "storage" / "aip" / "schemas"
 P = {"premis": "http://www.loc.gov/premis/v3"}
 
 pytest_plugins = ["fixity_fixtures"]

@@ -13,8 +13,8 @@ from sqlalchemy import update
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixity_support import audit_json, write_policy
 
-from storage import models as m
-from storage.catalogue import Catalogue, utcnow
+from storage.catalogue import models as m
+from storage.catalogue.database import Catalogue, utcnow
 
 pytest_plugins = ["fixity_fixtures"]
 

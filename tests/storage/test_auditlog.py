@@ -14,9 +14,9 @@ from sqlalchemy import Connection, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixity_support import audit_json, write_policy
 
-from storage import models as m
-from storage.auditlog import ANCHOR_NAME, entry_hash
-from storage.catalogue import Catalogue, chain_hash
+from storage.catalogue import models as m
+from storage.catalogue.auditlog import ANCHOR_NAME, entry_hash
+from storage.catalogue.database import Catalogue, chain_hash
 from storage.fixity.records import as_utc
 
 pytest_plugins = ["fixity_fixtures"]

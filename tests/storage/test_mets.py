@@ -1,4 +1,4 @@
-"""Tests for storage.mets: METS 1.12 + PREMIS 3 build, parse and validate."""
+"""Tests for storage.aip.mets: METS 1.12 + PREMIS 3 build, parse and validate."""
 
 import dataclasses
 import hashlib
@@ -6,7 +6,7 @@ import hashlib
 import pytest
 from lxml import etree
 
-from storage.mets import (
+from storage.aip.mets import (
     NSMAP,
     Agent,
     AipDescription,

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from storage import mets
-from storage.mets import (
+from storage.aip import mets
+from storage.aip.mets import (
     Agent,
     AipDescription,
     Event,

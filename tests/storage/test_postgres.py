@@ -12,8 +12,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import inspect, text
 
 from access.search import EmbeddedSearch, parse_query
-from storage.catalogue import MIGRATIONS, Catalogue, SearchDocument
-from storage.search_tokens import CHUNK, chunks
+from storage.catalogue.database import MIGRATIONS, Catalogue, SearchDocument
+from storage.index.tokens import CHUNK, chunks
 
 
 def _alembic(catalogue: Catalogue, revision: str, down: bool = False) -> None:

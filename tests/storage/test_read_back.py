@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import storage.digest as digest
+import storage.aip.digest as digest
 from policies.errors import FixityError
-from storage.digest import CHUNK, PIPELINE_MIN, copy_hash_read_back
+from storage.aip.digest import CHUNK, PIPELINE_MIN, copy_hash_read_back
 from storage.locations import FilesystemLocation
 from storage.locations.base import ExpectedFile
 

@@ -13,11 +13,11 @@ from sqlalchemy import select
 from transfers import small_transfer
 
 from policies import load_settings
-from storage import models
-from storage.catalogue import Catalogue
+from storage.catalogue import models
+from storage.catalogue.database import Catalogue
 from storage.locations.s3 import S3Location
-from storage.replication import expected_of_aip
-from storage.worm import RetentionLockRecord
+from storage.copies.replication import expected_of_aip
+from storage.copies.worm import RetentionLockRecord
 
 PAYLOAD = "data/objects/户卷/001-申请书.txt"
 

@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import func, select
 
 from policies import UsageError, load_settings
-from storage import models as m
-from storage.catalogue import Catalogue
-from storage.jobs import Job, JobQueue
-from storage.outbox import utcnow
-from storage.worker import Worker, single_worker_lock
+from storage.catalogue import models as m
+from storage.catalogue.database import Catalogue
+from storage.jobs.queue import Job, JobQueue
+from storage.index.outbox import utcnow
+from storage.jobs.worker import Worker, single_worker_lock
 
 DANGAN = [sys.executable, "-c", "import sys, dangan; sys.exit(dangan.main())"]
 FAST = {"DANGAN_WORKERS_LEASE_SECONDS": "3", "DANGAN_WORKERS_POLL_SECONDS": "0.2",
@@ -214,7 +214,7 @@ def test_failures_are_retried_then_kept(home, monkeypatch) -> None:
     def refuses(settings, payload):
         raise UsageError("no such transfer")
 
-    monkeypatch.setattr("storage.worker.handlers", lambda: {"flaky": flaky, "refuses": refuses})
+    monkeypatch.setattr("storage.jobs.worker.handlers", lambda: {"flaky": flaky, "refuses": refuses})
     monkeypatch.setenv("DANGAN_WORKERS_RETRY_DELAY_SECONDS", "0")
     settings = load_settings(home.home)
     queue = JobQueue(Catalogue.open(settings))

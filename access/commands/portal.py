@@ -1,0 +1,323 @@
+"""Access's sub-commands: ``dangan search``, ``dangan serve``, ``dangan user …``,
+``dangan access …`` (review decisions, the search access view) and ``dangan labels``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from access import accounts
+from access.rules import ROLES, Reader
+from access.commands.search import commands as search_index_commands
+from policies import Settings, UsageError
+from storage.catalogue.database import Catalogue
+
+
+def _service(settings: Settings):
+    from access.services import AccessService
+
+    return AccessService(settings)
+
+
+def _operator() -> str:
+    """The audit-log actor for a command run by the local operator."""
+    return f"cli:{os.environ.get('USER', 'operator')}"
+
+
+@click.command("search")
+@click.argument("query", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+@click.option("--page", default=1, show_default=True)
+@click.option("--per-page", default=20, show_default=True)
+@click.option(
+    "--as",
+    "as_role",
+    type=click.Choice(ROLES),
+    default="archivist",
+    show_default=True,
+    help="Search as this role sees the holdings (e.g. researcher).",
+)
+@click.pass_obj
+def search_command(
+    settings: Settings,
+    query: tuple[str, ...],
+    as_json: bool,
+    page: int,
+    per_page: int,
+    as_role: str,
+) -> int:
+    """Search the holdings: words, "phrases", field:value (year:2016, category:02)."""
+    service = _service(settings)
+    reader = Reader(
+        as_role, f"cli-{os.environ.get('USER', 'operator')}" if as_role != "public" else None
+    )
+    result = service.search(reader, " ".join(query), page=page, per_page=per_page)
+    hits = result.hits if result else []
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "total": result.total if result else 0,
+                    "hits": [
+                        {
+                            "aip": h.aip_uuid,
+                            "item": h.item_key,
+                            "archival_code": h.archival_code,
+                            "title": h.title,
+                            "snippet": h.snippet,
+                            "view": h.view,
+                        }
+                        for h in hits
+                    ],
+                    "facets": result.facets if result else {},
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    click.echo(f"{result.total if result else 0} hits")
+    for hit in hits:
+        snippet = re.sub(
+            r"</?mark>", lambda m: "【" if m.group() == "<mark>" else "】", hit.snippet
+        )
+        click.echo(f"{hit.aip_uuid}  {hit.archival_code or '-'}  {hit.title}\n    {snippet}")
+    return 0
+
+
+@click.command("serve")
+@click.option("--host", help="Address to bind (default 127.0.0.1 from dangan.toml).")
+@click.option("--port", type=int, help="Port (default 5000).")
+@click.option("--workers", type=int,
+              help="Worker processes sharing the port (default [portal] workers).")
+@click.pass_obj
+def serve_command(settings: Settings, host: str | None, port: int | None,
+                  workers: int | None) -> int:
+    """Serve the portal (binds 127.0.0.1 unless told otherwise)."""
+    from access.portal.serving import serve
+
+    host = host or settings.get("portal", "host")
+    port = port or settings.int("portal", "port")
+    workers = workers if workers is not None else settings.int("portal", "workers")
+    if workers < 1:
+        raise UsageError(f"--workers {workers}: at least 1")
+    click.echo(f"Dangan portal: http://{host}:{port}/   (try: http://{host}:{port}/search?q=因病)"
+               + (f"   {workers} workers" if workers > 1 else ""))
+    serve(settings, host, port, workers)
+    return 0
+
+
+# -- accounts ------------------------------------------------------------------------------
+
+
+def _password(env_name: str | None, confirm: bool = True) -> str:
+    if env_name:
+        value = os.environ.get(env_name)
+        if not value:
+            raise UsageError(f"environment variable {env_name} is empty or unset")
+        return value
+    if sys.stdin is not None and sys.stdin.isatty():
+        return click.prompt("password", hide_input=True, confirmation_prompt=confirm)
+    line = sys.stdin.readline() if sys.stdin else ""
+    if not line.strip():
+        raise UsageError("give the password on standard input or with --password-env VAR")
+    return line.rstrip("\n")
+
+
+@click.group("user")
+def user_group() -> None:
+    """Portal accounts: add, disable, enable, change role, list."""
+
+
+@user_group.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(accounts.ACCOUNT_ROLES), required=True)
+@click.option("--name", "display_name", default="", help="Display name.")
+@click.option(
+    "--password-env",
+    metavar="VAR",
+    help="Read the password from this environment variable (else prompt/stdin).",
+)
+@click.pass_obj
+def user_add(
+    settings: Settings, username: str, role: str, display_name: str, password_env: str | None
+) -> int:
+    """Create an account (the password is never taken from the command line)."""
+    user = accounts.add_user(
+        Catalogue.open(settings),
+        username,
+        _password(password_env),
+        role,
+        display_name,
+        actor=_operator(),
+    )
+    click.echo(f"user {user.username} ({user.role}) added")
+    return 0
+
+
+@user_group.command("disable")
+@click.argument("username")
+@click.pass_obj
+def user_disable(settings: Settings, username: str) -> int:
+    """Disable an account: it can no longer log in and its sessions end."""
+    accounts.set_disabled(
+        Catalogue.open(settings), username, True, actor=_operator()
+    )
+    click.echo(f"user {username} disabled")
+    return 0
+
+
+@user_group.command("enable")
+@click.argument("username")
+@click.pass_obj
+def user_enable(settings: Settings, username: str) -> int:
+    """Enable a disabled account again."""
+    accounts.set_disabled(
+        Catalogue.open(settings), username, False, actor=_operator()
+    )
+    click.echo(f"user {username} enabled")
+    return 0
+
+
+@user_group.command("role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(accounts.ACCOUNT_ROLES))
+@click.pass_obj
+def user_role(settings: Settings, username: str, role: str) -> int:
+    """Change an account's role (its sessions end)."""
+    accounts.set_role(
+        Catalogue.open(settings), username, role, actor=_operator()
+    )
+    click.echo(f"user {username} is now {role}")
+    return 0
+
+
+@user_group.command("password")
+@click.argument("username")
+@click.option("--password-env", metavar="VAR")
+@click.pass_obj
+def user_password(settings: Settings, username: str, password_env: str | None) -> int:
+    """Set a new password (the user's sessions end)."""
+    accounts.set_password(
+        Catalogue.open(settings),
+        username,
+        _password(password_env),
+        actor=_operator(),
+    )
+    click.echo(f"password of {username} changed")
+    return 0
+
+
+@user_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def user_list(settings: Settings, as_json: bool) -> int:
+    """List accounts."""
+    rows = [
+        {
+            "username": u.username,
+            "role": u.role,
+            "disabled": u.disabled,
+            "display_name": u.display_name,
+            "last_login": u.last_login_at.isoformat() if u.last_login_at else None,
+        }
+        for u in accounts.list_users(Catalogue.open(settings))
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    for row in [] if as_json else rows:
+        state = "disabled" if row["disabled"] else "active"
+        click.echo(f"{row['username']:20} {row['role']:11} {state:9} {row['last_login'] or '-'}")
+    return 0
+
+
+# -- access decisions and the search access view ---------------------------------------------
+
+
+@click.group("access")
+def access_group() -> None:
+    """Open-review decisions (开放审核) and the search index's access view."""
+
+
+@access_group.command("decide")
+@click.argument("aip")
+@click.option("--item", help="One item of the AIP (default: the whole AIP).")
+@click.option("--open-date", help="The decided open date, YYYY-MM-DD.")
+@click.option("--control", type=click.Choice(["开放", "控制"]), help="The decided control flag.")
+@click.option("--basis", required=True, help="The decision's basis (document, meeting).")
+@click.pass_obj
+def access_decide(
+    settings: Settings,
+    aip: str,
+    item: str | None,
+    open_date: str | None,
+    control: str | None,
+    basis: str,
+) -> int:
+    """Record a review decision changing a record's open date and/or control flag."""
+    try:
+        decided = date.fromisoformat(open_date) if open_date else None
+    except ValueError as exc:
+        raise UsageError(f"--open-date {open_date!r}: not YYYY-MM-DD") from exc
+    service = _service(settings)
+    reader = Reader("archivist", _operator())
+    result = service.record_decision(
+        reader, aip, item, open_date=decided, control=control, basis=basis
+    )
+    click.echo(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+@access_group.command("reindex")
+@click.pass_obj
+def access_reindex(settings: Settings) -> int:
+    """Rebuild the access view of every search document (after a policy change)."""
+    count = _service(settings).index.rebuild()
+    click.echo(f"{count} search documents given their access view")
+    return 0
+
+
+@click.command("labels")
+@click.argument("aips", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The PDF label sheet to write.",
+)
+@click.option(
+    "--base-url", help="The portal address printed in the QR codes (default [portal] public_url)."
+)
+@click.pass_obj
+def labels_command(
+    settings: Settings, aips: tuple[str, ...], out: Path, base_url: str | None
+) -> int:
+    """Print QR labels for household volumes (AIP uuids) to a PDF sheet."""
+    from access.labels import label_sheet_pdf, volume_labels
+
+    base = base_url or settings.get("portal", "public_url")
+    if not base:
+        raise UsageError("say where the portal is: --base-url or [portal] public_url")
+    catalogue = Catalogue.open(settings)
+    uuids = [catalogue.get_aip(a).uuid for a in aips]
+    labels = volume_labels(catalogue, uuids, base, _operator())
+    out.write_bytes(label_sheet_pdf(labels))
+    click.echo(f"{len(labels)} labels written to {out}")
+    return 0
+
+
+commands = [
+    search_command,
+    serve_command,
+    user_group,
+    access_group,
+    labels_command,
+    *search_index_commands,
+]

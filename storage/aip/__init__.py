@@ -1,0 +1,1 @@
+"""The AIP itself: its METS + PREMIS document, its digests and its layout."""

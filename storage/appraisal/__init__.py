@@ -1,0 +1,1 @@
+"""Appraisal and disposition (鉴定与销毁)."""

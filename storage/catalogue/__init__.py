@@ -1,0 +1,1 @@
+"""OAIS Data Management: the catalogue database and what it keeps."""

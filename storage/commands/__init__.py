@@ -1,0 +1,1 @@
+"""The ``dangan`` sub-commands of Archival Storage and Data Management."""

@@ -1,0 +1,93 @@
+"""Storage's sub-commands: ``dangan show`` and ``dangan get``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from policies import Settings, UsageError
+from storage.catalogue.database import Catalogue
+from storage.commands.copies import commands as storage_commands, human_size
+from storage.commands.fixity import commands as fixity_commands
+from storage.commands.retention import commands as retention_commands
+from storage.commands.jobs import commands as scale_commands
+from storage.copies.retrieval import Retriever
+
+
+@click.command("show")
+@click.argument("aip")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def show_command(settings: Settings, aip: str, as_json: bool) -> int:
+    """Show an AIP: metadata, files with digests and formats, events, copies."""
+    catalogue = Catalogue.open(settings)
+    details = catalogue.aip_details(aip)
+    for copy in details["copies"]:
+        copy["files"] = {f["path"]: f"{copy['url'].rstrip('/')}/{f['path']}"
+                         for f in details["files"]}
+    if as_json:
+        click.echo(json.dumps(details, ensure_ascii=False, indent=2))
+        return 0
+    echo = click.echo
+    echo(f"AIP      {details['uuid']}  [{details['status']}]")
+    echo(f"档号     {details['archival_code'] or '-'}")
+    echo(f"题名     {details['label']}")
+    echo(f"保管期限 {details['retention_period'] or '-'}  到期 {details['expiry_date'] or '-'}"
+         f"  开放日期 {details['open_date'] or '-'}")
+    echo(f"文件     {details['file_count']} 个，{human_size(details['size'])}（含元数据）")
+    echo("\nFiles:")
+    for f in details["files"]:
+        fmt = f["puid"] or "unidentified"
+        echo(f"  {f['path']}\n      {human_size(f['size'])}  sha256:{f['digests']['sha256']}  "
+             f"{f['mime'] or ''}  {fmt} {f['format_name'] or ''}")
+    echo("\nCopies:")
+    for c in details["copies"]:
+        echo(f"  {c['location']:10} {c['status']:9} verified {c['verified_at']}  {c['url']}")
+    echo("\nEvents:")
+    for e in details["events"]:
+        echo(f"  {e['at']}  {e['type']:28} {e['outcome']:12} {e['detail']}")
+    return 0
+
+
+@click.command("get")
+@click.argument("aip")
+@click.argument("path", required=False)
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Output file (with PATH) or folder (whole AIP); '-' writes a file to stdout.")
+@click.pass_obj
+def get_command(settings: Settings, aip: str, path: str | None, out: Path) -> int:
+    """Retrieve an AIP file (or the whole AIP), verifying every digest on the way out."""
+    catalogue = Catalogue.open(settings)
+    uuid = catalogue.get_aip(aip).uuid
+    retriever = Retriever(settings, catalogue)
+    if path is not None:
+        try:
+            ref = retriever.file(uuid, path)
+        except UsageError:
+            ref = retriever.file(uuid, f"data/objects/{path}")
+        if str(out) == "-":
+            for chunk in retriever.stream(ref):
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return 0
+        if out.is_dir():
+            out = out / Path(ref.path).name
+        source = retriever.save(ref, out)
+        click.echo(f"{out}  ({ref.size} bytes, sha256 verified, from {source})", err=True)
+        return 0
+    if str(out) == "-":
+        raise UsageError("a whole AIP needs a folder for -o")
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out}: folder exists and is not empty")
+    files = catalogue.files_of(uuid)
+    for row in files:
+        retriever.save(retriever.file(uuid, row.path), out / row.path)
+    click.echo(f"{out}: {len(files)} files, every sha256 verified", err=True)
+    return 0
+
+
+commands = [show_command, get_command, *retention_commands, *storage_commands, *scale_commands,
+            *fixity_commands]

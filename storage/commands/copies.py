@@ -1,0 +1,120 @@
+"""Copies and their locations on the command line.
+
+``dangan storage status``           per location: AIPs, bytes, unverified and missing copies
+``dangan storage migrate FROM TO``  move copies, each verified at TO before FROM's is deleted
+``dangan replicate``                bring a new or lagging location up to the storage policy
+``dangan delete AIP --reason``      delete an AIP whose retention has ended (refused otherwise)
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from policies import Settings
+from storage.catalogue.database import Catalogue
+from storage.copies.replication import CopyAction, ReplicationReport, Replicator, storage_status
+
+
+def human_size(size: int) -> str:
+    """A byte count for people: 1.5 MiB."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(size)
+
+
+def _printer(as_json: bool):
+    def show(action: CopyAction) -> None:
+        if not as_json:
+            source = f" <- {action.source}" if action.source else ""
+            click.echo(f"  {action.action:9} {action.location:12} {action.aip}{source}"
+                       + (f"  {action.detail}" if action.detail else ""))
+    return show
+
+
+def _finish(report: ReplicationReport, as_json: bool) -> int:
+    summary = report.to_dict()
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        counts = ", ".join(f"{n} {a}" for a, n in sorted(summary["counts"].items())) or "nothing"
+        click.echo(f"done: {counts}")
+    return 1 if report.failed else 0
+
+
+@click.group("storage")
+def storage_group() -> None:
+    """Archival storage: where the copies are, and moving them."""
+
+
+@storage_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--no-check", is_flag=True,
+              help="Only the catalogue's view; do not list the copies in storage.")
+@click.pass_obj
+def status_command(settings: Settings, as_json: bool, no_check: bool) -> int:
+    """Per location: AIPs, bytes, unverified and missing copies (exit 1 if any)."""
+    rows = storage_status(settings, Catalogue.open(settings), check=not no_check)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows], ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{'location':12} {'AIPs':>6} {'bytes':>10} {'unverified':>10} "
+                   f"{'missing':>7} {'locked':>6}  classes / url")
+        for r in rows:
+            click.echo(f"{r.name:12} {r.aips:6d} {human_size(r.bytes):>10} {r.unverified:10d} "
+                       f"{r.missing:7d} {r.locked:6d}  {','.join(r.classes) or '-'}  {r.url}")
+            if r.error:
+                click.echo(f"  error: {r.error}")
+            for line in r.problems:
+                click.echo(f"  {line}")
+    return 0 if all(r.healthy for r in rows) else 1
+
+
+@storage_group.command("migrate")
+@click.argument("source", metavar="FROM")
+@click.argument("target", metavar="TO")
+@click.option("--aip", "aips", multiple=True, help="Only this AIP (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show what would be done.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def migrate_command(settings: Settings, source: str, target: str, aips: tuple[str, ...],
+                    dry_run: bool, as_json: bool) -> int:
+    """Move the copies at location FROM to location TO (both named in the policy).
+
+    Every copy is written and read back at TO first; only then are FROM's copies deleted,
+    except those a server lock still protects (reported as kept).
+    """
+    replicator = Replicator(settings, Catalogue.open(settings), progress=_printer(as_json))
+    return _finish(replicator.migrate(source, target, aips, dry_run=dry_run), as_json)
+
+
+@click.command("replicate")
+@click.option("--location", "locations", multiple=True,
+              help="Only this location (repeatable; default: every location).")
+@click.option("--aip", "aips", multiple=True, help="Only this AIP (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show what would be done.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def replicate_command(settings: Settings, locations: tuple[str, ...], aips: tuple[str, ...],
+                      dry_run: bool, as_json: bool) -> int:
+    """Give every AIP the verified copies the storage policy requires (exit 1 if one fails)."""
+    replicator = Replicator(settings, Catalogue.open(settings), progress=_printer(as_json))
+    return _finish(replicator.replicate(locations, aips, dry_run=dry_run), as_json)
+
+
+@click.command("delete")
+@click.argument("aip")
+@click.option("--reason", required=True, help="The appraisal (鉴定) decision, recorded.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def delete_command(settings: Settings, aip: str, reason: str, as_json: bool) -> int:
+    """Delete an AIP and all its copies: refused while its retention runs or a lock holds."""
+    replicator = Replicator(settings, Catalogue.open(settings), progress=_printer(as_json))
+    return _finish(replicator.delete(aip, reason), as_json)
+
+
+commands = [storage_group, replicate_command, delete_command]

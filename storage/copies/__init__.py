@@ -1,0 +1,1 @@
+"""Copies of AIPs across the storage policy's locations."""

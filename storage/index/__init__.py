@@ -1,0 +1,1 @@
+"""What ingest writes for search inside the catalogue transaction."""
