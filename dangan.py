@@ -17,27 +17,35 @@ import click
 from policies import DanganError, load_settings
 
 
-AREAS = ("storage.commands.aip", "access.commands.portal", "ingest.commands.ingest")
-"""The modules whose ``commands`` lists make up ``dangan``, searched in this order."""
+AREAS = ("ingest.commands", "storage.commands", "access.commands")
+"""The packages whose ``COMMANDS`` tables (name -> ``module:object``) make up ``dangan``."""
+
+
+def command_table() -> dict[str, str]:
+    """Every sub-command name -> ``package.module:object``, from the areas' tables."""
+    table: dict[str, str] = {}
+    for area in AREAS:
+        for name, target in importlib.import_module(area).COMMANDS.items():
+            if name in table:
+                raise RuntimeError(f"dangan {name}: defined by {table[name]} and {area}")
+            table[name] = f"{area}.{target}"
+    return table
 
 
 class _LazyGroup(click.Group):
-    """Imports an area's commands only when one of them is run: importing all three areas
-    costs about a second of CPU, which every short command (an audit of one AIP, a search)
-    would otherwise pay. ``--help`` still lists everything."""
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        command = super().get_command(ctx, name)
-        for module in AREAS:
-            if command is not None:
-                break
-            _load(module)
-            command = super().get_command(ctx, name)
-        return command
+    """Imports a command's module only when that command is run or described: the command
+    tables name every command, so ``dangan --help`` imports the small command modules and
+    none of what they run (boto3, Flask, numpy, SQLAlchemy, lxml)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        _register()
-        return super().list_commands(ctx)
+        return sorted(command_table())
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = command_table().get(name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
 
 @click.group(cls=_LazyGroup)
@@ -48,25 +56,6 @@ class _LazyGroup(click.Group):
 def cli(ctx: click.Context, home: Path | None) -> None:
     """Dangan (档案): an OAIS digital-preservation repository."""
     ctx.obj = load_settings(home)
-
-
-_LOADED: set[str] = set()
-
-
-def _load(module: str) -> None:
-    """Add the commands of one area (once)."""
-    if module in _LOADED:
-        return
-    _LOADED.add(module)
-    for command in importlib.import_module(module).commands:
-        if command.name not in cli.commands:
-            cli.add_command(command)
-
-
-def _register() -> None:
-    """Add the commands of every area."""
-    for module in AREAS:
-        _load(module)
 
 
 def _log_internal_error() -> Path | None:

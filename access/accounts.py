@@ -17,13 +17,12 @@ from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from access.models import AccessRequest, LoginAttempt, User
-from access.rules import ROLES, Reader, live_grants, utcnow
+from access.rules import ACCOUNT_ROLES, Reader, live_grants, utcnow
 from policies import DanganError, NotFoundError, Settings, UsageError
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
 MIN_PASSWORD = 10
-ACCOUNT_ROLES = tuple(r for r in ROLES if r != "public")
 # compared against when the user does not exist, so that timing does not tell
 _DUMMY_HASH = generate_password_hash("not-a-real-password-0000")
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from policies import Settings, load_fixity_policy
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 
 CATEGORY_NAMES = {
     "01": "综合",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Iterable, Iterator
 
-from storage.copies.retrieval import FileRef, Retriever
+from storage.copies import FileRef, Retriever
 
 
 class _Pipe:

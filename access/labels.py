@@ -20,7 +20,7 @@ from access.models import Box, BoxMember, LabelToken
 from access.rules import utcnow
 from policies import NotFoundError, UsageError
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 
 TOKEN_BYTES = 18  # 24 URL-safe characters, 144 random bits
 FONT_CANDIDATES = (

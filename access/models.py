@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.catalogue.models import Base
+from storage.catalogue import Base
 
 
 class User(Base):

@@ -31,6 +31,8 @@ from typing import Any
 from policies import Settings
 
 ROLES = ("admin", "archivist", "auditor", "researcher", "public")
+ACCOUNT_ROLES = tuple(r for r in ROLES if r != "public")
+"""The roles an account can hold (``public`` is the anonymous visitor)."""
 STAFF = frozenset({"admin", "archivist"})
 
 #: what each role may do besides reading records (the record tiers are decided below)

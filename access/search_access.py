@@ -23,9 +23,9 @@ from access.models import OpenDecision, SearchAccess
 from access.rules import Rules, public_facets, public_search_text
 from storage.catalogue import models as m
 from storage.index import outbox
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.index import postings as search_postings
-from storage.index.tokens import delete_tokens, write_tokens_many
+from storage.index import delete_tokens, write_tokens_many
 
 # bumped by a trigger at every deletion from search_docs, whichever process deletes
 DELETIONS = literal_column("(SELECT deletions FROM search_generation WHERE id = 1)")

@@ -13,20 +13,22 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
 from access import rules as r
-from access.dip import stream_view_dip, stream_zip
 from access.facts import load_aip_facts
 from access.models import AccessRequest, OpenDecision, SearchAccess, User
 from access.search import EmbeddedSearch, SearchResult, parse_query
 from access.search_access import AccessIndex
 from policies import DanganError, NotFoundError, Settings, UsageError
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue
-from storage.copies.retrieval import FileRef, Retriever
+from storage.catalogue import Catalogue
+
+if TYPE_CHECKING:
+    from storage.copies import FileRef, Retriever
 
 TEXT_PREFIX = "data/metadata/text/"
 OBJECTS = "data/objects/"
@@ -61,13 +63,19 @@ class AccessService:
         self.settings = settings
         self.catalogue = catalogue or Catalogue.open(settings)
         self.rules = r.load_rules(settings)
-        self.retriever = Retriever(settings, self.catalogue)
         self.engine = make_engine(settings, self.catalogue)
         self.index = AccessIndex(self.catalogue, self.rules)
         # answers of recent searches, per reader scope; dropped whenever the index changes
         self._cache: OrderedDict[tuple, SearchResult] = OrderedDict()
         self._cache_size = settings.int("portal", "search_cache")
         self._cache_lock = threading.Lock()
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        """Reads files back from storage, verified (made at the first download)."""
+        from storage.copies import Retriever
+
+        return Retriever(self.settings, self.catalogue)
 
     # -- readers ---------------------------------------------------------------------------
     def reader(self, user: User | None, session: Any = None) -> r.Reader:
@@ -348,6 +356,8 @@ class AccessService:
                 if tag not in {f["path"] for f in view["files"]}:
                     refs.append(self.retriever.file(uuid, tag))
             self._audit_dip(reader, view, len(refs))
+            from access.dip import stream_zip
+
             return f"{uuid}.zip", stream_zip(self.retriever, refs, uuid)
         files = [f for f in view["files"] if f["download"]]
         if not files:
@@ -356,6 +366,8 @@ class AccessService:
         record = {k: v for k, v in view.items() if k not in ("events", "copies")}
         record["files"] = files
         self._audit_dip(reader, view, len(refs))
+        from access.dip import stream_view_dip
+
         return f"{uuid}-dip.zip", stream_view_dip(self.retriever, refs, record, f"{uuid}-dip")
 
     def _audit_dip(self, reader: r.Reader, view: dict[str, Any], count: int) -> None:

@@ -31,9 +31,9 @@ from urllib.parse import urlencode
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from policies import NotFoundError, Settings
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.fixity import apikeys
-from storage.fixity.records import CheckOutcome
+from storage.fixity import CheckOutcome
 
 bp = Blueprint("ssapi", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 20, 1000
@@ -158,7 +158,7 @@ def _timestamp(value: datetime) -> str:
 @bp.get("/api/v2/file/<uuid>/check_fixity/")
 def check_fixity(uuid: str):
     """A full check of every copy now (or the latest full audit of a very large AIP)."""
-    from storage.fixity.audit import Auditor
+    from storage.fixity import Auditor
 
     key = _authenticate()
     aip = _aip(uuid)

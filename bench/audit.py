@@ -67,7 +67,7 @@ def store_as_aip(payload: Path, home: Path) -> tuple[str, int]:
 
     from policies import load_settings
     from storage.catalogue import models as m
-    from storage.catalogue.database import Catalogue
+    from storage.catalogue import Catalogue
 
     uuid = str(uuidlib.uuid4())
     bag_dir = home / "aips" / uuid

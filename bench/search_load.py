@@ -130,7 +130,7 @@ def build(home: Path, items: int, seed: int = 1) -> dict:
     from access.services import AccessService
     from policies import load_settings
     from storage.catalogue import models as m
-    from storage.catalogue.database import Catalogue, SearchDocument
+    from storage.catalogue import Catalogue, SearchDocument
 
     settings = load_settings(home, environ={})
     catalogue = Catalogue.open(settings)

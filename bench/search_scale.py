@@ -68,7 +68,7 @@ def villages(rng: random.Random) -> list[str]:
 
 def generate(items: int, seed: int = 1) -> Iterator[tuple[str, list]]:
     """AIPs (uuid, search documents): household volumes of 6–12 items, like ingest makes."""
-    from storage.catalogue.database import SearchDocument
+    from storage.catalogue import SearchDocument
 
     rng = random.Random(seed)
     codes = villages(rng)
@@ -108,7 +108,7 @@ def generate(items: int, seed: int = 1) -> Iterator[tuple[str, list]]:
 def index_embedded(home: Path, items: int, batch: int = 2000) -> dict:
     """Index ``items`` documents through the catalogue; return rate and size."""
     from policies import load_settings
-    from storage.catalogue.database import Catalogue
+    from storage.catalogue import Catalogue
 
     catalogue = Catalogue.open(load_settings(home, environ={}))
     pending, count, seconds = [], 0, 0.0
@@ -231,7 +231,7 @@ def emulator(home: Path, texts: list[str], max_seconds: float) -> dict:
 
     from access.search.elastic import ElasticSearch
     from policies import load_settings
-    from storage.catalogue.database import Catalogue
+    from storage.catalogue import Catalogue
 
     with OsmemServer.start(japanese=False) as server:
         settings = load_settings(home, environ={"DANGAN_SEARCH_ENGINE": "elasticsearch",
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
 def _embedded(home: Path):
     from access.search.embedded import EmbeddedSearch
     from policies import load_settings
-    from storage.catalogue.database import Catalogue
+    from storage.catalogue import Catalogue
 
     return EmbeddedSearch(Catalogue.open(load_settings(home, environ={})))
 

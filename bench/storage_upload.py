@@ -37,8 +37,8 @@ from pathlib import Path
 import boto3
 
 from bench.common import machine, make_big_file, make_small_files, save, table
-from storage.locations.base import ExpectedFile
-from storage.locations.s3 import S3Location
+from storage.locations import ExpectedFile
+from storage.locations import S3Location
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "storage"))
 from s3_servers import MotoServer, RadosGateway  # noqa: E402

@@ -38,10 +38,10 @@ from policies import (
     load_format_policy,
     load_retention_policy,
 )
-from storage.catalogue.archival_codes import CodeRegistry
-from storage.catalogue.database import Catalogue
-from storage.aip.mets import Agent
-from storage.catalogue.pii import PiiVault
+from storage.catalogue import CodeRegistry
+from storage.catalogue import Catalogue
+from storage.aip import Agent
+from storage.catalogue import PiiVault
 
 
 @dataclass

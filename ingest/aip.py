@@ -26,9 +26,9 @@ from urllib.parse import quote
 from ingest.analysis import Analysis, Unit
 from ingest.formats import FormatInfo, identify
 from ingest.staging import StagedFile
-from storage.aip.digest import hash_file
+from storage.aip import hash_file
 from storage.locations import ExpectedFile
-from storage.aip.mets import AipDescription, Agent, Event, FileEntry, Item, Retention, build_mets
+from storage.aip import AipDescription, Agent, Event, FileEntry, Item, Retention, build_mets
 
 BAGIT_TXT = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 PROFILE_ID = "urn:dangan:bagit-profile:aip:1"

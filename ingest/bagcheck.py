@@ -15,7 +15,7 @@ import bagit
 
 from ingest.findings import Problem
 from ingest.staging import StagedFile
-from storage.aip.digest import hash_file
+from storage.aip import hash_file
 
 
 @dataclass

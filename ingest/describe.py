@@ -12,8 +12,8 @@ from typing import Any
 from ingest.analysis import Analysis, Unit
 from ingest.records import RecordSet
 from policies import AccessAssessment, AccessPolicy, RetentionPolicy
-from storage.catalogue.database import SearchDocument
-from storage.aip.mets import Item, Retention
+from storage.catalogue import SearchDocument
+from storage.aip import Item, Retention
 
 # fields that describe one 件, never the volume holding it
 ITEM_FIELDS = frozenset({

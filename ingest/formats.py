@@ -28,7 +28,7 @@ from pathlib import Path
 import magic
 import pygfried
 
-from storage.aip.digest import map_files
+from storage.aip import map_files
 
 
 @dataclass(frozen=True)

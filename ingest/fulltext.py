@@ -480,7 +480,7 @@ def premis_event(results: Mapping[str, TextResult], agent_ids: tuple[str, ...], 
     not read, fail when an extractor broke)."""
     import uuid
 
-    from storage.aip.mets import Event
+    from storage.aip import Event
 
     tally = counts(results)
     outcome = "fail" if tally["failed"] else "not-checked" if tally["not-checked"] else "pass"

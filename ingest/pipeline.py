@@ -40,14 +40,14 @@ from policies import (
 )
 from policies.config import dangan_version
 from storage.catalogue import models
-from storage.catalogue.auditlog import record_policy_changes
-from storage.catalogue.database import Catalogue, SearchDocument
-from storage.aip.digest import digest_stream, read_chunks
+from storage.catalogue import auditlog
+from storage.catalogue import Catalogue, SearchDocument
+from storage.aip import digest_stream, read_chunks
 from storage.locations import CopyReport, ExpectedFile, Location
-from storage.aip.mets import Agent, AipDescription, Event, parse_mets
-from storage.catalogue.pii import protect_description, store_protected
-from storage.copies.replication import LocationSet, record_class, record_copy_failure, write_copies
-from storage.copies.worm import AppliedLock, WormSettings, lock_for, record_locks
+from storage.aip import Agent, AipDescription, Event, parse_mets
+from storage.catalogue import protect_description, store_protected
+from storage.copies import LocationSet, record_class, record_copy_failure, write_copies
+from storage.copies import AppliedLock, WormSettings, lock_for, record_locks
 
 ProgressFn = Callable[[str, int, int | None], None]   # phase, bytes done (delta), total
 
@@ -198,7 +198,7 @@ class Ingester:
         self.worm = WormSettings.from_settings(settings)
         self.catalogue = Catalogue.open(settings)
         # the policies this ingest works under are in the audit log before its entries
-        record_policy_changes(self.catalogue, settings)
+        auditlog.record_policy_changes(self.catalogue, settings)
         self.assessor = Assessor(settings, self.profile, self.catalogue,
                                  settings.int("ingest", "workers"))
         self.accept_valid = accept_valid

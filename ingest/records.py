@@ -25,7 +25,7 @@ from metadata_profiles import (
     render_template,
 )
 from policies import RetentionDecision, RetentionPolicy
-from storage.catalogue.archival_codes import ClaimResult, CodeClaim, CodeRegistry, NumberRequest
+from storage.catalogue import ClaimResult, CodeClaim, CodeRegistry, NumberRequest
 
 
 @dataclass

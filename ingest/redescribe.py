@@ -18,8 +18,8 @@ from types import SimpleNamespace
 from ingest.describe import _documents
 from ingest.fulltext import TEXT_DIR, attach
 from metadata_profiles import ProfileError, load_profile
-from storage.catalogue.database import SearchDocument
-from storage.aip.mets import AipDescription
+from storage.catalogue import SearchDocument
+from storage.aip import AipDescription
 
 OBJECTS = "data/objects/"
 

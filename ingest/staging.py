@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from policies.errors import RejectedError
-from storage.aip.digest import ReadBack, copy_hash_read_back, digest_stream, map_files, read_chunks
+from storage.aip import ReadBack, copy_hash_read_back, digest_stream, map_files, read_chunks
 
 ProgressFn = Callable[[int], None]
 PlanFn = Callable[[list[str], int], None]

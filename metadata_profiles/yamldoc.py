@@ -12,10 +12,12 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
+
+if TYPE_CHECKING:
+    import jsonschema
 
 PathKey = tuple[Any, ...]
 
@@ -99,6 +101,8 @@ def _convert(loader: Any, node: yaml.Node, where: PathKey, doc: MarkedDoc) -> An
 
 @cache
 def _validator(schema_path: Path) -> jsonschema.Draft202012Validator:
+    import jsonschema  # 0.1 s to import: only once a document is checked
+
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)

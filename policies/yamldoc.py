@@ -14,10 +14,10 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 if TYPE_CHECKING:
+    import jsonschema
     from policies.config import Settings
 
 PathKey = tuple[Any, ...]
@@ -102,6 +102,8 @@ def _convert(loader: Any, node: yaml.Node, where: PathKey, doc: MarkedDoc) -> An
 
 @cache
 def _validator(schema_path: Path) -> jsonschema.Draft202012Validator:
+    import jsonschema  # 0.1 s to import: only once a document is checked
+
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)

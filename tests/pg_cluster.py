@@ -181,7 +181,7 @@ def pg_cluster() -> Iterator[PgCluster]:
 @pytest.fixture(scope="session")
 def pg_template(pg_cluster: PgCluster) -> str:
     """A database holding the migrated catalogue schema, copied by each test's database."""
-    from storage.catalogue.database import Catalogue
+    from storage.catalogue import Catalogue
 
     catalogue = Catalogue(pg_cluster.create_database(TEMPLATE))
     catalogue.upgrade()

@@ -1,22 +1,18 @@
-"""Access's sub-commands: ``dangan search``, ``dangan serve``, ``dangan user …``,
+"""The portal and its people on the command line: ``dangan serve``, ``dangan user …``,
 ``dangan access …`` (review decisions, the search access view) and ``dangan labels``."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from datetime import date
 from pathlib import Path
 
 import click
 
-from access import accounts
-from access.rules import ROLES, Reader
-from access.commands.search import commands as search_index_commands
+from access.rules import ACCOUNT_ROLES
 from policies import Settings, UsageError
-from storage.catalogue.database import Catalogue
 
 
 def _service(settings: Settings):
@@ -28,67 +24,6 @@ def _service(settings: Settings):
 def _operator() -> str:
     """The audit-log actor for a command run by the local operator."""
     return f"cli:{os.environ.get('USER', 'operator')}"
-
-
-@click.command("search")
-@click.argument("query", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
-@click.option("--page", default=1, show_default=True)
-@click.option("--per-page", default=20, show_default=True)
-@click.option(
-    "--as",
-    "as_role",
-    type=click.Choice(ROLES),
-    default="archivist",
-    show_default=True,
-    help="Search as this role sees the holdings (e.g. researcher).",
-)
-@click.pass_obj
-def search_command(
-    settings: Settings,
-    query: tuple[str, ...],
-    as_json: bool,
-    page: int,
-    per_page: int,
-    as_role: str,
-) -> int:
-    """Search the holdings: words, "phrases", field:value (year:2016, category:02)."""
-    service = _service(settings)
-    reader = Reader(
-        as_role, f"cli-{os.environ.get('USER', 'operator')}" if as_role != "public" else None
-    )
-    result = service.search(reader, " ".join(query), page=page, per_page=per_page)
-    hits = result.hits if result else []
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "total": result.total if result else 0,
-                    "hits": [
-                        {
-                            "aip": h.aip_uuid,
-                            "item": h.item_key,
-                            "archival_code": h.archival_code,
-                            "title": h.title,
-                            "snippet": h.snippet,
-                            "view": h.view,
-                        }
-                        for h in hits
-                    ],
-                    "facets": result.facets if result else {},
-                },
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
-        return 0
-    click.echo(f"{result.total if result else 0} hits")
-    for hit in hits:
-        snippet = re.sub(
-            r"</?mark>", lambda m: "【" if m.group() == "<mark>" else "】", hit.snippet
-        )
-        click.echo(f"{hit.aip_uuid}  {hit.archival_code or '-'}  {hit.title}\n    {snippet}")
-    return 0
 
 
 @click.command("serve")
@@ -137,7 +72,7 @@ def user_group() -> None:
 
 @user_group.command("add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(accounts.ACCOUNT_ROLES), required=True)
+@click.option("--role", type=click.Choice(ACCOUNT_ROLES), required=True)
 @click.option("--name", "display_name", default="", help="Display name.")
 @click.option(
     "--password-env",
@@ -149,6 +84,9 @@ def user_add(
     settings: Settings, username: str, role: str, display_name: str, password_env: str | None
 ) -> int:
     """Create an account (the password is never taken from the command line)."""
+    from access import accounts
+    from storage.catalogue import Catalogue
+
     user = accounts.add_user(
         Catalogue.open(settings),
         username,
@@ -166,6 +104,9 @@ def user_add(
 @click.pass_obj
 def user_disable(settings: Settings, username: str) -> int:
     """Disable an account: it can no longer log in and its sessions end."""
+    from access import accounts
+    from storage.catalogue import Catalogue
+
     accounts.set_disabled(
         Catalogue.open(settings), username, True, actor=_operator()
     )
@@ -178,6 +119,9 @@ def user_disable(settings: Settings, username: str) -> int:
 @click.pass_obj
 def user_enable(settings: Settings, username: str) -> int:
     """Enable a disabled account again."""
+    from access import accounts
+    from storage.catalogue import Catalogue
+
     accounts.set_disabled(
         Catalogue.open(settings), username, False, actor=_operator()
     )
@@ -187,10 +131,13 @@ def user_enable(settings: Settings, username: str) -> int:
 
 @user_group.command("role")
 @click.argument("username")
-@click.argument("role", type=click.Choice(accounts.ACCOUNT_ROLES))
+@click.argument("role", type=click.Choice(ACCOUNT_ROLES))
 @click.pass_obj
 def user_role(settings: Settings, username: str, role: str) -> int:
     """Change an account's role (its sessions end)."""
+    from access import accounts
+    from storage.catalogue import Catalogue
+
     accounts.set_role(
         Catalogue.open(settings), username, role, actor=_operator()
     )
@@ -204,6 +151,9 @@ def user_role(settings: Settings, username: str, role: str) -> int:
 @click.pass_obj
 def user_password(settings: Settings, username: str, password_env: str | None) -> int:
     """Set a new password (the user's sessions end)."""
+    from access import accounts
+    from storage.catalogue import Catalogue
+
     accounts.set_password(
         Catalogue.open(settings),
         username,
@@ -219,6 +169,9 @@ def user_password(settings: Settings, username: str, password_env: str | None) -
 @click.pass_obj
 def user_list(settings: Settings, as_json: bool) -> int:
     """List accounts."""
+    from access import accounts
+    from storage.catalogue import Catalogue
+
     rows = [
         {
             "username": u.username,
@@ -266,6 +219,8 @@ def access_decide(
     except ValueError as exc:
         raise UsageError(f"--open-date {open_date!r}: not YYYY-MM-DD") from exc
     service = _service(settings)
+    from access.rules import Reader
+
     reader = Reader("archivist", _operator())
     result = service.record_decision(
         reader, aip, item, open_date=decided, control=control, basis=basis
@@ -300,6 +255,7 @@ def labels_command(
     settings: Settings, aips: tuple[str, ...], out: Path, base_url: str | None
 ) -> int:
     """Print QR labels for household volumes (AIP uuids) to a PDF sheet."""
+    from storage.catalogue import Catalogue
     from access.labels import label_sheet_pdf, volume_labels
 
     base = base_url or settings.get("portal", "public_url")
@@ -313,11 +269,3 @@ def labels_command(
     return 0
 
 
-commands = [
-    search_command,
-    serve_command,
-    user_group,
-    access_group,
-    labels_command,
-    *search_index_commands,
-]

@@ -1,17 +1,17 @@
-"""Search-index sub-commands: ``dangan index status|drain|retry`` and ``dangan reindex``."""
+"""Search on the command line: ``dangan search``, ``dangan index status|drain|retry`` and
+``dangan reindex``."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 
 import click
 
-from access.search.base import SearchError, open_engine
-from access.search.indexer import drain
+from access.rules import ROLES
+
 from policies import Settings
-from storage.index import outbox
-from storage.catalogue.database import Catalogue
-from storage.index.tokens import rebuild_tokens
 
 
 def _echo_json(data: object) -> None:
@@ -32,6 +32,11 @@ def index_status_command(settings: Settings, as_json: bool) -> int:
     Exits 1 when the engine cannot be reached or indexing has failed entries (attempts
     exhausted) waiting for ``dangan index retry``.
     """
+    from access.search.base import SearchError
+    from access.search.base import open_engine
+    from storage.catalogue import Catalogue
+    from storage.index import outbox
+
     catalogue = Catalogue.open(settings)
     engine = open_engine(settings, catalogue)
     with catalogue.session() as s:
@@ -78,6 +83,8 @@ def index_status_command(settings: Settings, as_json: bool) -> int:
 def index_drain_command(settings: Settings, once: bool, limit: int,
                         max_seconds: float | None) -> int:
     """Send what the outbox owes to the search engine (workers do this when idle)."""
+    from access.search.indexer import drain
+
     result = drain(settings, limit=limit, once=once, max_seconds=max_seconds)
     click.echo(f"{result.indexed} AIPs indexed, {result.failed} failed "
                "(see dangan index status)" if result.failed else
@@ -89,6 +96,9 @@ def index_drain_command(settings: Settings, once: bool, limit: int,
 @click.pass_obj
 def index_retry_command(settings: Settings) -> int:
     """Queue the outbox entries whose attempts are exhausted again."""
+    from storage.catalogue import Catalogue
+    from storage.index import outbox
+
     with Catalogue.open(settings).session() as s:
         count = outbox.retry_failed(s)
     click.echo(f"{count} entries queued again")
@@ -109,6 +119,10 @@ def reindex_command(settings: Settings, fresh: bool, keep_old: bool, batch: int 
     is swapped; an interrupted reindex resumes where it stopped. Embedded: the token tables are
     rewritten in one transaction (readers see the old ones until it commits).
     """
+    from access.search.base import open_engine
+    from storage.catalogue import Catalogue
+    from storage.index import rebuild_tokens
+
     catalogue = Catalogue.open(settings)
     engine = open_engine(settings, catalogue)
     if not engine.external:
@@ -135,4 +149,65 @@ def reindex_command(settings: Settings, fresh: bool, keep_old: bool, batch: int 
     return 0
 
 
-commands = [index_group, reindex_command]
+@click.command("search")
+@click.argument("query", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+@click.option("--page", default=1, show_default=True)
+@click.option("--per-page", default=20, show_default=True)
+@click.option(
+    "--as",
+    "as_role",
+    type=click.Choice(ROLES),
+    default="archivist",
+    show_default=True,
+    help="Search as this role sees the holdings (e.g. researcher).",
+)
+@click.pass_obj
+def search_command(
+    settings: Settings,
+    query: tuple[str, ...],
+    as_json: bool,
+    page: int,
+    per_page: int,
+    as_role: str,
+) -> int:
+    """Search the holdings: words, "phrases", field:value (year:2016, category:02)."""
+    from access.rules import Reader
+    from access.services import AccessService
+
+    service = AccessService(settings)
+    reader = Reader(
+        as_role, f"cli-{os.environ.get('USER', 'operator')}" if as_role != "public" else None
+    )
+    result = service.search(reader, " ".join(query), page=page, per_page=per_page)
+    hits = result.hits if result else []
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "total": result.total if result else 0,
+                    "hits": [
+                        {
+                            "aip": h.aip_uuid,
+                            "item": h.item_key,
+                            "archival_code": h.archival_code,
+                            "title": h.title,
+                            "snippet": h.snippet,
+                            "view": h.view,
+                        }
+                        for h in hits
+                    ],
+                    "facets": result.facets if result else {},
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    click.echo(f"{result.total if result else 0} hits")
+    for hit in hits:
+        snippet = re.sub(
+            r"</?mark>", lambda m: "【" if m.group() == "<mark>" else "】", hit.snippet
+        )
+        click.echo(f"{hit.aip_uuid}  {hit.archival_code or '-'}  {hit.title}\n    {snippet}")
+    return 0

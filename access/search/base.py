@@ -18,7 +18,11 @@ from typing import Any
 
 from access.search.query import Query
 from policies import ConfigError, DanganError, Settings
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
+
+CACHE_MIB = 256
+"""Postings and scores the embedded engine keeps, in MiB per part and process (``[search]
+term_cache_mib``)."""
 
 SORTS = ("relevance", "code", "date")
 

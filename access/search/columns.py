@@ -39,15 +39,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 
+from access.search.base import CACHE_MIB
 from access.search.query import FACET_FIELDS, Query
-from storage.index.textseg import normalise, term_tokens
+from storage.index import normalise, term_tokens
 
 LOAD_BATCH = 50_000
 NO_CODE = "\uffff"
 K1, B = 1.2, 0.75
 WEIGHTS = {"g:": 1.0, "w:": 3.0}
-CACHE_MIB = 256          # kept postings and scores, per part and process (``[search]
-                         # term_cache_mib``)
 JOINT_BINS = 1 << 18
 ID_BATCH = 900
 
@@ -487,9 +486,9 @@ class ColumnIndex:
     @staticmethod
     def available(connection: Any) -> bool:
         """Whether the catalogue has what this index reads (the postings tables)."""
-        from storage.index.postings import has_postings
+        from storage.index import postings
 
-        return has_postings(connection)
+        return postings.has_postings(connection)
 
     def refresh(self, connection: Any, scoped: bool) -> None:
         """Load documents added since the last call (everything after a deletion); with

@@ -40,8 +40,8 @@ from access.search.query import FACET_FIELDS, Query
 from policies import ConfigError, Settings
 from storage.catalogue import models as m
 from storage.index import outbox
-from storage.catalogue.database import Catalogue
-from storage.index.textseg import term_tokens
+from storage.catalogue import Catalogue
+from storage.index import term_tokens
 
 SCHEMA = 1
 ANALYZER = "dangan_cjk"

@@ -12,18 +12,20 @@ import html
 import json
 import re
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
 from access.rules import mask_numbers
-from access.search.base import Hit, SearchEngine, SearchResult
-from access.search.columns import CACHE_MIB, ColumnIndex
+from access.search.base import CACHE_MIB, Hit, SearchEngine, SearchResult
 from access.search.facets import facet_list
 from access.search.pg_embedded import pg_rows
 from access.search.query import FACET_FIELDS, Query
-from storage.catalogue.database import Catalogue
-from storage.index.textseg import normalise, term_tokens
+from storage.catalogue import Catalogue
+
+if TYPE_CHECKING:
+    from access.search.columns import ColumnIndex
+from storage.index import normalise, term_tokens
 
 SNIPPET_CHARS = 80
 
@@ -176,6 +178,8 @@ class EmbeddedSearch(SearchEngine):
 
     def _columnar_ready(self) -> bool:
         if self._columns is None:
+            from access.search.columns import ColumnIndex  # numpy: only where columns serve
+
             with self.catalogue.engine.connect() as connection:
                 if not ColumnIndex.available(connection):
                     return False

@@ -19,9 +19,9 @@ from typing import Any
 from access.search.base import SearchEngine, SearchError, open_engine
 from policies import Settings
 from storage.index import outbox
-from storage.catalogue.database import Catalogue
-from storage.index.outbox import OutboxEntry
-from storage.index.tokens import rebuild_tokens
+from storage.catalogue import Catalogue
+from storage.index import OutboxEntry
+from storage.index import rebuild_tokens
 
 _ENGINES: dict[tuple[str, str, str], tuple[Catalogue, SearchEngine]] = {}
 

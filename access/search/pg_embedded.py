@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 
 from access.search.query import FACET_FIELDS, Query
-from storage.index.textseg import normalise, term_tokens
+from storage.index import normalise, term_tokens
 
 PARTS = {"search_fts": "content", "search_fts_public": "public"}
 

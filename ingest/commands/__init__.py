@@ -1,1 +1,6 @@
 """The ``dangan`` sub-commands of Ingest (see :mod:`storage.commands` for the shape)."""
+
+COMMANDS = {
+    "ingest": "ingest:ingest_command",
+    "sample-transfer": "ingest:sample_transfer_command",
+}

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ingest.pipeline import IngestResult, ingest
 from policies import Settings
+
+if TYPE_CHECKING:
+    from ingest.pipeline import IngestResult
 
 
 def _progress_bar(enabled: bool):
@@ -18,6 +21,7 @@ def _progress_bar(enabled: bool):
         return None, None
     from rich.console import Console
     from rich.progress import (
+
         BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
     )
 
@@ -46,6 +50,8 @@ def _progress_bar(enabled: bool):
 def ingest_command(settings: Settings, path: Path, profile: str | None, as_json: bool,
                    accept_valid: bool) -> int:
     """Ingest a transfer: a folder, a BagIt bag, or a .zip / .tar / .tar.gz file."""
+    from ingest.pipeline import ingest
+
     progress, update = _progress_bar(not as_json and sys.stderr.isatty())
     if progress:
         with progress:
@@ -120,6 +126,3 @@ def sample_transfer_command(out: Path, households: int, seed: int, defects: tupl
     for kind, what in summary.defects:
         click.echo(f"  defect {kind}: {what}")
     return 0
-
-
-commands = [ingest_command, sample_transfer_command]

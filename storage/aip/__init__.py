@@ -1,1 +1,61 @@
-"""The AIP itself: its METS + PREMIS document, its digests and its layout."""
+"""The AIP itself: its METS + PREMIS document, its digests and its layout.
+
+An AIP is a BagIt bag stored exploded (one object per file): ``bagit.txt``, ``bag-info.txt``,
+manifests, ``data/objects/…`` (the submitted files), ``data/metadata/mets.xml`` (METS 1.12 +
+PREMIS 3), ``data/metadata/record.json`` and ``data/logs/``. :mod:`~storage.aip.mets` builds,
+parses and validates the METS; :mod:`~storage.aip.digest` computes every digest the fixity
+policy names in one read, and copies files while hashing and reading them back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from storage._exports import lazy_exports
+
+_API = {
+    # mets
+    "Agent": "mets",
+    "AipDescription": "mets",
+    "Event": "mets",
+    "FileEntry": "mets",
+    "Item": "mets",
+    "METS_PATH": "mets",
+    "Retention": "mets",
+    "SCHEMA_PATH": "mets",
+    "build_mets": "mets",
+    "build_premis": "mets",
+    "href_to_path": "mets",
+    "mets": "mets",
+    "parse_mets": "mets",
+    "path_to_href": "mets",
+    "validate_mets": "mets",
+    # digest
+    "CHUNK": "digest",
+    "PIPELINE_MIN": "digest",
+    "ReadBack": "digest",
+    "copy_and_hash": "digest",
+    "copy_hash_read_back": "digest",
+    "digest": "digest",
+    "digest_stream": "digest",
+    "file_digests": "digest",
+    "fsync_dir": "digest",
+    "hash_file": "digest",
+    "map_files": "digest",
+    "new_hashers": "digest",
+    "read_chunks": "digest",
+}
+
+__all__ = sorted(_API)
+__getattr__, __dir__ = lazy_exports(__name__, _API)
+
+if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
+    from storage.aip import mets
+    from storage.aip.mets import (
+        Agent, AipDescription, Event, FileEntry, Item, METS_PATH, Retention, SCHEMA_PATH,
+        build_mets, href_to_path, parse_mets, path_to_href, validate_mets,
+    )
+    from storage.aip import digest
+    from storage.aip.digest import (
+        CHUNK, PIPELINE_MIN, ReadBack, copy_and_hash, copy_hash_read_back, digest_stream,
+        file_digests, fsync_dir, hash_file, map_files, new_hashers, read_chunks,
+    )

@@ -52,7 +52,7 @@ import functools
 import posixpath
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -782,6 +782,38 @@ def _premis_agent(parent: etree._Element, agent: Agent, where: str) -> None:
     if agent.version is not None:
         _sub(element, _p("agentVersion"), agent.version, f"{where}.version")
 
+
+def build_premis(aip_uuid: str, identifiers: Sequence[tuple[str, str]], files: Iterable[FileEntry],
+                 events: Iterable[Event], agents: Iterable[Agent]) -> etree._Element:
+    """A standalone PREMIS 3 document, written by the same code that writes PREMIS into METS.
+
+    Arguments:
+        aip_uuid: the intellectual entity's UUID (what package-level events link to).
+        identifiers: further ``(type, value)`` identifiers of the entity (e.g. ``("档号", …)``).
+        files, events, agents: the PREMIS objects, events and agents, in document order.
+
+    Returns:
+        The ``premis:premis`` root element.
+
+    Raises:
+        ValueError: a value holds a character XML cannot carry (the message names the field).
+    """
+    root = etree.Element(_p("premis"), nsmap={k: NSMAP[k] for k in ("premis", "xsi")})
+    root.set("version", "3.0")
+    root.set(f"{{{XSI_NS}}}schemaLocation",
+             f"{PREMIS_NS} http://www.loc.gov/standards/premis/v3/premis.xsd")
+    entity = _sub(root, _p("object"), version="3.0")
+    entity.set(f"{{{XSI_NS}}}type", "premis:intellectualEntity")
+    _identifier(entity, "objectIdentifier", "UUID", aip_uuid, "aip.uuid")
+    for kind, value in identifiers:
+        _identifier(entity, "objectIdentifier", kind, value, f"aip.{kind}")
+    for entry in files:
+        _premis_file(root, entry, f"file {entry.path}")
+    for event in events:
+        _premis_event(root, event, aip_uuid, f"event {event.id}")
+    for agent in agents:
+        _premis_agent(root, agent, f"agent {agent.id}")
+    return root
 
 def _retention_rights(parent: etree._Element, retention: Retention, aip: AipDescription) -> None:
     """Write the retention decision as a PREMIS rights statement.

@@ -13,7 +13,7 @@ from datetime import date
 from sqlalchemy import select
 
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from policies.errors import ObjectNotFound, StorageError
 from policies.loader import DATA, load_storage_policy, policy_path
 from storage.catalogue import models as m
 from storage.catalogue.database import GENESIS, Catalogue, chain_hash, utcnow
-from storage.fixity.models import AuditAnchor
-from storage.fixity.records import as_utc
+from storage.fixity import AuditAnchor
+from storage.fixity import as_utc
 from storage.locations import Location, open_location
 
 ANCHOR_NAME = "audit-log-anchor.json"

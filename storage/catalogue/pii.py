@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from metadata_profiles import mask_id_number
 from policies.config import Settings
 from policies.errors import ConfigError
-from storage.aip.mets import AipDescription
+from storage.aip import AipDescription
 from storage.catalogue.models import Base
 
 KEY_FILE = "pii.key"

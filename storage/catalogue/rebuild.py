@@ -39,10 +39,10 @@ from policies import (
 )
 from storage.catalogue import models as m
 from storage.catalogue.database import Catalogue, SearchDocument
-from storage.aip.digest import digest_stream, read_chunks
+from storage.aip import digest_stream, read_chunks
 from storage.locations import ExpectedFile, Location, Mismatch, open_location
-from storage.locations.base import read_manifest
-from storage.aip.mets import AipDescription, parse_mets
+from storage.locations import read_manifest
+from storage.aip import AipDescription, parse_mets
 
 METS = "data/metadata/mets.xml"
 RECORD = "data/metadata/record.json"
@@ -495,7 +495,7 @@ def count_aips(catalogue: Catalogue) -> int:
         return int(s.scalar(select(func.count()).select_from(m.Aip)) or 0)
 
 
-def rebuild(settings: Settings, source: Location, target: Catalogue,
+def rebuild_catalogue(settings: Settings, source: Location, target: Catalogue,
             existing: Catalogue | None = None, *, verify: bool = False,
             progress: ProgressFn | None = None) -> RebuildReport:
     """Rebuild ``target`` from ``source`` and compare it with ``existing`` when given."""

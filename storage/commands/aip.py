@@ -9,12 +9,6 @@ from pathlib import Path
 import click
 
 from policies import Settings, UsageError
-from storage.catalogue.database import Catalogue
-from storage.commands.copies import commands as storage_commands, human_size
-from storage.commands.fixity import commands as fixity_commands
-from storage.commands.retention import commands as retention_commands
-from storage.commands.jobs import commands as scale_commands
-from storage.copies.retrieval import Retriever
 
 
 @click.command("show")
@@ -23,6 +17,9 @@ from storage.copies.retrieval import Retriever
 @click.pass_obj
 def show_command(settings: Settings, aip: str, as_json: bool) -> int:
     """Show an AIP: metadata, files with digests and formats, events, copies."""
+    from storage.catalogue import Catalogue
+    from storage.commands.copies import human_size
+
     catalogue = Catalogue.open(settings)
     details = catalogue.aip_details(aip)
     for copy in details["copies"]:
@@ -60,6 +57,9 @@ def show_command(settings: Settings, aip: str, as_json: bool) -> int:
 @click.pass_obj
 def get_command(settings: Settings, aip: str, path: str | None, out: Path) -> int:
     """Retrieve an AIP file (or the whole AIP), verifying every digest on the way out."""
+    from storage.catalogue import Catalogue
+    from storage.copies import Retriever
+
     catalogue = Catalogue.open(settings)
     uuid = catalogue.get_aip(aip).uuid
     retriever = Retriever(settings, catalogue)
@@ -88,6 +88,3 @@ def get_command(settings: Settings, aip: str, path: str | None, out: Path) -> in
     click.echo(f"{out}: {len(files)} files, every sha256 verified", err=True)
     return 0
 
-
-commands = [show_command, get_command, *retention_commands, *storage_commands, *scale_commands,
-            *fixity_commands]

@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from policies import Settings
-from storage.catalogue.database import Catalogue
-from storage.copies.replication import CopyAction, ReplicationReport, Replicator, storage_status
+
+if TYPE_CHECKING:
+    from storage.copies import ReplicationReport
 
 
 def human_size(size: int) -> str:
@@ -28,6 +30,8 @@ def human_size(size: int) -> str:
 
 
 def _printer(as_json: bool):
+    from storage.copies import CopyAction
+
     def show(action: CopyAction) -> None:
         if not as_json:
             source = f" <- {action.source}" if action.source else ""
@@ -58,6 +62,9 @@ def storage_group() -> None:
 @click.pass_obj
 def status_command(settings: Settings, as_json: bool, no_check: bool) -> int:
     """Per location: AIPs, bytes, unverified and missing copies (exit 1 if any)."""
+    from storage.catalogue import Catalogue
+    from storage.copies import storage_status
+
     rows = storage_status(settings, Catalogue.open(settings), check=not no_check)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows], ensure_ascii=False, indent=2))
@@ -88,6 +95,9 @@ def migrate_command(settings: Settings, source: str, target: str, aips: tuple[st
     Every copy is written and read back at TO first; only then are FROM's copies deleted,
     except those a server lock still protects (reported as kept).
     """
+    from storage.catalogue import Catalogue
+    from storage.copies import Replicator
+
     replicator = Replicator(settings, Catalogue.open(settings), progress=_printer(as_json))
     return _finish(replicator.migrate(source, target, aips, dry_run=dry_run), as_json)
 
@@ -102,6 +112,9 @@ def migrate_command(settings: Settings, source: str, target: str, aips: tuple[st
 def replicate_command(settings: Settings, locations: tuple[str, ...], aips: tuple[str, ...],
                       dry_run: bool, as_json: bool) -> int:
     """Give every AIP the verified copies the storage policy requires (exit 1 if one fails)."""
+    from storage.catalogue import Catalogue
+    from storage.copies import Replicator
+
     replicator = Replicator(settings, Catalogue.open(settings), progress=_printer(as_json))
     return _finish(replicator.replicate(locations, aips, dry_run=dry_run), as_json)
 
@@ -113,8 +126,8 @@ def replicate_command(settings: Settings, locations: tuple[str, ...], aips: tupl
 @click.pass_obj
 def delete_command(settings: Settings, aip: str, reason: str, as_json: bool) -> int:
     """Delete an AIP and all its copies: refused while its retention runs or a lock holds."""
+    from storage.catalogue import Catalogue
+    from storage.copies import Replicator
+
     replicator = Replicator(settings, Catalogue.open(settings), progress=_printer(as_json))
     return _finish(replicator.delete(aip, reason), as_json)
-
-
-commands = [storage_group, replicate_command, delete_command]

@@ -13,14 +13,14 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import click
 
 from policies import Settings
-from storage.catalogue.database import Catalogue, utcnow
-from storage.fixity import apikeys
-from storage.fixity.records import CheckOutcome, describe_findings, summarise_kinds
+
+if TYPE_CHECKING:
+    from storage.fixity import CheckOutcome
 
 
 def _actor(by: str | None) -> str:
@@ -53,6 +53,7 @@ class _Progress:
         if self.enabled and self.bar:
             from rich.console import Console
             from rich.progress import (
+
                 BarColumn,
                 DownloadColumn,
                 Progress,
@@ -92,6 +93,8 @@ class _Progress:
             self.rich.update(self.task, advance=info["done"] - self.base)
             self.base = info["done"]
         elif kind == "copy-done":
+            from storage.fixity import summarise_kinds
+
             outcome: CheckOutcome = info["outcome"]
             line = (f"  {outcome.outcome.upper():5} {outcome.depth} {outcome.aip_uuid} @ "
                     f"{outcome.location}: {outcome.files_read} files read"
@@ -124,7 +127,7 @@ def audit_command(ctx: click.Context, aip: str | None, location: str | None, eve
     repair bad copies as the fixity policy says, and resume an interrupted audit."""
     if ctx.invoked_subcommand is not None:
         return 0
-    from storage.fixity.audit import Auditor, AuditRequest
+    from storage.fixity import Auditor, AuditRequest
 
     settings: Settings = ctx.obj
     request = AuditRequest("quick" if quick else "full", aip, location, everything,
@@ -168,6 +171,9 @@ def _show_plan(auditor: Any, request: Any, as_json: bool) -> int:
 
 
 def _print_result(result: Any) -> None:
+    from storage.fixity import describe_findings
+    from storage.fixity import summarise_kinds
+
     summary = result.summary()
     click.echo(f"audit {result.run_id} ({result.depth}{', resumed' if result.resumed else ''}): "
                f"{summary['copies']} copies, {summary['passed']} passed, {summary['failed']} "
@@ -207,7 +213,9 @@ def _print_result(result: Any) -> None:
 @click.pass_obj
 def report_command(settings: Settings, out: Path | None, as_json: bool) -> None:
     """Write the auditors' report: last full check per copy, coverage yes/no and gaps."""
-    from storage.fixity.report import build_report, write_reports
+    from storage.catalogue import Catalogue
+    from storage.catalogue import utcnow
+    from storage.fixity import build_report, write_reports
 
     report = build_report(Catalogue.open(settings), settings)
     folder = out or settings.home / "reports" / "fixity" / utcnow().strftime("%Y%m%dT%H%M%SZ")
@@ -231,7 +239,8 @@ def report_command(settings: Settings, out: Path | None, as_json: bool) -> None:
 @click.pass_obj
 def premis_command(settings: Settings, aip: str, out: Path | None) -> None:
     """Export an AIP's PREMIS record (files, every event incl. each fixity check, agents)."""
-    from storage.fixity.premis import premis_xml
+    from storage.catalogue import Catalogue
+    from storage.fixity import premis_xml
 
     xml = premis_xml(Catalogue.open(settings), aip)
     if out is None:
@@ -252,9 +261,10 @@ def audit_log_group() -> None:
 @click.pass_obj
 def verify_command(settings: Settings, as_json: bool) -> None:
     """Verify the hash chain and compare it with the anchors kept in storage."""
-    from storage.catalogue.auditlog import verify
+    from storage.catalogue import Catalogue
+    from storage.catalogue import auditlog
 
-    result = verify(Catalogue.open(settings), settings)
+    result = auditlog.verify(Catalogue.open(settings), settings)
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -280,9 +290,10 @@ def verify_command(settings: Settings, as_json: bool) -> None:
 @click.pass_obj
 def anchor_command(settings: Settings) -> None:
     """Write the chain head into every storage location now (after verifying the log)."""
-    from storage.catalogue.auditlog import write_anchors
+    from storage.catalogue import Catalogue
+    from storage.catalogue import auditlog
 
-    result = write_anchors(Catalogue.open(settings), settings)
+    result = auditlog.write_anchors(Catalogue.open(settings), settings)
     if not result.intact:
         for problem in result.problems:
             click.echo(f"  {problem.kind}: {problem.message}", err=True)
@@ -298,9 +309,10 @@ def anchor_command(settings: Settings) -> None:
 @click.pass_obj
 def show_log_command(settings: Settings, last: int, as_json: bool) -> None:
     """Show the latest audit-log entries."""
-    from storage.catalogue.auditlog import recent_entries
+    from storage.catalogue import Catalogue
+    from storage.catalogue import auditlog
 
-    entries = recent_entries(Catalogue.open(settings), last)
+    entries = auditlog.recent_entries(Catalogue.open(settings), last)
     if as_json:
         click.echo(json.dumps(entries, ensure_ascii=False, indent=2))
         return
@@ -318,8 +330,8 @@ def repair_group() -> None:
 @click.pass_obj
 def repair_list_command(settings: Settings, as_json: bool) -> None:
     """Repairs waiting for approval."""
-    from storage.fixity.audit import Auditor
-    from storage.fixity.repair import Repairer
+    from storage.fixity import Auditor
+    from storage.fixity import Repairer
 
     with Auditor(settings) as auditor:
         rows = Repairer(auditor).pending()
@@ -343,8 +355,8 @@ def repair_list_command(settings: Settings, as_json: bool) -> None:
 def repair_approve_command(settings: Settings, repair_id: str, by: str | None,
                            as_json: bool) -> None:
     """Approve a repair and carry it out now."""
-    from storage.fixity.audit import Auditor
-    from storage.fixity.repair import Repairer
+    from storage.fixity import Auditor
+    from storage.fixity import Repairer
 
     actor = _actor(by)
     with Auditor(settings) as auditor, auditor.exclusive():
@@ -363,8 +375,8 @@ def repair_approve_command(settings: Settings, repair_id: str, by: str | None,
 @click.pass_obj
 def repair_reject_command(settings: Settings, repair_id: str, by: str | None, reason: str) -> None:
     """Close a repair request without repairing (the copy stays damaged)."""
-    from storage.fixity.audit import Auditor
-    from storage.fixity.repair import Repairer
+    from storage.fixity import Auditor
+    from storage.fixity import Repairer
 
     with Auditor(settings) as auditor:
         Repairer(auditor).reject(repair_id, actor=_actor(by), reason=reason)
@@ -383,6 +395,9 @@ def apikey_group() -> None:
 @click.pass_obj
 def apikey_create_command(settings: Settings, username: str, note: str, by: str | None) -> None:
     """Create a key; it is printed once on stdout and never stored or logged."""
+    from storage.catalogue import Catalogue
+    from storage.fixity import apikeys
+
     key, info = apikeys.create_key(Catalogue.open(settings), username, actor=_actor(by),
                                    note=note)
     click.echo(key)
@@ -396,6 +411,9 @@ def apikey_create_command(settings: Settings, username: str, note: str, by: str 
 @click.pass_obj
 def apikey_revoke_command(settings: Settings, key_id_or_user: str, by: str | None) -> None:
     """Revoke one key (by its id) or every key of a user."""
+    from storage.catalogue import Catalogue
+    from storage.fixity import apikeys
+
     for info in apikeys.revoke_key(Catalogue.open(settings), key_id_or_user, actor=_actor(by)):
         click.echo(f"revoked {info.id} ({info.username})")
 
@@ -405,6 +423,9 @@ def apikey_revoke_command(settings: Settings, key_id_or_user: str, by: str | Non
 @click.pass_obj
 def apikey_list_command(settings: Settings, as_json: bool) -> None:
     """List keys (ids, users, dates; never the keys)."""
+    from storage.catalogue import Catalogue
+    from storage.fixity import apikeys
+
     keys = apikeys.list_keys(Catalogue.open(settings))
     if as_json:
         click.echo(json.dumps([k.__dict__ for k in keys], ensure_ascii=False, indent=2))
@@ -412,6 +433,3 @@ def apikey_list_command(settings: Settings, as_json: bool) -> None:
     for k in keys:
         click.echo(f"{k.id}  {k.username:16} {k.role:8} created {k.created_at} by {k.created_by}"
                    f"  {'revoked ' + k.revoked_at if k.revoked_at else 'active'}  {k.note}")
-
-
-commands = [audit_command, audit_log_group, repair_group, apikey_group]

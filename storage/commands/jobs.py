@@ -10,8 +10,7 @@ from pathlib import Path
 import click
 
 from policies import Settings, UsageError
-from storage.catalogue.database import Catalogue
-from storage.jobs.queue import STATUSES, JobQueue
+from storage.jobs import STATUSES
 
 
 def _echo_json(data: object) -> None:
@@ -34,7 +33,7 @@ def worker_command(settings: Settings, kinds: tuple[str, ...], once: bool,
     them); against SQLite, one. A job whose worker dies is taken again by another once its
     lease ([workers] lease_seconds) runs out. SIGTERM stops the worker after the current job.
     """
-    from storage.jobs.worker import Worker
+    from storage.jobs import Worker
 
     worker = Worker(settings, kinds or None)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
@@ -66,6 +65,9 @@ def jobs_group(ctx: click.Context, status: str | None, kind: str | None, limit: 
     """List the jobs in the catalogue (newest first); sub-commands add and retry jobs."""
     if ctx.invoked_subcommand is not None:
         return 0
+    from storage.catalogue import Catalogue
+    from storage.jobs import JobQueue
+
     queue = JobQueue(Catalogue.open(ctx.obj))
     jobs = queue.list(status, kind, limit)
     if as_json:
@@ -103,6 +105,9 @@ def _result_line(result: dict | None) -> str:
 def jobs_add_command(settings: Settings, kind: str, target: str | None, profile: str | None,
                      depth: str, location: str | None, max_attempts: int) -> int:
     """Queue a job: ``ingest PATH``, ``audit [AIP]``, ``index`` or ``reindex``."""
+    from storage.catalogue import Catalogue
+    from storage.jobs import JobQueue
+
     payload: dict = {}
     key = None
     if kind == "ingest":
@@ -130,6 +135,9 @@ def jobs_add_command(settings: Settings, kind: str, target: str | None, profile:
 @click.pass_obj
 def jobs_retry_command(settings: Settings, job_id: int) -> int:
     """Queue a failed job again."""
+    from storage.catalogue import Catalogue
+    from storage.jobs import JobQueue
+
     JobQueue(Catalogue.open(settings)).retry(job_id)
     click.echo(f"job {job_id} queued again")
     return 0
@@ -140,6 +148,9 @@ def jobs_retry_command(settings: Settings, job_id: int) -> int:
 @click.pass_obj
 def jobs_show_command(settings: Settings, job_id: int) -> int:
     """Show one job with its attempts, as JSON."""
+    from storage.catalogue import Catalogue
+    from storage.jobs import JobQueue
+
     _echo_json(JobQueue(Catalogue.open(settings)).get(job_id))
     return 0
 
@@ -162,7 +173,8 @@ def rebuild_command(settings: Settings, source: str, into: str | None, verify: b
     is removed afterwards, and every difference with the configured catalogue is reported.
     Exits 1 when an AIP could not be read, was damaged, or anything differs.
     """
-    from storage.catalogue.rebuild import count_aips, rebuild, source_location
+    from storage.catalogue import Catalogue
+    from storage.catalogue import count_aips, rebuild_catalogue, source_location
 
     location = source_location(settings, source)
     existing = Catalogue.open(settings)
@@ -184,7 +196,7 @@ def rebuild_command(settings: Settings, source: str, into: str | None, verify: b
             click.echo(f"\r{index}/{total} {uuid}", nl=False, err=True)
 
     try:
-        report = rebuild(settings, location, target, existing, verify=verify, progress=progress)
+        report = rebuild_catalogue(settings, location, target, existing, verify=verify, progress=progress)
     finally:
         if scratch is not None:
             target.engine.dispose()
@@ -214,6 +226,3 @@ def rebuild_command(settings: Settings, source: str, into: str | None, verify: b
     if target.outbox and report.rebuilt:
         click.echo("the search engine is external: its indexing is queued (dangan index status)")
     return report.exit_code
-
-
-commands = [worker_command, jobs_group, rebuild_command]

@@ -8,11 +8,7 @@ from datetime import date, datetime
 
 import click
 
-from metadata_profiles import format_numbers
 from policies import Settings
-from storage.appraisal.due import retention_due
-from storage.catalogue.archival_codes import CodeRegistry
-from storage.catalogue.database import Catalogue
 
 
 def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date:
@@ -36,6 +32,9 @@ def retention_group() -> None:
 @click.pass_obj
 def due_command(settings: Settings, before: date, as_json: bool) -> int:
     """List AIPs whose retention period has ended (or will by --before), for appraisal."""
+    from storage.appraisal import retention_due
+    from storage.catalogue import Catalogue
+
     due = retention_due(Catalogue.open(settings), before)
     if as_json:
         click.echo(json.dumps({"before": before.isoformat(), "count": len(due),
@@ -51,7 +50,6 @@ def due_command(settings: Settings, before: date, as_json: bool) -> int:
     return 0
 
 
-
 @click.group("codes")
 def codes_group() -> None:
     """档号 register: gaps in the numbering of what the repository holds."""
@@ -63,6 +61,10 @@ def codes_group() -> None:
 @click.pass_obj
 def gaps_command(settings: Settings, prefix: str, as_json: bool) -> int:
     """List 件号 missing from each numbering bucket (GD-2-6), across every stored AIP."""
+    from metadata_profiles import format_numbers
+    from storage.catalogue import Catalogue
+    from storage.catalogue import CodeRegistry
+
     registry = CodeRegistry(Catalogue.open(settings))
     gaps = registry.gaps(prefix)
     widths = registry.widths(gaps)
@@ -75,6 +77,3 @@ def gaps_command(settings: Settings, prefix: str, as_json: bool) -> int:
     for bucket, numbers in gaps.items():
         click.echo(f"{bucket}  断号 {format_numbers(numbers, widths.get(bucket) or 4)}")
     return 0
-
-
-commands = [retention_group, codes_group]

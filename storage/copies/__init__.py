@@ -1,1 +1,51 @@
-"""Copies of AIPs across the storage policy's locations."""
+"""Copies of AIPs across the storage policy's locations.
+
+- :mod:`~storage.copies.replication` — writing every required copy and verifying it before an
+  AIP becomes visible, bringing locations up to the policy, storage status, migration;
+- :mod:`~storage.copies.retrieval` — reading a file back from the first copy that verifies;
+- :mod:`~storage.copies.worm` — WORM: S3 Object Lock retention and legal holds from the
+  record's 保管期限, and the deletion guard."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from storage._exports import lazy_exports
+
+_API = {
+    # replication
+    "CopyAction": "replication",
+    "LocationSet": "replication",
+    "ReplicationReport": "replication",
+    "Replicator": "replication",
+    "expected_of_aip": "replication",
+    "record_class": "replication",
+    "record_copy_failure": "replication",
+    "storage_status": "replication",
+    "write_copies": "replication",
+    # retrieval
+    "FileRef": "retrieval",
+    "Retriever": "retrieval",
+    # worm
+    "AppliedLock": "worm",
+    "RetentionLockRecord": "worm",
+    "WormSettings": "worm",
+    "deletion_refusal": "worm",
+    "guard_deletion": "worm",
+    "lock_for": "worm",
+    "record_locks": "worm",
+}
+
+__all__ = sorted(_API)
+__getattr__, __dir__ = lazy_exports(__name__, _API)
+
+if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
+    from storage.copies.replication import (
+        CopyAction, LocationSet, ReplicationReport, Replicator, expected_of_aip, record_class,
+        record_copy_failure, storage_status, write_copies,
+    )
+    from storage.copies.retrieval import FileRef, Retriever
+    from storage.copies.worm import (
+        AppliedLock, RetentionLockRecord, WormSettings, deletion_refusal, guard_deletion,
+        lock_for, record_locks,
+    )

@@ -44,18 +44,18 @@ from policies import (
 from policies.loader import StoragePolicy
 from storage.catalogue import models
 from storage.index import outbox
-from storage.catalogue.database import Catalogue, utcnow
-from storage.aip.digest import digest_stream, read_chunks
-from storage.locations import open_location
-from storage.locations.base import (
+from storage.catalogue import Catalogue, utcnow
+from storage.aip import digest_stream, read_chunks
+from storage.locations import (
     CopyReport,
     ExpectedFile,
     Location,
     Mismatch,
     RetentionLock,
+    open_location,
     read_manifest,
 )
-from storage.index.tokens import delete_tokens
+from storage.index import delete_tokens
 from storage.copies.worm import (
     AppliedLock,
     WormSettings,

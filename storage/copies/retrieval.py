@@ -17,8 +17,8 @@ from pathlib import Path
 
 from policies import FixityError, NotFoundError, Settings, StorageError, load_storage_policy
 from storage.catalogue import models
-from storage.catalogue.database import Catalogue, utcnow
-from storage.aip.digest import CHUNK
+from storage.catalogue import Catalogue, utcnow
+from storage.aip import CHUNK
 from storage.locations import Location, open_location
 
 

@@ -30,8 +30,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from policies.config import Settings
 from policies.errors import ConfigError, ObjectLocked
 from storage.catalogue import models
-from storage.locations.base import Location, RetentionLock
-from storage.catalogue.models import Base
+from storage.locations import Location, RetentionLock
+from storage.catalogue import Base
 
 CHINA = timezone(timedelta(hours=8), "CST")
 PERMANENT_YEARS = 100

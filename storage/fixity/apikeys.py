@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from policies.errors import UsageError
-from storage.catalogue.database import Catalogue, utcnow
+from storage.catalogue import Catalogue, utcnow
 from storage.fixity.models import ApiKey
 from storage.fixity.records import as_utc
 

@@ -35,7 +35,7 @@ from policies.errors import (
     UsageError,
 )
 from storage.catalogue import auditlog
-from storage.catalogue.database import Catalogue, utcnow
+from storage.catalogue import Catalogue, utcnow
 from storage.fixity.compare import (
     Manifests,
     algorithm_chooser,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.catalogue.models import Base
+from storage.catalogue import Base
 
 
 class AuditRun(Base):

@@ -13,25 +13,10 @@ from lxml import etree
 from sqlalchemy import select
 
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.fixity.models import CopyCheck
 from storage.fixity.records import as_utc
-from storage.aip.mets import (
-    NSMAP,
-    PREMIS_NS,
-    XSI_NS,
-    Agent,
-    Event,
-    FileEntry,
-    _identifier,
-    _premis_agent,
-    _premis_event,
-    _premis_file,
-    _sub,
-)
-
-PREMIS_SCHEMA_LOCATION = f"{PREMIS_NS} http://www.loc.gov/standards/premis/v3/premis.xsd"
-
+from storage.aip import Agent, Event, FileEntry, build_premis
 
 def premis_xml(catalogue: Catalogue, uuid: str) -> bytes:
     """The PREMIS document of an AIP (UTF-8 XML).
@@ -49,20 +34,12 @@ def premis_xml(catalogue: Catalogue, uuid: str) -> bytes:
                                .where(CopyCheck.aip_uuid == aip.uuid)).all())
         agent_ids = sorted({a for e in events for a in (e.agents or [])})
         agents = s.scalars(select(m.Agent).where(m.Agent.id.in_(agent_ids))).all()
-    root = etree.Element(f"{{{PREMIS_NS}}}premis", nsmap={k: NSMAP[k] for k in ("premis", "xsi")})
-    root.set("version", "3.0")
-    root.set(f"{{{XSI_NS}}}schemaLocation", PREMIS_SCHEMA_LOCATION)
-    entity = _sub(root, f"{{{PREMIS_NS}}}object", version="3.0")
-    entity.set(f"{{{XSI_NS}}}type", "premis:intellectualEntity")
-    _identifier(entity, "objectIdentifier", "UUID", aip.uuid, "aip.uuid")
-    if aip.archival_code:
-        _identifier(entity, "objectIdentifier", "档号", aip.archival_code, "aip.archival_code")
     known_files = {f.key for f in files}
-    for row in files:
-        _premis_file(root, FileEntry(row.key, row.path, row.original_name, row.size,
-                                     dict(row.digests or {}), row.mime, row.puid,
-                                     row.format_name, row.format_version, row.use,
-                                     row.item_key), f"file {row.path}")
+    identifiers = [("档号", aip.archival_code)] if aip.archival_code else []
+    entries = [FileEntry(row.key, row.path, row.original_name, row.size, dict(row.digests or {}),
+                         row.mime, row.puid, row.format_name, row.format_version, row.use,
+                         row.item_key) for row in files]
+    premis_events = []
     for row in events:
         when = as_utc(row.at).isoformat()
         if row.id in spans:
@@ -70,11 +47,9 @@ def premis_xml(catalogue: Catalogue, uuid: str) -> bytes:
         detail = row.detail or ""
         if row.location and row.location not in detail:
             detail = f"{detail}; copy at {row.location}".lstrip("; ")
-        _premis_event(root, Event(row.id, row.type, when, row.outcome, detail,
-                                  row.outcome_detail or "", tuple(row.agents or ()),
-                                  tuple(k for k in row.files or () if k in known_files)),
-                      aip.uuid, f"event {row.id}")
-    for agent in agents:
-        _premis_agent(root, Agent(agent.id, agent.name, agent.type, agent.version),
-                      f"agent {agent.id}")
+        premis_events.append(Event(row.id, row.type, when, row.outcome, detail,
+                                   row.outcome_detail or "", tuple(row.agents or ()),
+                                   tuple(k for k in row.files or () if k in known_files)))
+    root = build_premis(aip.uuid, identifiers, entries, premis_events,
+                        [Agent(a.id, a.name, a.type, a.version) for a in agents])
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

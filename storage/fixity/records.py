@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from policies.config import dangan_version
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.fixity.compare import KIND_LABELS, Finding
 from storage.fixity.models import AuditRunItem, CopyCheck
 from storage.locations import ExpectedFile

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from policies.errors import StorageError, UsageError
 from storage.catalogue import models as m
-from storage.catalogue.database import utcnow
+from storage.catalogue import utcnow
 from storage.fixity.compare import Finding
 from storage.fixity.models import RepairRequest
 from storage.fixity.records import (

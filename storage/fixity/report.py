@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from policies import Settings, load_fixity_policy
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.fixity.models import RepairRequest
 from storage.fixity.records import (
     as_utc,

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from policies.loader import FixityPolicy, StoragePolicy
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.fixity.models import CopyCheck
 from storage.fixity.records import as_utc
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import DateTime, Index, Integer, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from storage.catalogue.models import Base
+from storage.catalogue import Base
 
 #: op values: index (push the AIP's documents) | delete (remove them from the engine)
 OPS = ("index", "delete")

@@ -17,8 +17,6 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
-import rjieba
-
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _WORD_CHARS = "0-9A-Za-z\u00c0-\u024f"
 _RUNS = re.compile(rf"([{_CJK}]+)|([{_WORD_CHARS}]+)")
@@ -64,6 +62,8 @@ def index_tokens(text: str) -> tuple[str, str]:
     words = _WORD.findall(text)
     cjk = _CJK_RUN.findall(text)
     if cjk:
+        import rjieba  # its dictionary costs 0.15 s to load: only where text is indexed
+
         words.extend(w for w in rjieba.cut_for_search("\n".join(cjk))
                      if len(w) > 1 and "\n" not in w)
     return " ".join(grams), " ".join(words)

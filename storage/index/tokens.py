@@ -17,7 +17,6 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from storage.index import postings as search_postings
 from storage.index.textseg import index_tokens
 
 PARTS = {"content": "search_fts", "public": "search_fts_public"}
@@ -41,6 +40,8 @@ def write_tokens_many(s: Session, documents: list[tuple[int, str]],
                       part: str = "content") -> None:
     """Index several documents at once: ``(search_docs.id, text)`` pairs (see
     :func:`write_tokens`); one executemany instead of a statement per document."""
+    from storage.index import postings as search_postings  # numpy: only when writing
+
     if not documents:
         return
     if s.get_bind().dialect.name != "sqlite":
@@ -82,6 +83,8 @@ def write_tokens(s: Session, doc_id: int, content: str, part: str = "content") -
 
 def delete_tokens(s: Session, doc_ids: list[int], part: str | None = None) -> None:
     """Remove the tokens of these documents (one part, or both)."""
+    from storage.index import postings as search_postings  # numpy: only when writing
+
     if not doc_ids:
         return
     parts = [part] if part else list(PARTS)
@@ -103,6 +106,8 @@ def rebuild_tokens(s: Session, batch: int = 2000) -> int:
     Returns:
         The number of documents indexed.
     """
+    from storage.index import postings as search_postings  # numpy: only when writing
+
     if s.get_bind().dialect.name == "sqlite":
         s.execute(text("DELETE FROM search_fts"))
         search_postings.clear_part(s, "content")

@@ -16,7 +16,7 @@ def run_audit_job(settings: Settings, payload: dict[str, Any]) -> dict[str, Any]
     Returns:
         The audit's summary, run id and exit code.
     """
-    from storage.fixity.audit import Auditor, AuditRequest
+    from storage.fixity import Auditor, AuditRequest
 
     request = AuditRequest(depth=str(payload.get("depth", "full")), aip=payload.get("aip"),
                            location=payload.get("location"),

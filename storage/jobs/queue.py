@@ -34,11 +34,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from policies.errors import CatalogueError, NotFoundError, UsageError
-from storage.catalogue.database import Catalogue
-from storage.catalogue.models import Base
-from storage.index.outbox import as_utc, utcnow
+from storage.catalogue import Catalogue
+from storage.catalogue import Base
+from storage.index import outbox
 
-STATUSES = ("queued", "running", "done", "failed")
 ACTIVE = ("queued", "running")
 
 
@@ -115,7 +114,7 @@ def _dead_here(worker: str | None) -> bool:
 def job_dict(job: Job) -> dict[str, Any]:
     """A job as plain data (ISO timestamps)."""
     def iso(value: datetime | None) -> str | None:
-        return as_utc(value).isoformat() if value else None
+        return outbox.as_utc(value).isoformat() if value else None
 
     return {"id": job.id, "kind": job.kind, "payload": job.payload, "status": job.status,
             "attempts": job.attempts, "max_attempts": job.max_attempts,
@@ -143,7 +142,7 @@ class JobQueue:
         Raises:
             UsageError: an active job with the same ``dedupe_key`` exists (its id is named).
         """
-        now = utcnow()
+        now = outbox.utcnow()
         try:
             with self.catalogue.session() as s:
                 job = Job(kind=kind, payload=payload, dedupe_key=dedupe_key, status="queued",
@@ -173,7 +172,7 @@ class JobQueue:
                 raise NotFoundError(f"no job {job_id}")
             if job.status != "failed":
                 raise UsageError(f"job {job_id} is {job.status}, only failed jobs are retried")
-            job.status, job.attempts, job.run_after, job.error = "queued", 0, utcnow(), None
+            job.status, job.attempts, job.run_after, job.error = "queued", 0, outbox.utcnow(), None
             job.worker = job.lease_until = None
 
     # -- workers -------------------------------------------------------------------------
@@ -183,7 +182,7 @@ class JobQueue:
         Returns:
             The claim, or None when nothing is due.
         """
-        now = utcnow()
+        now = outbox.utcnow()
         self.reap(now)
         due = or_(and_(Job.status == "queued", Job.run_after <= now),
                   and_(Job.status == "running", Job.lease_until < now,
@@ -217,7 +216,7 @@ class JobQueue:
         """Extend the lease; False when the claim was lost (another attempt replaced it)."""
         with self.catalogue.session() as s:
             result = s.execute(update(Job).where(*self._mine(claim))
-                               .values(lease_until=utcnow() + timedelta(seconds=lease)))
+                               .values(lease_until=outbox.utcnow() + timedelta(seconds=lease)))
             return result.rowcount == 1
 
     def finish(self, claim: Claim, result: dict[str, Any]) -> bool:
@@ -232,21 +231,21 @@ class JobQueue:
             again = retry and job is not None and job.attempts < job.max_attempts
         if again:
             return self._end(claim, "queued", error=error, result=None,
-                             run_after=utcnow() + timedelta(seconds=delay))
+                             run_after=outbox.utcnow() + timedelta(seconds=delay))
         return self._end(claim, "failed", error=error, result=None)
 
     def reap(self, now: datetime | None = None) -> int:
         """Settle jobs whose worker is gone: expire the lease of a dead worker of this host,
         and fail jobs whose lease ran out on their last attempt. Returns jobs touched."""
-        now = now or utcnow()
+        now = now or outbox.utcnow()
         touched = 0
         with self.catalogue.session() as s:
             running = s.scalars(select(Job).where(Job.status == "running")).all()
             for job in running:
-                lease = as_utc(job.lease_until)
+                lease = outbox.as_utc(job.lease_until)
                 if _dead_here(job.worker) and (lease is None or lease > now):
                     job.lease_until = now - timedelta(seconds=1)
-                    lease = as_utc(job.lease_until)
+                    lease = outbox.as_utc(job.lease_until)
                     touched += 1
                 if lease is not None and lease < now and job.attempts >= job.max_attempts:
                     job.status, job.finished_at = "failed", now
@@ -296,7 +295,7 @@ class JobQueue:
 
     def _end(self, claim: Claim, status: str, *, result: dict[str, Any] | None,
              error: str | None, run_after: datetime | None = None) -> bool:
-        now = utcnow()
+        now = outbox.utcnow()
         with self.catalogue.session() as s:
             job = s.scalars(select(Job).where(*self._mine(claim))).first()
             if job is None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from policies.config import Settings
 from policies.errors import ConfigError, DanganError, UsageError
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.jobs.queue import Claim, JobQueue, worker_id
 
 Handler = Callable[[Settings, dict[str, Any]], dict[str, Any]]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from policies.errors import FixityError, StorageError
-from storage.aip.digest import ReadBack
+from storage.aip import ReadBack
 
 ProgressFn = Callable[[int], None]
 
@@ -134,7 +134,7 @@ class Location(ABC):
     def verify_aip(self, uuid: str, expected: Mapping[str, ExpectedFile],
                    algorithms: tuple[str, ...] = ("sha256",)) -> list[Mismatch]:
         """Re-read every file of a stored copy and compare; [] when it is intact."""
-        from storage.aip.digest import digest_stream, read_chunks
+        from storage.aip import digest_stream, read_chunks
 
         problems: list[Mismatch] = []
         stored = {info.path: info for info in self.list_files(uuid)}

@@ -19,8 +19,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from policies.errors import ObjectNotFound, StorageError
-from storage.aip.digest import (ReadBack, copy_and_hash, copy_hash_read_back, fsync_dir,
-                            hash_file, map_files)
+from storage.aip import ReadBack, copy_and_hash, copy_hash_read_back, fsync_dir, hash_file, map_files
 from storage.locations.base import (
     CopyReport, ExpectedFile, LimitedReader, Location, Mismatch, ObjectInfo, ProgressFn,
     raise_first, verify_stored_bag,

@@ -77,7 +77,7 @@ from policies.errors import (
     ObjectNotFound,
     StorageError,
 )
-from storage.aip.digest import digest_stream, new_hashers, read_chunks
+from storage.aip import digest_stream, new_hashers, read_chunks
 from storage.locations.base import (
     CopyReport,
     ExpectedFile,

@@ -16,8 +16,8 @@ from typing import Any
 
 from access.search.facets import facet_list
 from access.search.query import FACET_FIELDS, Query
-from storage.catalogue.database import SearchDocument
-from storage.index.textseg import index_tokens, term_tokens
+from storage.catalogue import SearchDocument
+from storage.index import index_tokens, term_tokens
 
 NAMES = ["王文全", "李秀英", "张建国", "刘桂兰", "陈志强", "杨海燕", "赵德胜", "马玉梅"]
 DOC_TYPES = ["贫困户申请书", "入户调查表", "民主评议会议记录", "两公示一公告", "扶贫手册",

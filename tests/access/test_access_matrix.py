@@ -228,7 +228,7 @@ def test_auditor_sees_events_and_digests_without_content(client_for, holding):
 
 
 def test_every_access_to_restricted_material_is_audited(client_for, holding):
-    from storage.catalogue.database import Catalogue
+    from storage.catalogue import Catalogue
     from storage.catalogue.models import AuditEntry
     from sqlalchemy import select
 

@@ -21,7 +21,7 @@ def _get(client, url):
 
 def test_request_grant_read_expire(portal, holding):
     from access.models import AccessRequest
-    from storage.catalogue.database import Catalogue
+    from storage.catalogue import Catalogue
     from storage.catalogue.models import AuditEntry
 
     researcher, archivist = portal.test_client(), portal.test_client()

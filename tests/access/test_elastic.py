@@ -31,8 +31,8 @@ from access.search.elastic import (  # noqa: E402
 from access.search.indexer import drain  # noqa: E402
 from policies import load_settings  # noqa: E402
 from storage.index import outbox  # noqa: E402
-from storage.catalogue.database import Catalogue  # noqa: E402
-from storage.index.textseg import index_tokens  # noqa: E402
+from storage.catalogue import Catalogue  # noqa: E402
+from storage.index import index_tokens  # noqa: E402
 
 
 @pytest.fixture

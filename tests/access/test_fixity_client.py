@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
 from fixity_support import flip_byte, payload_file
 
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.fixity import apikeys
 
 FIXITY = "fixity==0.8.0"

@@ -29,7 +29,7 @@ def test_label_sheet_pdf_and_page_carry_only_opaque_tokens(client_for, holding, 
     assert HOUSEHOLDS[0].code in text
     assert not [s for s in SECRETS if s in text or s in html]
     from access.labels import resolve
-    from storage.catalogue.database import Catalogue
+    from storage.catalogue import Catalogue
 
     catalogue = Catalogue.open(holding.settings)
     found = {resolve(catalogue, t) for t in tokens}
@@ -39,7 +39,7 @@ def test_label_sheet_pdf_and_page_carry_only_opaque_tokens(client_for, holding, 
 
 def test_scanning_requires_login_then_opens_the_household(client_for, holding):
     from access.labels import token_for
-    from storage.catalogue.database import Catalogue
+    from storage.catalogue import Catalogue
 
     token = token_for(Catalogue.open(holding.settings), "volume", holding.restricted, "test")
     anonymous = client_for("public").get(f"/q/{token}")

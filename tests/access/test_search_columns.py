@@ -14,7 +14,7 @@ from access.rules import Reader, load_rules, scope_for
 from access.search import parse_query
 from access.search.embedded import EmbeddedSearch
 from access.search_access import AccessIndex
-from storage.catalogue.database import Catalogue, SearchDocument
+from storage.catalogue import Catalogue, SearchDocument
 
 UUID = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f-]*|(?=…))")   # an AIP id, maybe cut short
 QUERIES = ["因病", "扶贫", "贫困户", "category:02", "光伏", "合作社 分红", "year:2016",
@@ -207,7 +207,7 @@ def test_a_deletion_by_another_process_reaches_cached_answers(home) -> None:
 
     from access.services import AccessService
     from storage.catalogue.models import SearchDoc
-    from storage.index.tokens import delete_tokens
+    from storage.index import delete_tokens
 
     catalogue = Catalogue.open(home)
     aips = [f"{n:036d}" for n in range(3)]

@@ -27,7 +27,7 @@ from access.search.base import SearchEngine, open_engine  # noqa: E402
 from access.search.embedded import highlight  # noqa: E402
 from access.search.indexer import drain  # noqa: E402
 from policies import load_settings  # noqa: E402
-from storage.catalogue.database import Catalogue  # noqa: E402
+from storage.catalogue import Catalogue  # noqa: E402
 
 ENGINES = ["embedded-sqlite", "embedded-postgresql"] + [f"elasticsearch-{t}" for t in TARGETS]
 QUERIES = [
@@ -228,7 +228,7 @@ def test_the_embedded_engine_sees_documents_added_and_deleted(home) -> None:
     (an AIP removed) from the next search on."""
     from sqlalchemy import text
 
-    from storage.catalogue.database import SearchDocument
+    from storage.catalogue import SearchDocument
 
     catalogue = Catalogue.open(home)
     engine = open_engine(home, catalogue)

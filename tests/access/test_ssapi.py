@@ -26,7 +26,7 @@ from fixity_support import (
     write_policy,
 )
 
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.fixity import apikeys
 from storage.fixity.models import ApiKey, CopyCheck
 

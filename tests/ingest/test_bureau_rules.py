@@ -7,8 +7,8 @@ import csv
 import json
 from pathlib import Path
 
-from storage.catalogue.database import Catalogue
-from storage.aip.mets import parse_mets
+from storage.catalogue import Catalogue
+from storage.aip import parse_mets
 
 BUREAU_PROFILE = """\
 # 某县档案馆 文书档案方案 (written by the bureau)

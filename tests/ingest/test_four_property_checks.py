@@ -12,7 +12,7 @@ import pytest
 
 from ingest.sample_transfer import EICAR, generate
 from policies import load_settings
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 
 # defect kind -> the codes under which it must be caught (any one of them), and whether the
 # transfer is refused (True) or accepted with a warning (False)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.catalogue import models
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from transfers import small_transfer
 
 DANGAN = [sys.executable, "-c", "import sys, dangan; sys.exit(dangan.main())"]

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from dangan_testing import snapshot
 from storage.catalogue import models
-from storage.catalogue.database import Catalogue
-from storage.aip.mets import validate_mets
+from storage.catalogue import Catalogue
+from storage.aip import validate_mets
 from transfers import small_transfer
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from ingest.formats import _mime, sniff_mime
 from ingest.staging import HEAD_BYTES, Limits, stage
-from storage.aip.digest import CHUNK
+from storage.aip import CHUNK
 
 LIMITS = Limits(1 << 34, 100_000, 100)
 

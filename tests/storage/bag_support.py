@@ -7,7 +7,7 @@ from pathlib import Path
 
 import bagit
 
-from storage.locations.base import ExpectedFile
+from storage.locations import ExpectedFile
 
 
 def make_bag(folder: Path, files: dict[str, bytes]) -> dict[str, ExpectedFile]:

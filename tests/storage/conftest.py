@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ingest"))
 from bag_support import make_bag  # noqa: E402
 from s3_servers import MotoServer, RadosGateway, s3_client  # noqa: E402
 
-from storage.locations.base import ExpectedFile  # noqa: E402
+from storage.locations import ExpectedFile  # noqa: E402
 
 _names = itertools.count(1)
 

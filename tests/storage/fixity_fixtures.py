@@ -22,7 +22,7 @@ from policies import Settings, load_settings
 def fixity_master(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                   sample_master: Path) -> tuple[Path, list[str]]:
     """A home with the 5-household sample ingested into two filesystem locations (once)."""
-    from storage.catalogue.database import Catalogue
+    from storage.catalogue import Catalogue
 
     folder = tmp_path_factory.mktemp("fixity-master") / "home"
     postgres_catalogue_for(request, folder)

@@ -203,7 +203,7 @@ def events_of(settings: Settings, uuid: str, kind: str = "fixity check") -> list
     from sqlalchemy import select
 
     from storage.catalogue import models as m
-    from storage.catalogue.database import Catalogue
+    from storage.catalogue import Catalogue
 
     catalogue = Catalogue.open(settings)
     with catalogue.session() as s:

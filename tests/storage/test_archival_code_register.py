@@ -6,8 +6,8 @@ import multiprocessing
 
 from metadata_profiles import load_profile, parse_code, render_template
 from policies import load_settings
-from storage.catalogue.archival_codes import CodeClaim, CodeRegistry, NumberRequest
-from storage.catalogue.database import Catalogue
+from storage.catalogue import CodeClaim, CodeRegistry, NumberRequest
+from storage.catalogue import Catalogue
 
 RULES = load_profile("jzfp").codes
 TEMPLATE = "Q001-WS·2016-Y-FPB-{item_no}"

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixity_support import audit_json, events_of, flip_byte, payload_file
 
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "storage" / "aip" / "schemas"
 P = {"premis": "http://www.loc.gov/premis/v3"}

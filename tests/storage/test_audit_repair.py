@@ -19,7 +19,7 @@ from fixity_support import (
 
 pytest_plugins = ["fixity_fixtures"]
 
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 
 
 def _copy_status(repo, uuid: str) -> dict[str, str]:

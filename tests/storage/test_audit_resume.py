@@ -15,7 +15,7 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixity_support import audit_json, events_of, flip_byte, write_policy
 
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.fixity.models import AuditProgress, AuditRun, AuditRunItem
 
 pytest_plugins = ["fixity_fixtures"]

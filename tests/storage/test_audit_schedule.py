@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixity_support import audit_json, write_policy
 
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue, utcnow
+from storage.catalogue import Catalogue, utcnow
 
 pytest_plugins = ["fixity_fixtures"]
 

@@ -16,8 +16,8 @@ from fixity_support import audit_json, write_policy
 
 from storage.catalogue import models as m
 from storage.catalogue.auditlog import ANCHOR_NAME, entry_hash
-from storage.catalogue.database import Catalogue, chain_hash
-from storage.fixity.records import as_utc
+from storage.catalogue import Catalogue, chain_hash
+from storage.fixity import as_utc
 
 pytest_plugins = ["fixity_fixtures"]
 

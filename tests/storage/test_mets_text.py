@@ -6,17 +6,7 @@ import random
 import pytest
 
 from storage.aip import mets
-from storage.aip.mets import (
-    Agent,
-    AipDescription,
-    Event,
-    FileEntry,
-    Item,
-    Retention,
-    build_mets,
-    parse_mets,
-    validate_mets,
-)
+from storage.aip import Agent, AipDescription, Event, FileEntry, Item, Retention, build_mets, parse_mets, validate_mets
 
 # characters that serialisation escapes (in text, in attributes, or both), and some it keeps
 AWKWARD = ["&", "<", ">", '"', "'", "\n", "\r", "\t", "]]>", "中文", "户卷·", "\u2028", "\x85",

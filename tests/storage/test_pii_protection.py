@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from policies import ConfigError, load_settings
 from storage.catalogue import models
-from storage.catalogue.database import Catalogue
-from storage.catalogue.pii import PiiVault, find_items, reveal
+from storage.catalogue import Catalogue
+from storage.catalogue import PiiVault, find_items, reveal
 
 ID_NUMBER = "630121195402144291"
 

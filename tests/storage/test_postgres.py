@@ -12,7 +12,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import inspect, text
 
 from access.search import EmbeddedSearch, parse_query
-from storage.catalogue.database import MIGRATIONS, Catalogue, SearchDocument
+from storage.catalogue import MIGRATIONS, Catalogue, SearchDocument
 from storage.index.tokens import CHUNK, chunks
 
 

@@ -11,9 +11,9 @@ import pytest
 
 import storage.aip.digest as digest
 from policies.errors import FixityError
-from storage.aip.digest import CHUNK, PIPELINE_MIN, copy_hash_read_back
+from storage.aip import CHUNK, PIPELINE_MIN, copy_hash_read_back
 from storage.locations import FilesystemLocation
-from storage.locations.base import ExpectedFile
+from storage.locations import ExpectedFile
 
 SIZE = PIPELINE_MIN + 3 * CHUNK + 12345      # pipelined, with a short last chunk
 

@@ -11,8 +11,8 @@ from sqlalchemy import delete, select, text, update
 
 from policies import load_settings
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue
-from storage.catalogue.pii import PiiValue
+from storage.catalogue import Catalogue
+from storage.catalogue import PiiValue
 
 QUERIES = ["因病", "低保", "脱贫 year:2016", "category:02", "扶贫手册", "贫困户 -因病"]
 
@@ -132,7 +132,7 @@ def test_differences_with_the_catalogue_are_reported(home, cli, ingested) -> Non
 
 def test_an_aip_stored_but_not_catalogued_is_reported(home, ingested, tmp_path) -> None:
     from storage.locations import FilesystemLocation
-    from storage.catalogue.rebuild import Rebuilder, RebuildReport, compare_catalogues
+    from storage.catalogue import Rebuilder, RebuildReport, compare_catalogues
 
     aips = [a["uuid"] for a in ingested["aips"]]
     partial = tmp_path / "partial"

@@ -14,10 +14,10 @@ from transfers import small_transfer
 
 from policies import load_settings
 from storage.catalogue import models
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.locations.s3 import S3Location
-from storage.copies.replication import expected_of_aip
-from storage.copies.worm import RetentionLockRecord
+from storage.copies import expected_of_aip
+from storage.copies import RetentionLockRecord
 
 PAYLOAD = "data/objects/户卷/001-申请书.txt"
 

@@ -14,9 +14,9 @@ import bagit
 import pytest
 from transfers import small_transfer
 
-from storage.catalogue.database import Catalogue
+from storage.catalogue import Catalogue
 from storage.locations.s3 import S3Location
-from storage.copies.replication import expected_of_aip
+from storage.copies import expected_of_aip
 
 DANGAN = [sys.executable, "-c", "import sys, dangan; sys.exit(dangan.main())"]
 

@@ -17,7 +17,7 @@ from bag_support import make_bag
 from policies.errors import ConfigError, FixityError, ObjectLocked, ObjectNotFound, StorageError
 from policies.loader import LocationSpec
 from storage.locations import open_location
-from storage.locations.base import RetentionLock
+from storage.locations import RetentionLock
 from storage.locations.s3 import S3Location, S3Options, map_exceptions, parse_s3_url
 
 FAST = "backoff=0.01"

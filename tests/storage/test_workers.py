@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 
 from policies import UsageError, load_settings
 from storage.catalogue import models as m
-from storage.catalogue.database import Catalogue
-from storage.jobs.queue import Job, JobQueue
+from storage.catalogue import Catalogue
+from storage.jobs import Job, JobQueue
 from storage.index.outbox import utcnow
-from storage.jobs.worker import Worker, single_worker_lock
+from storage.jobs import Worker, single_worker_lock
 
 DANGAN = [sys.executable, "-c", "import sys, dangan; sys.exit(dangan.main())"]
 FAST = {"DANGAN_WORKERS_LEASE_SECONDS": "3", "DANGAN_WORKERS_POLL_SECONDS": "0.2",

@@ -23,11 +23,11 @@ from transfers import small_transfer
 
 from policies import load_settings
 from policies.errors import ObjectLocked
-from storage.catalogue.database import Catalogue
-from storage.locations.base import RetentionLock
+from storage.catalogue import Catalogue
+from storage.locations import RetentionLock
 from storage.locations.s3 import S3Location
-from storage.copies.replication import expected_of_aip
-from storage.copies.worm import RetentionLockRecord
+from storage.copies import expected_of_aip
+from storage.copies import RetentionLockRecord
 
 _buckets = itertools.count(1)
 

@@ -34,9 +34,9 @@ def upgrade() -> None:
         op.execute("INSERT INTO search_generation (id, deletions) VALUES (1, 0)")
         op.execute("CREATE TRIGGER search_docs_deleted AFTER DELETE ON search_docs BEGIN "
                    "UPDATE search_generation SET deletions = deletions + 1 WHERE id = 1; END")
-    from storage.index.postings import backfill
+    from storage.index import postings
 
-    backfill(op.get_bind())
+    postings.backfill(op.get_bind())
 
 
 def downgrade() -> None:

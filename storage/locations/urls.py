@@ -1,0 +1,43 @@
+"""Opening a storage location from its policy entry, by URL scheme."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
+
+from policies.errors import ConfigError
+from policies.loader import LocationSpec
+from storage.locations.base import Location
+from storage.locations.filesystem import FilesystemLocation
+
+if TYPE_CHECKING:
+    from policies.config import Settings
+
+
+def open_location(spec: LocationSpec, *, fsync: bool = True,
+                  settings: "Settings | None" = None) -> Location:
+    """Return the location a storage-policy entry describes.
+
+    Arguments:
+        spec: the policy's entry (name and URL).
+        fsync: filesystem locations flush data before verifying.
+        settings: when given, ``[storage] s3_*`` keys are the defaults of S3 locations.
+
+    Raises:
+        ConfigError: an unsupported URL scheme or bad S3 options.
+    """
+    parsed = urlparse(spec.url)
+    if parsed.scheme == "file":
+        return FilesystemLocation(spec.name, Path(unquote(parsed.path)), fsync=fsync)
+    if parsed.scheme == "s3":
+        from storage.locations.s3 import S3Location, S3Options
+
+        defaults = S3Options()
+        if settings is not None:
+            defaults = S3Options(workers=settings.int("storage", "s3_workers"),
+                                 part_mib=settings.int("storage", "s3_part_mib"),
+                                 attempts=settings.int("storage", "copy_attempts"))
+        return S3Location(spec.name, spec.url, options=defaults)
+    raise ConfigError(f"location {spec.name}: unsupported URL {spec.url!r}")
+
