@@ -75,6 +75,36 @@ def test_memory_stays_bounded_for_a_large_file(tmp_path, algorithms):
     assert peak < (DEPTH + 4) * CHUNK, peak     # the buffer pool, not the file
 
 
+@pytest.mark.parametrize("size", [1, CHUNK - 1, CHUNK, 5 * CHUNK + 17])
+@pytest.mark.parametrize("algorithms", [("sha256",), ALGORITHMS])
+def test_a_regular_file_is_hashed_through_its_mapping(tmp_path, monkeypatch, size, algorithms):
+    data = os.urandom(size)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    mapped = []
+    real_map = scan._map
+    monkeypatch.setattr(scan, "_map", lambda stream: mapped.append(1) or real_map(stream))
+    progress = []
+    with open(path, "rb", buffering=0) as stream:
+        got = hash_stream(stream, algorithms, large=True, progress=progress.append)
+    assert mapped and got == (size, {a: hashlib.new(a, data).hexdigest() for a in algorithms})
+    assert sum(progress) == size
+
+
+def test_an_empty_or_special_file_is_read_not_mapped(tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    with open(empty, "rb") as stream:
+        assert scan._map(stream) is None
+    assert scan._map(io.BytesIO(b"abc")) is None
+    read, write = os.pipe()
+    os.write(write, b"xyz")
+    os.close(write)
+    with os.fdopen(read, "rb") as stream:
+        assert scan._map(stream) is None
+        assert hash_stream(stream, ("sha256",), large=True)[1] == {
+            "sha256": hashlib.sha256(b"xyz").hexdigest()}
+
 def _location(tmp_path: Path, files: dict[str, bytes]):
     root = tmp_path / "store"
     for path, data in files.items():
