@@ -24,7 +24,6 @@ from access.rules import Rules, public_facets, public_search_text
 from storage.catalogue import models as m
 from storage.index import outbox
 from storage.catalogue import Catalogue
-from storage.index import postings as search_postings
 from storage.index import delete_tokens, write_tokens_many
 
 # bumped by a trigger at every deletion from search_docs, whichever process deletes
@@ -135,7 +134,9 @@ class AccessIndex:
                 )
             )
             if self.catalogue.is_sqlite:
-                search_postings.clear_part(s, "public")
+                from storage.index import postings  # numpy: only when the view is rebuilt
+
+                postings.clear_part(s, "public")
         else:
             ids = s.scalars(select(SearchAccess.doc_id).where(SearchAccess.aip_uuid.in_(uuids)))
             delete_tokens(s, list(ids), "public")

@@ -21,7 +21,7 @@ from sqlalchemy import or_, select
 from access import rules as r
 from access.facts import load_aip_facts
 from access.models import AccessRequest, OpenDecision, SearchAccess, User
-from access.search import EmbeddedSearch, SearchResult, parse_query
+from access.search import SearchResult, parse_query
 from access.search_access import AccessIndex
 from policies import DanganError, NotFoundError, Settings, UsageError
 from storage.catalogue import models as m
@@ -42,13 +42,6 @@ class Forbidden(DanganError):
     exit_code = 1
 
 
-def make_engine(settings: Settings, catalogue: Catalogue) -> Any:
-    """The search engine the settings name (``[search] engine``)."""
-    try:
-        from access.search.base import open_engine
-    except ImportError:  # only the embedded engine is installed
-        return EmbeddedSearch(catalogue, cache_mib=settings.int("search", "term_cache_mib"))
-    return open_engine(settings, catalogue)
 
 
 class AccessService:
@@ -59,11 +52,14 @@ class AccessService:
         catalogue: an open catalogue (opened from the settings when omitted).
     """
 
-    def __init__(self, settings: Settings, catalogue: Catalogue | None = None) -> None:
+    def __init__(self, settings: Settings, catalogue: Catalogue | None = None, *,
+                 columnar: bool = True) -> None:
+        from access.search.base import open_engine
+
         self.settings = settings
         self.catalogue = catalogue or Catalogue.open(settings)
         self.rules = r.load_rules(settings)
-        self.engine = make_engine(settings, self.catalogue)
+        self.engine = open_engine(settings, self.catalogue, columnar=columnar)
         self.index = AccessIndex(self.catalogue, self.rules)
         # answers of recent searches, per reader scope; dropped whenever the index changes
         self._cache: OrderedDict[tuple, SearchResult] = OrderedDict()

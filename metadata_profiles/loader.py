@@ -312,7 +312,8 @@ def parse_profile(path: Path) -> Profile:
         doc = load_marked(path)
     except YamlDocError as exc:
         raise ProfileError(str(exc)) from exc
-    problems = schema_errors(doc, SCHEMA)
+    # a shipped profile is checked against the schema by the tests; a bureau's own, every time
+    problems = [] if path.parent == SHIPPED else schema_errors(doc, SCHEMA)
     if problems:
         raise ProfileError("invalid metadata profile:\n  " + "\n  ".join(problems))
     return _Builder(doc).build()

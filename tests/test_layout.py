@@ -165,3 +165,34 @@ def test_every_commands_help_pulls_in_no_heavy_library(tmp_path):
 def test_the_lazy_import_check_can_fail(tmp_path):
     """The probe sees a heavy import when one happens."""
     assert "sqlalchemy" in _heavy_after([["show", "no-such-aip"]], tmp_path)
+
+
+SCHEMA_FILES = sorted([*(ROOT / "policies" / "schemas").glob("*.json"),
+                       *(ROOT / "metadata_profiles" / "schema").glob("*.json")])
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: p.name)
+def test_shipped_json_schemas_are_valid_draft_2020_12(path):
+    """Commands trust the shipped schemas (no meta-schema check at start-up): this is that check."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_shipped_profiles_and_policies_pass_their_schemas():
+    """Commands skip the schema check of the shipped files (a bureau's own are always
+    checked): this is that check, for every shipped profile and policy."""
+    from metadata_profiles import loader as profiles
+    from metadata_profiles.yamldoc import load_marked as load_profile_doc
+    from metadata_profiles.yamldoc import schema_errors as profile_errors
+    from policies import yamldoc as policy_docs
+    from policies.loader import DATA
+
+    problems = []
+    for path in sorted(profiles.SHIPPED.glob("*.yaml")):
+        problems += profile_errors(load_profile_doc(path), profiles.SCHEMA)
+    for schema in sorted(policy_docs.SCHEMAS.glob("*.schema.json")):
+        name = schema.name.removesuffix(".schema.json")
+        problems += policy_docs.schema_errors(policy_docs.load_marked(DATA / f"{name}.yaml"),
+                                              schema)
+    assert problems == []

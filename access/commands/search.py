@@ -175,7 +175,7 @@ def search_command(
     from access.rules import Reader
     from access.services import AccessService
 
-    service = AccessService(settings)
+    service = AccessService(settings, columnar=False)  # one question: SQL, no columns
     reader = Reader(
         as_role, f"cli-{os.environ.get('USER', 'operator')}" if as_role != "public" else None
     )

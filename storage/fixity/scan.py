@@ -401,10 +401,44 @@ class Scanner:
         total = sum(t.size for t in tasks)
         if self.workers == 1 or (total < INLINE_MAX_BYTES and len(tasks) < INLINE_MAX_FILES):
             for group in groups:
-                yield [read_file(location, uuid, t, cold=self.cold, progress=self._count_inline)
-                       for t in group]
+                yield self._read_group(location, uuid, group)
+            return
+        largest = max(t.size for t in tasks)
+        if total - largest < INLINE_MAX_BYTES and len(tasks) < INLINE_MAX_FILES:
+            # one file holds nearly all the bytes: its digest is one stream that no second
+            # core can share, so starting workers would only add their start-up
+            yield from self._scan_in_thread(location, uuid, groups)
             return
         yield from self._scan_in_workers(spec, uuid, groups)
+
+    def _read_group(self, location: Location, uuid: str,
+                    group: list[FileTask]) -> list[FileResult]:
+        return [read_file(location, uuid, t, cold=self.cold, progress=self._count_inline)
+                for t in group]
+
+    def _scan_in_thread(self, location: Location, uuid: str,
+                        groups: list[list[FileTask]]) -> Iterator[list[FileResult]]:
+        """Read in this process, on a daemon thread (hashing releases the GIL; an interrupted
+        audit does not wait for it), with a tick for progress displays while a file is read."""
+        for group in groups:
+            outcome: queue.Queue = queue.Queue(maxsize=1)
+
+            def read(group: list[FileTask] = group) -> None:
+                try:
+                    outcome.put((self._read_group(location, uuid, group), None))
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                    outcome.put((None, exc))
+
+            threading.Thread(target=read, name="fixity-read", daemon=True).start()
+            while True:
+                try:
+                    results, error = outcome.get(timeout=TICK)
+                    break
+                except queue.Empty:
+                    yield []
+            if error is not None:
+                raise error
+            yield results
 
     def _scan_in_workers(self, spec: LocationSpec, uuid: str,
                          groups: list[list[FileTask]]) -> Iterator[list[FileResult]]:
