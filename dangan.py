@@ -6,6 +6,7 @@ configuration, 3 internal error (the traceback goes to ``$DANGAN_HOME/logs/danga
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import sys
@@ -95,5 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def run() -> None:
+    """The console entry point: :func:`main`, then exit.
+
+    Before exiting, every object is moved out of the garbage collector's reach
+    (``gc.freeze``): the interpreter's last full collection would otherwise walk the hundreds
+    of thousands of objects SQLAlchemy and the rest made at import, 0.13 s of every command
+    (measured: 0.65 s against 0.52 s for importing the audit code and exiting). Objects are
+    still released as the interpreter clears its modules, files closed and flushed.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

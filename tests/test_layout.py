@@ -196,3 +196,16 @@ def test_shipped_profiles_and_policies_pass_their_schemas():
         problems += policy_docs.schema_errors(policy_docs.load_marked(DATA / f"{name}.yaml"),
                                               schema)
     assert problems == []
+
+
+def test_every_regular_expression_of_the_shipped_profiles_compiles():
+    """Shipped profiles compile their field patterns at first use; this compiles them all."""
+    import re
+
+    from metadata_profiles import loader
+
+    for path in sorted(loader.SHIPPED.glob("*.yaml")):
+        for spec in loader.parse_profile(path).fields:
+            if spec.regex is not None:
+                re.compile(spec.regex.pattern)
+                assert spec.regex.fullmatch is not None

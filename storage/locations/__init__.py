@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage._exports import lazy_exports
+from policies.lazy import lazy_exports
 
 _API = {
     "CopyReport": "base", "ExpectedFile": "base", "Location": "base", "Mismatch": "base",

@@ -1,9 +1,11 @@
-"""Lazy re-exports for the sub-packages of :mod:`storage`.
+"""Lazy re-exports: a package names its API in one table, and a name is imported at first use.
 
-Each sub-package's ``__init__`` names its public API in one table (name -> module); a name is
-imported the first time it is used, so ``import storage.catalogue`` costs nothing and a command
-that never touches S3 never imports boto3. The table is the API: other packages import from
-the sub-package (``from storage.catalogue import Catalogue``), never from its modules.
+``policies`` and each sub-package of ``storage`` name their public API in one table (name ->
+module); a name is imported the first time it is used, so ``import storage.catalogue`` costs
+nothing and a command that never touches S3 never imports boto3. The table is the API: other
+packages import from the package (``from storage.catalogue import Catalogue``), never from its
+modules. (It lives in ``policies`` because that package imports nothing of Dangan's, so every
+package may use it.)
 """
 
 from __future__ import annotations
