@@ -277,24 +277,27 @@ def record_policy_changes(catalogue: Catalogue, settings: Settings, actor: str =
     The first time a policy is seen its digest is recorded (``previous`` is null), so later
     changes have something to be compared with. Returns the names of the changed policies.
     """
-    changed = []
+    digests = {}
     for name in _policy_names(settings):
         path = policy_path(name, settings)
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digests[f"policy:{name}"] = (name, path, hashlib.sha256(path.read_bytes()).hexdigest())
         except OSError:
             continue
-        obj = f"policy:{name}"
-        with catalogue.session() as s:
-            last = s.scalars(select(m.AuditEntry).where(m.AuditEntry.action == "policy-change",
-                                                        m.AuditEntry.object == obj)
-                             .order_by(m.AuditEntry.seq.desc()).limit(1)).first()
-            previous = (last.detail or {}).get("sha256") if last else None
+    changed = []
+    with catalogue.session() as s:
+        # the newest entry per policy, in one query (seq order: the last one read wins)
+        last = {row.object: (row.detail or {}).get("sha256") for row in s.execute(
+            select(m.AuditEntry.object, m.AuditEntry.detail)
+            .where(m.AuditEntry.action == "policy-change", m.AuditEntry.object.in_(digests))
+            .order_by(m.AuditEntry.seq))}
+        for obj, (name, path, digest) in digests.items():
+            previous = last.get(obj)
             if previous == digest:
                 continue
             catalogue.append_audit(s, actor, "policy-change", obj,
                                    {"file": str(path), "sha256": digest, "previous": previous})
-        changed.append(name)
+            changed.append(name)
     return changed
 
 
