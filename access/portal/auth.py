@@ -114,7 +114,7 @@ def account():
         except (accounts.LoginRefused, accounts.LoginThrottled):
             error = _("当前密码错误。")
         except UsageError as exc:
-            error = str(exc)
+            error = public_message(exc)
     return render_template("account.html", message=message, error=error)
 
 

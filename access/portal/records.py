@@ -20,6 +20,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
+from access.portal.errors import public_message
 from access.portal.views import login_required, reader, requires, service
 from access.services import Forbidden
 from policies import DanganError, NotFoundError, UsageError
@@ -154,8 +155,10 @@ def decide_request(request_id: int):
         service().decide_request(reader(), request_id, grant, days, request.form.get("note", ""))
     except NotFoundError:
         abort(404)
-    except (ValueError, DanganError) as exc:
-        flash(str(exc), "error")
+    except ValueError:
+        flash(_("天数须为整数。"), "error")
+    except DanganError as exc:
+        flash(public_message(exc), "error")
     return redirect(url_for("records.requests_page"))
 
 
@@ -176,6 +179,8 @@ def record_decision(uuid: str):
         flash(_("决定已记录。"))
     except NotFoundError:
         abort(404)
-    except (ValueError, DanganError) as exc:
-        flash(str(exc), "error")
+    except ValueError:
+        flash(_("开放日期格式为 YYYY-MM-DD。"), "error")
+    except DanganError as exc:
+        flash(public_message(exc), "error")
     return redirect(url_for("records.aip_page", uuid=uuid))
