@@ -16,13 +16,12 @@ UTC. An AIP larger than the fixity policy's ``api_max_full_bytes`` is answered f
 completed full audit (with that audit's timestamp) unless ``force_local=True`` asks for a
 fresh read. Every check is recorded as PREMIS events and audit-log entries.
 
-The key travels in the query string, so it is removed from the web server's request log.
+The key travels in the query string: the portal's logs replace it, as every query value, by
+``[redacted]`` (:mod:`access.portal.logs`).
 """
 
 from __future__ import annotations
 
-import logging
-import re
 import uuid as uuidlib
 from datetime import UTC, datetime
 from typing import Any
@@ -37,31 +36,6 @@ from storage.fixity.records import CheckOutcome
 
 bp = Blueprint("ssapi", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 20, 1000
-_KEY_IN_TEXT = re.compile(r"(api_key=)[^&\s\"']*", re.IGNORECASE)
-
-
-class RedactApiKeys(logging.Filter):
-    """Replaces ``api_key=…`` in log records (werkzeug logs the request line with its query)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-
-def redact(text: str) -> str:
-    """``text`` with every API key value replaced by ``[redacted]``."""
-    return _KEY_IN_TEXT.sub(r"\1[redacted]", text)
-
-
-@bp.record_once
-def _install_log_filter(_state: Any) -> None:
-    for name in ("werkzeug", "flask.app", "dangan.portal"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactApiKeys) for f in logger.filters):
-            logger.addFilter(RedactApiKeys())
 
 
 def _catalogue() -> Catalogue:
