@@ -26,6 +26,7 @@ from access.search_access import AccessIndex
 from policies import DanganError, NotFoundError, Settings, UsageError
 from storage import models as m
 from storage.catalogue import Catalogue
+from storage.pii import PiiVault
 from storage.retrieval import FileRef, Retriever
 
 TEXT_PREFIX = "data/metadata/text/"
@@ -68,6 +69,7 @@ class AccessService:
         self._cache: OrderedDict[tuple, SearchResult] = OrderedDict()
         self._cache_size = settings.int("portal", "search_cache")
         self._cache_lock = threading.Lock()
+        self._vault: PiiVault | None = None
 
     # -- readers ---------------------------------------------------------------------------
     def reader(self, user: User | None, session: Any = None) -> r.Reader:
@@ -154,7 +156,32 @@ class AccessService:
             shown = keys - opened      # without an access row: restricted (fail closed)
         restricted = sorted(f"{aip}/{item or ''}" for aip, item in shown)
         if restricted:
-            self._audit(reader, "search-restricted", text[:200], {"hits": restricted})
+            masked, keyed = self.audited_text(text, {aip for aip, _ in shown})
+            self._audit(
+                reader, "search-restricted", masked, {"hits": restricted, "query_hmac": keyed}
+            )
+
+    def audited_text(self, text: str, aip_uuids: set[str]) -> tuple[str, str]:
+        """How a staff search is written to the non-erasable audit log: the text with ID,
+        phone and account numbers and the personal values of the records it showed masked,
+        and its keyed hash (:meth:`storage.pii.PiiVault.text_hash`) to find equal searches."""
+        values: set[str] = set()
+        with self.catalogue.session() as s:
+            for uuid in sorted(aip_uuids):
+                try:
+                    _, _, facts = load_aip_facts(s, uuid, self.rules)
+                except KeyError:
+                    continue
+                values.update(facts[None].personal_values)
+        ordered = sorted(values, key=lambda v: (-len(v), v))
+        return r.deidentify(text, ordered)[:200], self.vault.text_hash(text)
+
+    @property
+    def vault(self) -> PiiVault:
+        """The home's PII key holder (opened on first use)."""
+        if self._vault is None:
+            self._vault = PiiVault.from_settings(self.settings)
+        return self._vault
 
     # -- records ---------------------------------------------------------------------------
     def _load(self, uuid: str) -> tuple[dict[str, Any], dict[str | None, r.RecordFacts]]:
