@@ -27,7 +27,7 @@ from policies import DanganError, NotFoundError, Settings, UsageError
 from storage import models as m
 from storage.catalogue import Catalogue
 from storage.pii import PiiVault
-from storage.retrieval import FileRef, Retriever
+from storage.retrieval import FileRef, NoIntactCopy, Retriever
 
 TEXT_PREFIX = "data/metadata/text/"
 OBJECTS = "data/objects/"
@@ -284,6 +284,7 @@ class AccessService:
     ) -> list[dict[str, Any]]:
         item_of = {f["path"]: f["item"] for f in details["files"] if f["item"]}
         fixity = _last_fixity(details["events"])
+        damaged = self.retriever.damaged_everywhere(details["uuid"])
         out = []
         for f in details["files"]:
             item = _item_of(f["path"], item_of)
@@ -312,6 +313,7 @@ class AccessService:
                     "download": allowed,
                     "preview": allowed and (f["mime"] or "").split(";")[0] in PREVIEW_MIMES,
                     "last_fixity": fixity.get(f["path"]) or fixity.get(None),
+                    "damaged": f["path"] in damaged,
                 }
             )
         return out
@@ -374,16 +376,48 @@ class AccessService:
             for tag in self.retriever.tag_files(uuid):
                 if tag not in {f["path"] for f in view["files"]}:
                     refs.append(self.retriever.file(uuid, tag))
+            refs = self._servable(uuid, refs)
             self._audit_dip(reader, view, len(refs))
             return f"{uuid}.zip", stream_zip(self.retriever, refs, uuid)
         files = [f for f in view["files"] if f["download"]]
         if not files:
             raise Forbidden("none of this record's files is open to you")
-        refs = [self.retriever.file(uuid, f["path"]) for f in files]
+        refs = self._servable(uuid, [self.retriever.file(uuid, f["path"]) for f in files])
         record = {k: v for k, v in view.items() if k not in ("events", "copies")}
         record["files"] = files
         self._audit_dip(reader, view, len(refs))
         return f"{uuid}-dip.zip", stream_view_dip(self.retriever, refs, record, f"{uuid}-dip")
+
+    def _servable(self, uuid: str, refs: list[FileRef]) -> list[FileRef]:
+        """The files of a DIP: all of them (a damaged one is left out as it streams, and
+        named in the zip), unless every one is known damaged in every copy.
+
+        Raises:
+            NoIntactCopy: no file of the DIP can be served.
+        """
+        damaged = self.retriever.damaged_everywhere(uuid)
+        if refs and all(ref.path in damaged for ref in refs):
+            raise NoIntactCopy(uuid, "、".join(ref.path for ref in refs),
+                               ["every file is known damaged in every copy"], known=True)
+        return refs
+
+    def damage_state(self, uuid: str, path: str) -> dict[str, Any]:
+        """What is on record about a file no copy serves: the locations where it is known
+        damaged and the state of the AIP's latest repair (None: no repair asked yet)."""
+        from storage.fixity.models import RepairRequest
+
+        damage = self.retriever.known_damage(uuid) if uuid else {}
+        with self.catalogue.session() as s:
+            repair = s.scalars(
+                select(RepairRequest.status)
+                .where(RepairRequest.aip_uuid == uuid)
+                .order_by(RepairRequest.created_at.desc())
+            ).first()
+        return {
+            "aip": uuid,
+            "locations": sorted(loc for loc, paths in damage.items() if path in paths),
+            "repair": repair,
+        }
 
     def _audit_dip(self, reader: r.Reader, view: dict[str, Any], count: int) -> None:
         if not view["is_open"]:

@@ -67,19 +67,35 @@ def _answer(code: int, name: str, message: str, **extra):
     return render_template("error.html", code=code, name=name, message=message, **extra), code
 
 
+def _repair_note(repair: str | None) -> str:
+    """What the page says of the repair, from the AIP's latest repair request."""
+    if repair == "pending":
+        return _("修复申请已提出，待档案管理员批准后从完好的副本修复。")
+    if repair == "unrepairable":
+        return _("目前没有完好的副本可用于修复，已报告审计员，须从其他来源恢复。")
+    if repair in ("failed", "rejected"):
+        return _("上次修复未完成，审计员已知悉，待再次修复。")
+    return _("待下一次固定性审计确认后修复。")
+
+
 def damaged_file(exc: FixityError):
-    """The answer for a file none of whose copies reads intact: 409 naming the file."""
+    """The answer for a file no copy serves intact: 409 naming the file, saying that the
+    damage is on record for the auditors and where its repair stands."""
     from access.portal.views import service
 
+    uuid = getattr(exc, "aip_uuid", "") or ""
     path = exc.path or ""
-    state = service().damage_state(getattr(exc, "aip_uuid", "") or "", path)
-    message = _(
-        "文件 %(path)s 的所有副本均未通过校验（内容与入库时登记的摘要不符），"
-        "暂不能提供。损坏已记入保存记录（PREMIS 事件），审计员可在审计报告中看到；"
-        "修复后即可下载。本档案的其他文件不受影响。",
-        path=path,
+    state = service().damage_state(uuid, path)
+    message = " ".join(
+        (
+            _("文件 %(path)s 的所有副本均未通过校验（内容与入库时登记的摘要不符或无法读取），"
+              "暂不能提供。", path=path),
+            _("损坏已记入保存记录（PREMIS 事件和审计日志），审计员可以看到。"),
+            _repair_note(state["repair"]),
+            _("本档案的其他文件不受影响，仍可下载。"),
+        )
     )
-    return _answer(409, "damaged file", message, damaged={"path": path, **state})
+    return _answer(409, "Conflict", message, damaged={"path": path, **state})
 
 
 def init_app(app: Flask) -> None:

@@ -63,7 +63,9 @@ def disposition(name: str, inline: bool) -> str:
 
 
 def send_file_ref(ref, inline: bool) -> Response:
-    """Stream a verified file, answering single byte ranges with 206."""
+    """Stream a verified file, answering single byte ranges with 206. The stream is opened
+    before the answer starts, so a file no copy serves is refused with a page (409), not a
+    broken download (:class:`storage.retrieval.NoIntactCopy`)."""
     retriever = service().retriever
     headers = {
         "Accept-Ranges": "bytes",
@@ -82,14 +84,14 @@ def send_file_ref(ref, inline: bool) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{ref.size}"
         headers["Content-Length"] = str(end - start)
         return Response(
-            stream_with_context(retriever.stream(ref, start, end)),
+            stream_with_context(retriever.open(ref, start, end)),
             206,
             headers=headers,
             mimetype=mimetype,
         )
     headers["Content-Length"] = str(ref.size)
     return Response(
-        stream_with_context(retriever.stream(ref)), 200, headers=headers, mimetype=mimetype
+        stream_with_context(retriever.open(ref)), 200, headers=headers, mimetype=mimetype
     )
 
 
