@@ -13,7 +13,7 @@ import logging
 import secrets
 
 from flask import Flask, jsonify, render_template, request
-from flask_babel import gettext as _
+from flask_babel import get_locale, gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -86,7 +86,9 @@ def damaged_file(exc: FixityError):
     uuid = getattr(exc, "aip_uuid", "") or ""
     path = exc.path or ""
     state = service().damage_state(uuid, path)
-    message = " ".join(
+    # Chinese sentences follow one another without a space; English ones with one
+    joiner = "" if str(get_locale() or "zh").startswith("zh") else " "
+    message = joiner.join(
         (
             _("文件 %(path)s 的所有副本均未通过校验（内容与入库时登记的摘要不符或无法读取），"
               "暂不能提供。", path=path),
