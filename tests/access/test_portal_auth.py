@@ -267,7 +267,8 @@ def test_logout_ends_the_session_for_a_copied_cookie(app):
     cookie = client.get_cookie("session")
     copied.set_cookie("session", cookie.value)
     assert copied.get("/api/v1/me").get_json()["username"] == "researcher"
-    assert client.post("/logout", data={"csrf_token": _token(client, "/account")}).status_code == 302
+    token = _token(client, "/account")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
     assert client.get("/api/v1/me").get_json()["username"] is None
     assert copied.get("/api/v1/me").get_json()["username"] is None   # the copy is dead too
     assert copied.get("/account").status_code == 302                 # back to the login page
