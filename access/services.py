@@ -19,7 +19,7 @@ from sqlalchemy import or_, select
 
 from access import rules as r
 from access.dip import stream_view_dip, stream_zip
-from access.facts import load_aip_facts
+from access.facts import decisions_for, facts_of_items, load_aip_facts
 from access.models import AccessRequest, OpenDecision, SearchAccess, User
 from access.search import EmbeddedSearch, SearchResult, parse_query
 from access.search_access import AccessIndex
@@ -166,12 +166,16 @@ class AccessService:
         phone and account numbers and the personal values of the records it showed masked,
         and its keyed hash (:meth:`storage.pii.PiiVault.text_hash`) to find equal searches."""
         values: set[str] = set()
-        with self.catalogue.session() as s:
-            for uuid in sorted(aip_uuids):
-                try:
-                    _, _, facts = load_aip_facts(s, uuid, self.rules)
-                except KeyError:
-                    continue
+        with self.catalogue.session() as s:     # the page's AIPs in three queries
+            uuids = sorted(aip_uuids)
+            items: dict[str, list[m.Item]] = {}
+            for item in s.scalars(
+                select(m.Item).where(m.Item.aip_uuid.in_(uuids)).order_by(m.Item.id)
+            ):
+                items.setdefault(item.aip_uuid, []).append(item)
+            decisions = decisions_for(s, uuids)
+            for aip in s.scalars(select(m.Aip).where(m.Aip.uuid.in_(uuids))):
+                facts = facts_of_items(aip, items.get(aip.uuid, []), self.rules, decisions)
                 values.update(facts[None].personal_values)
         ordered = sorted(values, key=lambda v: (-len(v), v))
         return r.deidentify(text, ordered)[:200], self.vault.text_hash(text)
