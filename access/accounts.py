@@ -1,14 +1,25 @@
 """Portal accounts: creation, roles, disabling, password checks with login throttling.
 
-Passwords are hashed with werkzeug's scrypt (salted, memory-hard). Failed logins are counted
-per user name and per client address in the catalogue, so throttling holds across processes
-and restarts: after ``login_max_failures`` failures within ``login_window_seconds`` further
-attempts are refused until the window has passed, whether the password is right or not.
+Passwords are hashed with werkzeug's scrypt (salted, memory-hard). Failed logins are kept in
+the catalogue, so throttling holds across processes and restarts. They are counted, as OWASP
+ASVS 4.0 (V2.2.1) and OWASP's guidance on blocking brute force describe, so that nobody can
+lock a colleague out from their own machine:
+
+* per client address *and* user name: after ``login_max_failures`` failures within
+  ``login_window_seconds`` that client may not try that name again until the window has
+  passed, whether the password is right or not; the same name from another client is not
+  affected;
+* per client address: four times as many failures, whatever the names (password spraying);
+* per user name: at most ``login_account_max_failures`` failures an hour from all clients
+  together (ASVS: no more than 100 an hour on one account), not counting clients the user
+  signed in from in the last 30 days, which keep only their own limits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -16,13 +27,17 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from access.models import AccessRequest, LoginAttempt, User
+from access.models import AccessRequest, LoginAttempt, PortalSession, User
 from access.rules import ACCOUNT_ROLES, Reader, live_grants, utcnow
 from policies import DanganError, NotFoundError, Settings, UsageError
 from storage.catalogue import Catalogue
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
 MIN_PASSWORD = 10
+#: the role a new account gets unless another is chosen: the least privileged one
+DEFAULT_ROLE = "researcher"
+#: the roles from least to most privileged (how forms offer them)
+ROLES_BY_PRIVILEGE = ("researcher", "auditor", "archivist", "admin")
 # compared against when the user does not exist, so that timing does not tell
 _DUMMY_HASH = generate_password_hash("not-a-real-password-0000")
 
@@ -45,11 +60,13 @@ class LoginThrottled(DanganError):
 
 @dataclass(frozen=True)
 class Throttle:
-    """Login throttling limits."""
+    """Login throttling limits (see the module docstring)."""
 
     max_failures: int = 5
     max_failures_per_remote: int = 20
     window_seconds: int = 900
+    max_failures_per_account: int = 100
+    account_window_seconds: int = 3600
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Throttle":
@@ -57,6 +74,7 @@ class Throttle:
             settings.int("portal", "login_max_failures"),
             settings.int("portal", "login_max_failures") * 4,
             settings.int("portal", "login_window_seconds"),
+            settings.int("portal", "login_account_max_failures"),
         )
 
 
@@ -169,11 +187,16 @@ def set_password(catalogue: Catalogue, username: str, password: str, actor: str 
     )
 
 
-def _failures_since(s, column, value: str, since: datetime, reset_on_ok: bool) -> list[datetime]:
+KNOWN_CLIENT_DAYS = 30  # a client address a user signed in from this recently is theirs
+
+
+def _failures_since(s, where: Any, since: datetime, reset_on_ok: bool) -> list[datetime]:
+    """Times of the failed attempts matching ``where`` since ``since`` (and since the last
+    good login matching it, when ``reset_on_ok``), oldest first."""
     last_ok = (
         s.scalar(
             select(func.max(LoginAttempt.at)).where(
-                column == value, LoginAttempt.ok.is_(True), LoginAttempt.at >= since
+                where, LoginAttempt.ok.is_(True), LoginAttempt.at >= since
             )
         )
         if reset_on_ok
@@ -184,10 +207,52 @@ def _failures_since(s, column, value: str, since: datetime, reset_on_ok: bool) -
         _aware(a)
         for a in s.scalars(
             select(LoginAttempt.at)
-            .where(column == value, LoginAttempt.ok.is_(False), LoginAttempt.at >= start)
+            .where(where, LoginAttempt.ok.is_(False), LoginAttempt.at >= start)
             .order_by(LoginAttempt.at)
         )
     ]
+
+
+def _known_client(s, username: str, remote: str, now: datetime) -> bool:
+    """Whether the user signed in from this client address in the last 30 days."""
+    return (
+        s.scalar(
+            select(func.count())
+            .select_from(LoginAttempt)
+            .where(
+                LoginAttempt.username == username,
+                LoginAttempt.remote == remote,
+                LoginAttempt.ok.is_(True),
+                LoginAttempt.at >= now - timedelta(days=KNOWN_CLIENT_DAYS),
+            )
+        )
+        > 0
+    )
+
+
+def _throttled_for(s, username: str, remote: str, throttle: Throttle, now: datetime) -> int:
+    """Seconds this client must wait before trying this user name again (0: it may try)."""
+    since = now - timedelta(seconds=throttle.window_seconds)
+    pair = (LoginAttempt.username == username) & (LoginAttempt.remote == remote)
+    limits = [
+        # a good login from this client clears its count for this name
+        (_failures_since(s, pair, since, True), throttle.max_failures, since),
+        (_failures_since(s, LoginAttempt.remote == remote, since, False),
+         throttle.max_failures_per_remote, since),
+    ]
+    if not _known_client(s, username, remote, now):
+        hour = now - timedelta(seconds=throttle.account_window_seconds)
+        limits.append(
+            # never reset by a good login: the cap is on failures an hour, whatever happens
+            (_failures_since(s, LoginAttempt.username == username, hour, False),
+             throttle.max_failures_per_account, hour)
+        )
+    waits = [
+        int((failures[-limit] - start).total_seconds()) + 1
+        for failures, limit, start in limits
+        if limit > 0 and len(failures) >= limit
+    ]
+    return max([max(w, 1) for w in waits], default=0)
 
 
 def _aware(value: datetime) -> datetime:
@@ -205,23 +270,17 @@ def authenticate(
     """Check a login; record the attempt.
 
     Raises:
-        LoginThrottled: too many recent failures for this user name or client address.
+        LoginThrottled: too many recent failures from this client for this user name, from
+            this client, or for this user name from clients it does not know.
         LoginRefused: wrong user name or password, or the account is disabled.
     """
     now = now or datetime.now(timezone.utc)
-    since = now - timedelta(seconds=throttle.window_seconds)
     username = (username or "")[:64]
     remote = (remote or "-")[:64]
     with catalogue.session() as s:
-        # a good login clears its user name's count, never the client address's
-        for column, value, limit, reset in (
-            (LoginAttempt.username, username, throttle.max_failures, True),
-            (LoginAttempt.remote, remote, throttle.max_failures_per_remote, False),
-        ):
-            failures = _failures_since(s, column, value, since, reset)
-            if len(failures) >= limit:
-                wait = int((failures[-limit] - since).total_seconds()) + 1
-                raise LoginThrottled("too many failed logins; try again later", max(wait, 1))
+        wait = _throttled_for(s, username, remote, throttle, now)
+        if wait:
+            raise LoginThrottled("too many failed logins; try again later", wait)
         user = s.scalars(select(User).where(User.username == username)).first()
         valid = check_password_hash(user.password_hash if user else _DUMMY_HASH, password or "")
         ok = bool(user and valid and not user.disabled)
@@ -233,6 +292,66 @@ def authenticate(
     if not ok:
         raise LoginRefused("wrong user name or password")
     return user
+
+
+# -- sessions -------------------------------------------------------------------------------
+
+
+def _session_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def start_session(
+    catalogue: Catalogue, user: User, remote: str, hours: int, replaces: str | None = None
+) -> str:
+    """Open a session for a signed-in user; return the random id its cookie carries.
+
+    Arguments:
+        replaces: the id of the session this one takes over (it ends: no fixation).
+    """
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    with catalogue.session() as s:
+        if replaces:
+            _end(s, replaces, now)
+        s.add(
+            PortalSession(
+                id_hash=_session_hash(token),
+                user_id=user.id,
+                remote=(remote or "-")[:64],
+                created_at=now,
+                expires_at=now + timedelta(hours=hours),
+            )
+        )
+        s.execute(delete(PortalSession).where(PortalSession.expires_at < now - timedelta(days=30)))
+    return token
+
+
+def _end(s, token: str, now: datetime) -> None:
+    row = s.get(PortalSession, _session_hash(token))
+    if row is not None and row.ended_at is None:
+        row.ended_at = now
+
+
+def end_session(catalogue: Catalogue, token: str | None) -> None:
+    """End a session (logout): its cookie, and every copy of it, stops working."""
+    if token:
+        with catalogue.session() as s:
+            _end(s, token, utcnow())
+
+
+def session_user(s, user_id: Any, token: Any) -> User | None:
+    """The user of a live session (inside ``s``), or None: an unknown, ended or expired
+    session, another user's, or a disabled account."""
+    if not isinstance(token, str) or not isinstance(user_id, int):
+        return None
+    row = s.get(PortalSession, _session_hash(token))
+    if row is None or row.ended_at is not None or row.user_id != user_id:
+        return None
+    if _aware(row.expires_at) <= utcnow():
+        return None
+    user = s.get(User, user_id)
+    return None if user is None or user.disabled else user
 
 
 def reader_for(catalogue: Catalogue, user: User | None, session: Any = None) -> Reader:

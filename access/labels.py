@@ -1,7 +1,8 @@
 """QR box labels (档案盒二维码): opaque tokens, boxes of household volumes, label sheets.
 
 A QR code carries only ``<portal>/q/<token>``: 24 random URL-safe characters that the catalogue
-maps to a volume (AIP) or a box. Nothing in the code — nor printed beside it — is a name or an
+maps to a volume (AIP) or a box; a box's page is found by a random reference too, never by its
+sequential id. Nothing in the code — nor printed beside it — is a name or an
 ID number; the page it opens asks for the viewer's own login and shows what their role allows.
 """
 
@@ -23,6 +24,7 @@ from storage.catalogue import models as m
 from storage.catalogue import Catalogue
 
 TOKEN_BYTES = 18  # 24 URL-safe characters, 144 random bits
+BOX_REF_BYTES = 12  # a box's public reference: 16 URL-safe characters, 96 random bits
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
@@ -48,17 +50,27 @@ def _new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-def token_for(catalogue: Catalogue, kind: str, target: str | int, actor: str) -> str:
-    """The live token of a volume (AIP uuid) or box (id), made on first use."""
+def _live_token(s, kind: str, target: str | int) -> str | None:
     column = LabelToken.aip_uuid if kind == "volume" else LabelToken.box_id
+    return s.scalars(
+        select(LabelToken.token).where(
+            column == target, LabelToken.kind == kind, LabelToken.revoked_at.is_(None)
+        )
+    ).first()
+
+
+def existing_token(catalogue: Catalogue, kind: str, target: str | int) -> str | None:
+    """The live token of a volume (AIP uuid) or box (id), or None: nothing is made."""
     with catalogue.session() as s:
-        row = s.scalars(
-            select(LabelToken).where(
-                column == target, LabelToken.kind == kind, LabelToken.revoked_at.is_(None)
-            )
-        ).first()
-        if row is not None:
-            return row.token
+        return _live_token(s, kind, target)
+
+
+def token_for(catalogue: Catalogue, kind: str, target: str | int, actor: str) -> str:
+    """The live token of a volume (AIP uuid) or box (id), made on first use (and audited)."""
+    with catalogue.session() as s:
+        token = _live_token(s, kind, target)
+        if token is not None:
+            return token
         token = _new_token()
         s.add(
             LabelToken(
@@ -86,21 +98,38 @@ def revoke_token(catalogue: Catalogue, token: str, actor: str) -> None:
         )
 
 
-def resolve(catalogue: Catalogue, token: str) -> tuple[str, str | int]:
-    """What a scanned token names: ``("volume", aip_uuid)`` or ``("box", box_id)``.
+def resolve(catalogue: Catalogue, token: str) -> tuple[str, str]:
+    """What a scanned token names: ``("volume", aip_uuid)`` or ``("box", box_ref)``.
 
     Raises:
         NotFoundError: unknown or revoked token.
     """
     with catalogue.session() as s:
         row = s.get(LabelToken, token[:40])
-    if row is None or row.revoked_at is not None:
-        raise NotFoundError("unknown or revoked label")
-    return ("volume", row.aip_uuid) if row.kind == "volume" else ("box", int(row.box_id))
+        if row is None or row.revoked_at is not None:
+            raise NotFoundError("unknown or revoked label")
+        if row.kind == "volume":
+            return "volume", row.aip_uuid
+        box = s.get(Box, row.box_id)
+        if box is None:
+            raise NotFoundError("unknown or revoked label")
+        return "box", box.ref
 
 
-def box_into(catalogue: Catalogue, aip_uuids: Sequence[str], code: str, actor: str) -> int:
-    """Put household volumes into a box called ``code`` (made if new); return its id.
+def _new_box_ref() -> str:
+    return secrets.token_urlsafe(BOX_REF_BYTES)
+
+
+def _box(s, ref: str) -> Box:
+    box = s.scalars(select(Box).where(Box.ref == str(ref)[:32])).first()
+    if box is None:
+        raise NotFoundError("no such box")
+    return box
+
+
+def box_into(catalogue: Catalogue, aip_uuids: Sequence[str], code: str, actor: str) -> str:
+    """Put household volumes into a box called ``code`` (made if new); return its reference
+    (the random identifier its page is found by).
 
     Raises:
         UsageError: a volume is already in another box, or the code is empty.
@@ -110,7 +139,9 @@ def box_into(catalogue: Catalogue, aip_uuids: Sequence[str], code: str, actor: s
     with catalogue.session() as s:
         box = s.scalars(select(Box).where(Box.code == code.strip())).first()
         if box is None:
-            box = Box(code=code.strip(), created_by=actor, created_at=utcnow())
+            box = Box(
+                ref=_new_box_ref(), code=code.strip(), created_by=actor, created_at=utcnow()
+            )
             s.add(box)
             s.flush()
         position = (
@@ -127,19 +158,31 @@ def box_into(catalogue: Catalogue, aip_uuids: Sequence[str], code: str, actor: s
             position += 1
             s.add(BoxMember(box_id=box.id, aip_uuid=uuid, position=position))
         catalogue.append_audit(s, actor, "box", code, {"volumes": list(aip_uuids)})
-        return box.id
+        return box.ref
 
 
-def box_contents(catalogue: Catalogue, box_id: int) -> tuple[str, list[str]]:
-    """A box's code and its volumes (AIP uuids) in order."""
+def box_id(catalogue: Catalogue, ref: str) -> int:
+    """The catalogue's id of the box with this reference.
+
+    Raises:
+        NotFoundError: no such box.
+    """
     with catalogue.session() as s:
-        box = s.get(Box, box_id)
-        if box is None:
-            raise NotFoundError(f"no box {box_id}")
+        return _box(s, ref).id
+
+
+def box_contents(catalogue: Catalogue, ref: str) -> tuple[str, list[str]]:
+    """A box's code and its volumes (AIP uuids) in order.
+
+    Raises:
+        NotFoundError: no box with this reference.
+    """
+    with catalogue.session() as s:
+        box = _box(s, ref)
         uuids = list(
             s.scalars(
                 select(BoxMember.aip_uuid)
-                .where(BoxMember.box_id == box_id)
+                .where(BoxMember.box_id == box.id)
                 .order_by(BoxMember.position)
             )
         )
@@ -147,25 +190,38 @@ def box_contents(catalogue: Catalogue, box_id: int) -> tuple[str, list[str]]:
 
 
 def list_boxes(catalogue: Catalogue) -> list[dict]:
-    """Every box with its volume count."""
+    """Every box with its reference and volume count."""
     with catalogue.session() as s:
         rows = s.execute(
-            select(Box.id, Box.code, func.count(BoxMember.id))
+            select(Box.ref, Box.code, func.count(BoxMember.id))
             .outerjoin(BoxMember, BoxMember.box_id == Box.id)
-            .group_by(Box.id, Box.code)
+            .group_by(Box.ref, Box.code)
             .order_by(Box.code)
         ).all()
-    return [{"id": i, "code": c, "volumes": n} for i, c, n in rows]
+    return [{"ref": r, "code": c, "volumes": n} for r, c, n in rows]
 
 
 def volume_labels(
-    catalogue: Catalogue, aip_uuids: Iterable[str], base_url: str, actor: str
+    catalogue: Catalogue,
+    aip_uuids: Iterable[str],
+    base_url: str,
+    actor: str,
+    create: bool = True,
 ) -> list[Label]:
-    """Labels of household volumes: QR + 档号 + "户卷" — never the household head's name."""
+    """Labels of household volumes: QR + 档号 + "户卷" — never the household head's name.
+
+    With ``create`` false no token is made: volumes without a live one are left out.
+    """
     labels = []
     for uuid in aip_uuids:
         aip = catalogue.get_aip(uuid)
-        token = token_for(catalogue, "volume", aip.uuid, actor)
+        token = (
+            token_for(catalogue, "volume", aip.uuid, actor)
+            if create
+            else existing_token(catalogue, "volume", aip.uuid)
+        )
+        if token is None:
+            continue
         labels.append(
             Label(
                 token,
@@ -178,14 +234,28 @@ def volume_labels(
 
 
 def box_labels(
-    catalogue: Catalogue, box_ids: Iterable[int], base_url: str, actor: str
+    catalogue: Catalogue,
+    box_refs: Iterable[str],
+    base_url: str,
+    actor: str,
+    create: bool = True,
 ) -> list[Label]:
-    """Labels of boxes: QR + 盒号 + how many volumes, and the 档号 range they hold."""
+    """Labels of boxes: QR + 盒号 + how many volumes, and the 档号 range they hold.
+
+    With ``create`` false no token is made: boxes without a live one are left out.
+    """
     labels = []
-    for box_id in box_ids:
-        code, uuids = box_contents(catalogue, box_id)
+    for ref in box_refs:
+        code, uuids = box_contents(catalogue, ref)
+        ident = box_id(catalogue, ref)
+        token = (
+            token_for(catalogue, "box", ident, actor)
+            if create
+            else existing_token(catalogue, "box", ident)
+        )
+        if token is None:
+            continue
         codes = sorted(a.archival_code or "" for a in (catalogue.get_aip(u) for u in uuids))
-        token = token_for(catalogue, "box", box_id, actor)
         span = f"{codes[0]} — {codes[-1]}" if codes else ""
         labels.append(
             Label(

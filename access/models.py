@@ -1,7 +1,9 @@
-"""Access's own catalogue tables: portal accounts, login attempts, 查档申请 (access requests),
-open-review decisions, QR label tokens and boxes, and the access view of every search document.
+"""Access's own catalogue tables: portal accounts and sessions, login attempts, 查档申请
+(access requests), open-review decisions, QR label tokens and boxes, and the access view of
+every search document.
 
-They share the catalogue's declarative ``Base``; the schema is created by migration 0005.
+They share the catalogue's declarative ``Base``; the schema is created by migration 0005
+(sessions and box references by 0009).
 """
 
 from __future__ import annotations
@@ -49,6 +51,20 @@ class LoginAttempt(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
 
 
+class PortalSession(Base):
+    """A signed-in portal session. The session cookie carries a random id; the catalogue
+    keeps only its SHA-256 (a copy of the database opens no session). Every request checks
+    the row, so logging out (``ended_at``) ends the session for any copy of its cookie."""
+
+    __tablename__ = "portal_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    remote: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class AccessRequest(Base):
     """查档申请: a researcher asks to see a restricted record; an archivist grants it until
     ``expires_at`` or refuses it. ``item_key`` None means the whole AIP."""
@@ -83,10 +99,14 @@ class OpenDecision(Base):
 
 
 class Box(Base):
-    """An archive box (档案盒) holding household volumes; its QR label opens the box page."""
+    """An archive box (档案盒) holding household volumes; its QR label opens the box page.
+
+    ``ref`` is the box's public identifier (random, in its page's address): the sequential
+    ``id`` stays inside the catalogue, so box addresses cannot be counted through."""
 
     __tablename__ = "boxes"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(32), unique=True)
     code: Mapped[str] = mapped_column(String(128), unique=True)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -29,6 +29,7 @@ from storage.index import delete_tokens, write_tokens_many
 # bumped by a trigger at every deletion from search_docs, whichever process deletes
 DELETIONS = literal_column("(SELECT deletions FROM search_generation WHERE id = 1)")
 BATCH = 500
+ACCESS_LOCK = 0x5EA4C4A5  # the advisory lock key of search_access writes (PostgreSQL)
 
 
 class AccessIndex:
@@ -63,6 +64,8 @@ class AccessIndex:
                     if self._catch_up(connection) <= self._synced_to:
                         return 0
             with self.catalogue.session() as s:
+                # other portal processes sync too: decide what is missing under the lock
+                self._write_lock(s)
                 if not self._checked_version:
                     stale = s.scalar(
                         select(func.count())
@@ -90,6 +93,17 @@ class AccessIndex:
                 self._changes += 1
                 return added
 
+    def _write_lock(self, s: Session) -> None:
+        """Hold the catalogue-wide lock of the access view until this transaction ends, so
+        that processes syncing at once add each document's row once (the first of them;
+        the others then find nothing missing). The first statement of the transaction:
+        SQLite's write lock (a read snapshot taken before would be stale), a transaction
+        advisory lock on PostgreSQL."""
+        if self.catalogue.is_sqlite:
+            s.execute(text("UPDATE search_access SET doc_id = doc_id WHERE 0"))
+        else:
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ACCESS_LOCK})
+
     def _catch_up(self, connection: Any) -> int:
         """Note what other processes changed (decisions recorded, documents deleted: both
         change what searches answer) and return the newest document id."""
@@ -107,6 +121,7 @@ class AccessIndex:
         """Recompute the rows of these AIPs' documents (after a review decision)."""
         uuids = sorted(set(aip_uuids))
         with self._lock, self.catalogue.session() as s:
+            self._write_lock(s)
             for start in range(0, len(uuids), BATCH):
                 self._clear(s, uuids[start : start + BATCH])
             self._changes += 1
@@ -118,6 +133,7 @@ class AccessIndex:
     def rebuild(self) -> int:
         """Recompute every row."""
         with self._lock, self.catalogue.session() as s:
+            self._write_lock(s)
             self._clear(s, None)
             self._changes += 1
             uuids = sorted(s.scalars(select(m.SearchDoc.aip_uuid).distinct()))

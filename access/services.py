@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 
 from access import rules as r
-from access.facts import load_aip_facts
+from access.facts import decisions_for, facts_of_items, load_aip_facts
 from access.models import AccessRequest, OpenDecision, SearchAccess, User
 from access.search import SearchResult, parse_query
 from access.search_access import AccessIndex
 from policies import DanganError, NotFoundError, Settings, UsageError
 from storage.catalogue import models as m
 from storage.catalogue import Catalogue
+from storage.catalogue import PiiVault
+from storage.copies import NoIntactCopy
 
 if TYPE_CHECKING:
     from storage.copies import FileRef, Retriever
@@ -65,6 +67,7 @@ class AccessService:
         self._cache: OrderedDict[tuple, SearchResult] = OrderedDict()
         self._cache_size = settings.int("portal", "search_cache")
         self._cache_lock = threading.Lock()
+        self._vault: PiiVault | None = None
 
     @cached_property
     def retriever(self) -> Retriever:
@@ -158,7 +161,36 @@ class AccessService:
             shown = keys - opened      # without an access row: restricted (fail closed)
         restricted = sorted(f"{aip}/{item or ''}" for aip, item in shown)
         if restricted:
-            self._audit(reader, "search-restricted", text[:200], {"hits": restricted})
+            masked, keyed = self.audited_text(text, {aip for aip, _ in shown})
+            self._audit(
+                reader, "search-restricted", masked, {"hits": restricted, "query_hmac": keyed}
+            )
+
+    def audited_text(self, text: str, aip_uuids: set[str]) -> tuple[str, str]:
+        """How a staff search is written to the non-erasable audit log: the text with ID,
+        phone and account numbers and the personal values of the records it showed masked,
+        and its keyed hash (:meth:`storage.pii.PiiVault.text_hash`) to find equal searches."""
+        values: set[str] = set()
+        with self.catalogue.session() as s:     # the page's AIPs in three queries
+            uuids = sorted(aip_uuids)
+            items: dict[str, list[m.Item]] = {}
+            for item in s.scalars(
+                select(m.Item).where(m.Item.aip_uuid.in_(uuids)).order_by(m.Item.id)
+            ):
+                items.setdefault(item.aip_uuid, []).append(item)
+            decisions = decisions_for(s, uuids)
+            for aip in s.scalars(select(m.Aip).where(m.Aip.uuid.in_(uuids))):
+                facts = facts_of_items(aip, items.get(aip.uuid, []), self.rules, decisions)
+                values.update(facts[None].personal_values)
+        ordered = sorted(values, key=lambda v: (-len(v), v))
+        return r.deidentify(text, ordered)[:200], self.vault.text_hash(text)
+
+    @property
+    def vault(self) -> PiiVault:
+        """The home's PII key holder (opened on first use)."""
+        if self._vault is None:
+            self._vault = PiiVault.from_settings(self.settings)
+        return self._vault
 
     # -- records ---------------------------------------------------------------------------
     def _load(self, uuid: str) -> tuple[dict[str, Any], dict[str | None, r.RecordFacts]]:
@@ -261,6 +293,7 @@ class AccessService:
     ) -> list[dict[str, Any]]:
         item_of = {f["path"]: f["item"] for f in details["files"] if f["item"]}
         fixity = _last_fixity(details["events"])
+        damaged = self.retriever.damaged_everywhere(details["uuid"])
         out = []
         for f in details["files"]:
             item = _item_of(f["path"], item_of)
@@ -289,6 +322,7 @@ class AccessService:
                     "download": allowed,
                     "preview": allowed and (f["mime"] or "").split(";")[0] in PREVIEW_MIMES,
                     "last_fixity": fixity.get(f["path"]) or fixity.get(None),
+                    "damaged": f["path"] in damaged,
                 }
             )
         return out
@@ -351,6 +385,7 @@ class AccessService:
             for tag in self.retriever.tag_files(uuid):
                 if tag not in {f["path"] for f in view["files"]}:
                     refs.append(self.retriever.file(uuid, tag))
+            refs = self._servable(uuid, refs)
             self._audit_dip(reader, view, len(refs))
             from access.dip import stream_zip
 
@@ -358,13 +393,44 @@ class AccessService:
         files = [f for f in view["files"] if f["download"]]
         if not files:
             raise Forbidden("none of this record's files is open to you")
-        refs = [self.retriever.file(uuid, f["path"]) for f in files]
+        refs = self._servable(uuid, [self.retriever.file(uuid, f["path"]) for f in files])
         record = {k: v for k, v in view.items() if k not in ("events", "copies")}
         record["files"] = files
         self._audit_dip(reader, view, len(refs))
         from access.dip import stream_view_dip
 
         return f"{uuid}-dip.zip", stream_view_dip(self.retriever, refs, record, f"{uuid}-dip")
+
+    def _servable(self, uuid: str, refs: list[FileRef]) -> list[FileRef]:
+        """The files of a DIP: all of them (a damaged one is left out as it streams, and
+        named in the zip), unless every one is known damaged in every copy.
+
+        Raises:
+            NoIntactCopy: no file of the DIP can be served.
+        """
+        damaged = self.retriever.damaged_everywhere(uuid)
+        if refs and all(ref.path in damaged for ref in refs):
+            raise NoIntactCopy(uuid, "、".join(ref.path for ref in refs),
+                               ["every file is known damaged in every copy"], known=True)
+        return refs
+
+    def damage_state(self, uuid: str, path: str) -> dict[str, Any]:
+        """What is on record about a file no copy serves: the locations where it is known
+        damaged and the state of the AIP's latest repair (None: no repair asked yet)."""
+        from storage.fixity import RepairRequest
+
+        damage = self.retriever.known_damage(uuid) if uuid else {}
+        with self.catalogue.session() as s:
+            repair = s.scalars(
+                select(RepairRequest.status)
+                .where(RepairRequest.aip_uuid == uuid)
+                .order_by(RepairRequest.created_at.desc())
+            ).first()
+        return {
+            "aip": uuid,
+            "locations": sorted(loc for loc, paths in damage.items() if path in paths),
+            "repair": repair,
+        }
 
     def _audit_dip(self, reader: r.Reader, view: dict[str, Any], count: int) -> None:
         if not view["is_open"]:

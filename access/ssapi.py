@@ -16,13 +16,12 @@ UTC. An AIP larger than the fixity policy's ``api_max_full_bytes`` is answered f
 completed full audit (with that audit's timestamp) unless ``force_local=True`` asks for a
 fresh read. Every check is recorded as PREMIS events and audit-log entries.
 
-The key travels in the query string, so it is removed from the web server's request log.
+The key travels in the query string: the portal's logs replace it, as every query value, by
+``[redacted]`` (:mod:`access.portal.logs`).
 """
 
 from __future__ import annotations
 
-import logging
-import re
 import uuid as uuidlib
 from datetime import UTC, datetime
 from typing import Any
@@ -37,31 +36,6 @@ from storage.fixity import CheckOutcome
 
 bp = Blueprint("ssapi", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 20, 1000
-_KEY_IN_TEXT = re.compile(r"(api_key=)[^&\s\"']*", re.IGNORECASE)
-
-
-class RedactApiKeys(logging.Filter):
-    """Replaces ``api_key=…`` in log records (werkzeug logs the request line with its query)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-
-def redact(text: str) -> str:
-    """``text`` with every API key value replaced by ``[redacted]``."""
-    return _KEY_IN_TEXT.sub(r"\1[redacted]", text)
-
-
-@bp.record_once
-def _install_log_filter(_state: Any) -> None:
-    for name in ("werkzeug", "flask.app", "dangan.portal"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactApiKeys) for f in logger.filters):
-            logger.addFilter(RedactApiKeys())
 
 
 def _catalogue() -> Catalogue:
@@ -95,6 +69,9 @@ def _aip(uuid: str) -> Any:
 
 
 def _package(aip: Any) -> dict[str, Any]:
+    """One AIP as the Storage Service describes a package. Paths are relative to the copy's
+    location and locations are named, never the server's own paths or storage URLs (the
+    fixity client reads only ``uuid``, ``package_type`` and ``status``)."""
     copies = _catalogue().copies_of(aip.uuid)
     first = copies[0] if copies else None
     created = aip.created_at if aip.created_at.tzinfo else aip.created_at.replace(
@@ -104,7 +81,7 @@ def _package(aip: Any) -> dict[str, Any]:
         "package_type": "AIP",
         "status": aip.status,
         "current_path": f"{aip.uuid}/",
-        "current_full_path": first.url if first else None,
+        "current_full_path": f"{aip.uuid}/" if first else None,
         "current_location": f"/api/v2/location/{first.location}/" if first else None,
         "size": aip.size,
         "stored_date": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
@@ -113,9 +90,37 @@ def _package(aip: Any) -> dict[str, Any]:
         "resource_uri": f"/api/v2/file/{aip.uuid}/",
         "misc_attributes": {"archival_code": aip.archival_code},
         "encrypted": False,
-        "dangan_copies": [{"location": c.location, "url": c.url, "status": c.status}
-                          for c in copies],
+        "dangan_copies": [{"location": c.location, "status": c.status} for c in copies],
     }
+
+
+def server_places(settings: Settings) -> list[tuple[str, str]]:
+    """(text, name) pairs: the storage locations' URLs and local folders, and the home
+    folder, with the name that stands for each in an answer; longest first."""
+    from policies import load_storage_policy
+
+    places = [(str(settings.home), "<home>")]
+    for spec in load_storage_policy(settings).locations:
+        url = spec.url.split("?", 1)[0]
+        places.append((url, f"<{spec.name}>"))
+        if url.startswith("file://"):
+            places.append((url.removeprefix("file://"), f"<{spec.name}>"))
+    places = [(raw.rstrip("/"), name) for raw, name in places if raw.rstrip("/")]
+    return sorted(places, key=lambda p: -len(p[0]))
+
+
+def scrubbed(value: Any, places: list[tuple[str, str]]) -> Any:
+    """A JSON value with every server place in its strings replaced by its name (error
+    messages of a check may quote them)."""
+    if isinstance(value, str):
+        for raw, name in places:
+            value = value.replace(raw, name)
+        return value
+    if isinstance(value, dict):
+        return {k: scrubbed(v, places) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrubbed(v, places) for v in value]
+    return value
 
 
 def _page_link(key: apikeys.KeyInfo, limit: int, offset: int) -> str:
@@ -166,7 +171,7 @@ def check_fixity(uuid: str):
     with Auditor(_settings(), _catalogue()) as auditor:
         outcomes, earlier = auditor.check_aip(aip.uuid, force=force,
                                               actor=f"auditor:{key.username}")
-    return jsonify(fixity_answer(outcomes, earlier))
+    return jsonify(scrubbed(fixity_answer(outcomes, earlier), server_places(_settings())))
 
 
 def fixity_answer(outcomes: list[CheckOutcome], earlier: bool) -> dict[str, Any]:

@@ -238,6 +238,41 @@ def access_reindex(settings: Settings) -> int:
     return 0
 
 
+@access_group.command("searched")
+@click.argument("text")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+@click.pass_obj
+def access_searched(settings: Settings, text: str, as_json: bool) -> int:
+    """Audit-log entries of staff searches for TEXT (found by its keyed hash: the log keeps
+    searches masked). Exit 1 when there are none."""
+    from sqlalchemy import select
+
+    from storage.catalogue import models
+    from storage.catalogue import Catalogue, PiiVault
+
+    keyed = PiiVault.from_settings(settings).text_hash(text)
+    with Catalogue.open(settings).session() as s:
+        rows = s.scalars(
+            select(models.AuditEntry)
+            .where(models.AuditEntry.action == "search-restricted")
+            .order_by(models.AuditEntry.seq)
+        )
+        found = [
+            {"seq": e.seq, "at": e.at.isoformat(), "actor": e.actor, "query": e.object,
+             "hits": e.detail.get("hits", [])}
+            for e in rows
+            if (e.detail or {}).get("query_hmac") == keyed
+        ]
+    if as_json:
+        click.echo(json.dumps({"query_hmac": keyed, "entries": found}, ensure_ascii=False))
+    else:
+        for entry in found:
+            click.echo(f"{entry['seq']}  {entry['at']}  {entry['actor']}  {entry['query']}  "
+                       f"{len(entry['hits'])} restricted hits")
+        click.echo(f"{len(found)} searches (query_hmac {keyed})")
+    return 0 if found else 1
+
+
 @click.command("labels")
 @click.argument("aips", nargs=-1, required=True)
 @click.option(

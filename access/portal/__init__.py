@@ -57,6 +57,9 @@ def create_app(
         test_config: Flask configuration overrides (tests).
     """
     settings = settings or load_settings()
+    from access.portal import logs
+
+    logs.install_filters()
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=_secret_key(settings),

@@ -197,7 +197,7 @@ def label(token: str):
     except NotFoundError:
         abort(404)
     url = (
-        url_for("labels.box_page", box_id=target)
+        url_for("labels.box_page", ref=target)
         if kind == "box"
         else url_for("records.household_page", uuid=target)
     )

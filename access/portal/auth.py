@@ -17,7 +17,8 @@ from flask import (
 from flask_babel import gettext as _
 
 from access import accounts
-from access.portal.views import reader, requires, safe_next, service, login_required
+from access.portal.errors import public_message
+from access.portal.views import login_required, reader, requires, safe_next, service
 from policies import DanganError, UsageError
 
 bp = Blueprint("auth", __name__)
@@ -28,10 +29,20 @@ def _throttle() -> accounts.Throttle:
 
 
 def sign_in(user) -> None:
-    """Start a fresh session for a user (a new session id: no fixation)."""
+    """Start a fresh session for a user: a new session id, kept in the catalogue (the one
+    this browser had before ends: no fixation)."""
+    settings = current_app.extensions["dangan"]["settings"]
+    token = accounts.start_session(
+        service().catalogue,
+        user,
+        request.remote_addr or "-",
+        settings.int("portal", "session_hours"),
+        replaces=session.get("sid"),
+    )
     session.clear()
     session["uid"] = user.id
     session["sv"] = user.session_version
+    session["sid"] = token
     session.permanent = True
 
 
@@ -67,6 +78,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    accounts.end_session(service().catalogue, session.get("sid"))
     session.clear()
     return redirect(url_for("search.search_page"))
 
@@ -102,24 +114,29 @@ def account():
         except (accounts.LoginRefused, accounts.LoginThrottled):
             error = _("当前密码错误。")
         except UsageError as exc:
-            error = str(exc)
+            error = public_message(exc)
     return render_template("account.html", message=message, error=error)
 
 
 @bp.route("/admin/users", methods=["GET", "POST"])
 @requires("manage-users")
 def users():
-    error = None
+    error = confirm = None
     if request.method == "POST":
         form, catalogue, me = request.form, service().catalogue, reader().actor
         try:
             action = form.get("action")
-            if action == "add":
+            granting_admin = action in ("add", "role") and form.get("role") == "admin"
+            if granting_admin and form.get("confirm_admin") != "1":
+                if action == "add":
+                    raise UsageError(_("授予管理员角色须勾选确认。"))
+                confirm = {"username": form.get("username", "")}
+            elif action == "add":
                 accounts.add_user(
                     catalogue,
                     form.get("username", ""),
                     form.get("password", ""),
-                    form.get("role", ""),
+                    form.get("role") or accounts.DEFAULT_ROLE,
                     form.get("display_name", ""),
                     actor=me,
                 )
@@ -135,14 +152,17 @@ def users():
                 )
             else:
                 abort(400)
-            flash(_("已保存。"))
-            return redirect(url_for("auth.users"))
+            if confirm is None:
+                flash(_("已保存。"))
+                return redirect(url_for("auth.users"))
         except DanganError as exc:
-            error = str(exc)
+            error = public_message(exc)
     return render_template(
         "users.html",
         users=accounts.list_users(service().catalogue),
-        roles=accounts.ACCOUNT_ROLES,
+        roles=accounts.ROLES_BY_PRIVILEGE,
+        default_role=accounts.DEFAULT_ROLE,
+        confirm=confirm,
         error=error,
     ), 400 if error else 200
 
@@ -156,7 +176,8 @@ def test_login(client, role: str, username: str | None = None) -> str:
         user = accounts.get_user(catalogue, username)
     except DanganError:
         user = accounts.add_user(catalogue, username, "correct horse battery", role)
+    token = accounts.start_session(catalogue, user, "127.0.0.1", 1)
     with client.session_transaction() as sess:
         sess.clear()
-        sess["uid"], sess["sv"] = user.id, user.session_version
+        sess["uid"], sess["sv"], sess["sid"] = user.id, user.session_version, token
     return username

@@ -1,5 +1,8 @@
 """QR labels: choosing volumes and boxes, printable sheets (HTML and PDF), boxes, and the
-``/q/<token>`` address a scanned code opens (after the viewer's own login)."""
+``/q/<token>`` address a scanned code opens (after the viewer's own login).
+
+Tokens are made (and audited) by POSTs only, which carry the CSRF token; the sheet and its PDF
+are GETs that show the tokens that exist. Boxes are addressed by their random reference."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from access import labels as lab
+from access.portal.errors import public_message
 from access.portal.views import base_url, login_required, reader, requires, service
 from policies import DanganError, NotFoundError
 from storage.catalogue import models as m
@@ -28,18 +32,35 @@ def _volumes() -> list[dict]:
     return [{"uuid": u, "archival_code": c} for u, c, _ in rows]
 
 
-def _selected() -> list[lab.Label]:
-    catalogue, actor, url = service().catalogue, reader().actor, base_url()
-    aips = request.values.getlist("aip")[:MAX_LABELS]
-    boxes = [int(b) for b in request.values.getlist("box")[:MAX_LABELS] if b.isdigit()]
+def _choice() -> tuple[list[str], list[str]]:
+    """The volumes (AIP uuids) and boxes (references) the request names."""
+    aips = [a[:36] for a in request.values.getlist("aip")[:MAX_LABELS]]
+    boxes = [b[:32] for b in request.values.getlist("box")[:MAX_LABELS]]
     if not aips and not boxes:
         abort(400, _("请至少选择一个户卷或档案盒。"))
+    return aips, boxes
+
+
+def _sheet(aips: list[str], boxes: list[str], create: bool) -> tuple[list[lab.Label], list[str]]:
+    """The labels of the chosen volumes and boxes, and the 档号 / 盒号 of those without one.
+    With ``create`` false nothing is written: only live tokens are shown."""
+    catalogue, actor, url = service().catalogue, reader().actor, base_url()
+    labels: list[lab.Label] = []
+    missing: list[str] = []
     try:
-        return lab.volume_labels(catalogue, aips, url, actor) + lab.box_labels(
-            catalogue, boxes, url, actor
-        )
+        for uuid in aips:
+            found = lab.volume_labels(catalogue, [uuid], url, actor, create)
+            labels += found
+            if not found:
+                missing.append(catalogue.get_aip(uuid).archival_code or uuid[:8])
+        for ref in boxes:
+            found = lab.box_labels(catalogue, [ref], url, actor, create)
+            labels += found
+            if not found:
+                missing.append(lab.box_contents(catalogue, ref)[0])
     except NotFoundError:
         abort(404)
+    return labels, missing
 
 
 @bp.get("/labels")
@@ -53,34 +74,48 @@ def labels_page():
 @bp.post("/labels/box")
 @requires("print-labels")
 def make_box():
+    catalogue = service().catalogue
     try:
-        box_id = lab.box_into(
-            service().catalogue,
-            request.form.getlist("aip"),
-            request.form.get("code", ""),
-            reader().actor,
+        ref = lab.box_into(
+            catalogue, request.form.getlist("aip"), request.form.get("code", ""), reader().actor
         )
+        lab.token_for(catalogue, "box", lab.box_id(catalogue, ref), reader().actor)
     except DanganError as exc:
-        abort(400, str(exc))
-    return redirect(url_for("labels.sheet", box=box_id))
+        abort(400, public_message(exc))
+    return redirect(url_for("labels.sheet", box=ref))
 
 
-@bp.route("/labels/sheet", methods=["GET", "POST"])
+@bp.get("/labels/sheet")
 @requires("print-labels")
 def sheet():
-    labels = _selected()
-    pdf_url = url_for(
-        "labels.sheet_pdf", aip=request.values.getlist("aip"), box=request.values.getlist("box")
+    """The sheet of the chosen labels that exist; the others are listed, to be made by a
+    POST (a GET never writes)."""
+    aips, boxes = _choice()
+    labels, missing = _sheet(aips, boxes, create=False)
+    pdf_url = url_for("labels.sheet_pdf", aip=aips, box=boxes) if labels and not missing else None
+    return render_template(
+        "label_sheet.html", labels=labels, pdf_url=pdf_url, missing=missing, aips=aips,
+        boxes=boxes,
     )
-    return render_template("label_sheet.html", labels=labels, pdf_url=pdf_url)
+
+
+@bp.post("/labels/sheet")
+@requires("print-labels")
+def make_sheet():
+    """Make the tokens of the chosen volumes and boxes (audited), then show their sheet."""
+    aips, boxes = _choice()
+    _sheet(aips, boxes, create=True)
+    return redirect(url_for("labels.sheet", aip=aips, box=boxes), 303)
 
 
 @bp.get("/labels/sheet.pdf")
 @requires("print-labels")
 def sheet_pdf():
-    data = lab.label_sheet_pdf(_selected())
+    labels, missing = _sheet(*_choice(), create=False)
+    if missing:
+        abort(409, _("所选户卷或档案盒中有尚未生成标签的，请先在标签页生成。"))
     return Response(
-        data,
+        lab.label_sheet_pdf(labels),
         mimetype="application/pdf",
         headers={"Content-Disposition": 'inline; filename="labels.pdf"'},
     )
@@ -95,15 +130,15 @@ def scanned(token: str):
         abort(404)
     service().catalogue.audit(reader().actor, "label-scan", str(target), {"kind": kind})
     if kind == "box":
-        return redirect(url_for("labels.box_page", box_id=target))
+        return redirect(url_for("labels.box_page", ref=target))
     return redirect(url_for("records.household_page", uuid=target))
 
 
-@bp.get("/box/<int:box_id>")
+@bp.get("/box/<ref>")
 @login_required
-def box_page(box_id: int):
+def box_page(ref: str):
     try:
-        code, uuids = lab.box_contents(service().catalogue, box_id)
+        code, uuids = lab.box_contents(service().catalogue, ref)
     except NotFoundError:
         abort(404)
     volumes = []

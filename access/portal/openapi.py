@@ -33,6 +33,17 @@ SCHEMAS: dict[str, Any] = {
             "error": {"type": "integer"},
             "name": {"type": "string"},
             "message": {"type": "string"},
+            "incident": {"type": "string", "description": "internal errors: the log's id"},
+            "damaged": {
+                "type": "object",
+                "description": "409: the file no copy serves intact",
+                "properties": {
+                    "path": {"type": "string"},
+                    "aip": {"type": "string"},
+                    "locations": {"type": "array", "items": {"type": "string"}},
+                    "repair": {"type": "string", "nullable": True},
+                },
+            },
         },
     },
     "Me": {
@@ -266,7 +277,7 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "200": binary,
                     "206": binary,
-                    **_errors(403, 404),
+                    **_errors(403, 404, 409),
                     "416": {"description": "range not satisfiable"},
                 },
             }
@@ -282,7 +293,7 @@ def openapi_document() -> dict[str, Any]:
                             "application/zip": {"schema": {"type": "string", "format": "binary"}}
                         },
                     },
-                    **_errors(403, 404),
+                    **_errors(403, 404, 409),
                 },
             }
         },

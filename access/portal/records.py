@@ -20,6 +20,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
+from access.portal.errors import public_message
 from access.portal.views import login_required, reader, requires, service
 from access.services import Forbidden
 from policies import DanganError, NotFoundError, UsageError
@@ -62,7 +63,9 @@ def disposition(name: str, inline: bool) -> str:
 
 
 def send_file_ref(ref, inline: bool) -> Response:
-    """Stream a verified file, answering single byte ranges with 206."""
+    """Stream a verified file, answering single byte ranges with 206. The stream is opened
+    before the answer starts, so a file no copy serves is refused with a page (409), not a
+    broken download (:class:`storage.retrieval.NoIntactCopy`)."""
     retriever = service().retriever
     headers = {
         "Accept-Ranges": "bytes",
@@ -81,14 +84,14 @@ def send_file_ref(ref, inline: bool) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{ref.size}"
         headers["Content-Length"] = str(end - start)
         return Response(
-            stream_with_context(retriever.stream(ref, start, end)),
+            stream_with_context(retriever.open(ref, start, end)),
             206,
             headers=headers,
             mimetype=mimetype,
         )
     headers["Content-Length"] = str(ref.size)
     return Response(
-        stream_with_context(retriever.stream(ref)), 200, headers=headers, mimetype=mimetype
+        stream_with_context(retriever.open(ref)), 200, headers=headers, mimetype=mimetype
     )
 
 
@@ -154,8 +157,10 @@ def decide_request(request_id: int):
         service().decide_request(reader(), request_id, grant, days, request.form.get("note", ""))
     except NotFoundError:
         abort(404)
-    except (ValueError, DanganError) as exc:
-        flash(str(exc), "error")
+    except ValueError:
+        flash(_("天数须为整数。"), "error")
+    except DanganError as exc:
+        flash(public_message(exc), "error")
     return redirect(url_for("records.requests_page"))
 
 
@@ -176,6 +181,8 @@ def record_decision(uuid: str):
         flash(_("决定已记录。"))
     except NotFoundError:
         abort(404)
-    except (ValueError, DanganError) as exc:
-        flash(str(exc), "error")
+    except ValueError:
+        flash(_("开放日期格式为 YYYY-MM-DD。"), "error")
+    except DanganError as exc:
+        flash(public_message(exc), "error")
     return redirect(url_for("records.aip_page", uuid=uuid))

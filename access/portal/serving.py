@@ -15,6 +15,7 @@ download streams on its own thread without holding new connections back.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -23,6 +24,8 @@ import time
 from typing import Any, NoReturn
 
 from policies import Settings
+
+log = logging.getLogger("dangan.portal")
 
 
 def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
@@ -35,9 +38,11 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     """
     from werkzeug.serving import run_simple
 
-    from access.portal import create_app
+    from access.portal import create_app, logs
 
+    logs.configure(settings)
     app = create_app(settings)   # migrations, secret key: done once, before any fork
+    log.info("portal on %s:%s: process %d, %d worker(s)", host, port, os.getpid(), workers)
     if workers <= 1:
         run_simple(host, port, app, threaded=True, use_reloader=False)
         return
@@ -78,19 +83,19 @@ STALE = 1.0          # seconds after which a connection that sent no request sto
 def _worker(settings: Settings, host: str, port: int, listener: socket.socket,
             alive: int) -> NoReturn:
     """One worker process: its own app on the shared socket, until told to stop."""
-    from access.portal import create_app
+    from access.portal import create_app, logs
 
     code = 0
     try:
+        logs.configure(settings)    # this process's own handler on the home's log file
+        log.info("portal worker %d serving on %s:%s", os.getpid(), host, port)
         signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
         signal.signal(signal.SIGINT, lambda *_: os._exit(0))
         threading.Thread(target=lambda: (os.read(alive, 1), os._exit(0)), daemon=True).start()
         server = _admitting_server(host, port, create_app(settings), listener)
         server.serve_forever(poll_interval=0.5)
     except BaseException:   # noqa: BLE001 - a worker reports and leaves, never returns
-        import traceback
-
-        traceback.print_exc()
+        log.exception("portal worker %d failed", os.getpid())
         code = 1
     os._exit(code)
 

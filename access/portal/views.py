@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from flask_babel import get_locale, gettext as _
 
-from access.models import User
+from access.accounts import session_user
 from access.rules import Reader
 from access.services import AccessService
 
@@ -45,9 +45,9 @@ def _load_user() -> None:
     uid = session.get("uid")
     if uid is None:
         return
-    with service().catalogue.session() as s:      # the account and its grants, one session
-        user = s.get(User, uid)
-        if user is None or user.disabled or user.session_version != session.get("sv"):
+    with service().catalogue.session() as s:      # session, account and grants: one session
+        user = session_user(s, uid, session.get("sid"))
+        if user is None or user.session_version != session.get("sv"):
             session.clear()
         else:
             g.user = user

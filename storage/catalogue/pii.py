@@ -107,6 +107,7 @@ class PiiVault:
             raise ConfigError("the PII key must be 32 bytes")
         self._aead = AESGCM(_derive(key, b"dangan pii encryption v1"))
         self._lookup_key = _derive(key, b"dangan pii lookup v1")
+        self._text_key = _derive(key, b"dangan audited text v1")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PiiVault:
@@ -144,6 +145,15 @@ class PiiVault:
         """The keyed hash a value is found by (HMAC-SHA256, hex)."""
         return hmac.new(self._lookup_key, _normalise(value).encode("utf-8"),
                         hashlib.sha256).hexdigest()
+
+    def text_hash(self, text: str) -> str:
+        """The keyed hash under which a text typed by staff (a search) is audited
+        (HMAC-SHA256, hex): equal texts give equal hashes, so the entries of one search can
+        be found again by whoever holds the key, but the text is not in the log. Its key is
+        not the lookup key: an audited search cannot be joined to ``pii_values`` without it.
+        """
+        normal = " ".join(_normalise(text).split())
+        return hmac.new(self._text_key, normal.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

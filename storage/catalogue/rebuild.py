@@ -525,4 +525,4 @@ def source_location(settings: Settings, name_or_url: str) -> Location:
 
 
 __all__ = ["Difference", "RebuildReport", "Rebuilder", "StoredAip", "compare_catalogues",
-           "count_aips", "documents_plugin", "read_stored_aip", "rebuild", "source_location"]
+           "count_aips", "documents_plugin", "read_stored_aip", "rebuild_catalogue", "source_location"]

@@ -25,6 +25,7 @@ _API = {
     "write_copies": "replication",
     # retrieval
     "FileRef": "retrieval",
+    "NoIntactCopy": "retrieval",
     "Retriever": "retrieval",
     # worm
     "AppliedLock": "worm",
@@ -44,7 +45,7 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
         CopyAction, LocationSet, ReplicationReport, Replicator, expected_of_aip, record_class,
         record_copy_failure, storage_status, write_copies,
     )
-    from storage.copies.retrieval import FileRef, Retriever
+    from storage.copies.retrieval import FileRef, NoIntactCopy, Retriever
     from storage.copies.worm import (
         AppliedLock, RetentionLockRecord, WormSettings, deletion_refusal, guard_deletion,
         lock_for, record_locks,

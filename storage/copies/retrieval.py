@@ -3,23 +3,62 @@
 Every byte handed out is hashed as it streams; at the end the digest must equal the one in
 the catalogue, or the read is an error — never a silently wrong file. A copy that fails (an
 error, a missing object, a digest mismatch) is skipped for the next copy, and what happened
-is recorded as a PREMIS event.
+is recorded as a PREMIS event and an audit-log entry.
+
+Verification is per file: a copy an audit found damaged still serves its intact files, and a
+file is refused (:class:`NoIntactCopy`) only when no copy of *that file* reads intact. Copies
+are tried nearest first, those known to hold the file damaged (the latest full audit of the
+copy, or a failed read since) last; a file known damaged in every copy is refused without
+reading it again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import uuid as uuidlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
-from policies import FixityError, NotFoundError, Settings, StorageError, load_storage_policy
+from sqlalchemy import select
+
+from policies import (
+    ConfigError,
+    FixityError,
+    NotFoundError,
+    Settings,
+    StorageError,
+    load_storage_policy,
+)
 from storage.catalogue import models
 from storage.catalogue import Catalogue, utcnow
 from storage.aip import CHUNK
+from storage.fixity import CopyCheck
 from storage.locations import Location, open_location
+
+#: audit findings that mean a copy cannot serve the file
+DAMAGE_KINDS = frozenset({"changed", "truncated", "missing", "unreadable", "tag-altered"})
+RETRIEVAL = "retrieval of "   # how the PREMIS events of failed reads begin
+#: the copy states a file may still be read from, best first (every byte is verified anyway)
+READABLE = ("verified", "damaged", "missing")
+
+
+class NoIntactCopy(FixityError):
+    """No copy of one file reads intact: each is damaged, missing or unreadable.
+
+    Attributes:
+        aip_uuid, path: the file.
+        failures: one line per copy tried (``location: what happened``).
+        known: the damage was on record already (nothing was read this time).
+    """
+
+    def __init__(self, aip_uuid: str, path: str, failures: list[str], known: bool = False):
+        super().__init__(f"{aip_uuid}/{path}: no copy could be read intact: "
+                         + "; ".join(failures), path=path)
+        self.aip_uuid, self.failures, self.known = aip_uuid, failures, known
 
 
 @dataclass(frozen=True)
@@ -63,45 +102,113 @@ class Retriever:
             try:
                 return sorted(i.path for i in self.location(copy.location).list_files(aip_uuid)
                               if "/" not in i.path)
-            except StorageError:
+            except (StorageError, ConfigError):
                 continue
         raise StorageError(f"AIP {aip_uuid}: no readable copy")
 
-    def _copies(self, aip_uuid: str) -> list[models.Copy]:
-        copies = [c for c in self.catalogue.copies_of(aip_uuid) if c.status == "verified"]
+    def _copies(self, aip_uuid: str, path: str | None = None,
+                damage: dict[str, set[str]] | None = None) -> list[models.Copy]:
+        """The copies to read ``path`` from, in order: the policy's nearest first, copies
+        an audit found damaged after those it found intact, and copies known to hold this
+        file damaged last."""
+        copies = [c for c in self.catalogue.copies_of(aip_uuid) if c.status in READABLE]
         if not copies:
-            raise NotFoundError(f"AIP {aip_uuid} has no verified copy")
+            raise NotFoundError(f"AIP {aip_uuid} has no stored copy")
+        damage = damage or {}
         # the storage policy lists locations nearest first: try them in that order
         order = {spec.name: index for index, spec in enumerate(self.policy.locations)}
-        return sorted(copies, key=lambda c: (order.get(c.location, len(order)), c.location))
+        return sorted(copies, key=lambda c: (path in damage.get(c.location, ()),
+                                             READABLE.index(c.status),
+                                             order.get(c.location, len(order)), c.location))
 
-    def stream(self, ref: FileRef, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    def known_damage(self, aip_uuid: str) -> dict[str, set[str]]:
+        """Location -> the paths known damaged there: the findings of the copy's latest full
+        audit when it failed, and the files whose read failed since that audit."""
+        with self.catalogue.session() as s:
+            latest: dict[str, CopyCheck] = {}
+            for check in s.scalars(select(CopyCheck).where(
+                    CopyCheck.aip_uuid == aip_uuid, CopyCheck.depth == "full",
+                    CopyCheck.outcome != "error").order_by(CopyCheck.finished_at)):
+                latest[check.location] = check
+            failed_reads = list(s.scalars(select(models.Event).where(
+                models.Event.aip_uuid == aip_uuid, models.Event.type == "fixity check",
+                models.Event.outcome == "fail", models.Event.detail.startswith(RETRIEVAL))))
+        damage: dict[str, set[str]] = {}
+        for location, check in latest.items():
+            if check.outcome == "fail":
+                damage[location] = {f["path"] for f in check.findings or []
+                                    if f.get("kind") in DAMAGE_KINDS and f.get("path")}
+        for event in failed_reads:
+            check = latest.get(event.location or "")
+            if check is None or _aware(event.at) > _aware(check.finished_at):
+                damage.setdefault(event.location or "", set()).update(event.files or [])
+        return damage
+
+    def damaged_everywhere(self, aip_uuid: str, damage: dict[str, set[str]] | None = None
+                           ) -> set[str]:
+        """The paths of an AIP known damaged in every copy it has (none can serve them)."""
+        damage = self.known_damage(aip_uuid) if damage is None else damage
+        copies = [c for c in self.catalogue.copies_of(aip_uuid) if c.status in READABLE]
+        if not copies:
+            return set()
+        return set.intersection(*(damage.get(c.location, set()) for c in copies))
+
+    def open(self, ref: FileRef, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Like :meth:`stream`, but the file is refused before anything is sent: a file
+        known damaged in every copy at once, a file of one chunk once every copy was
+        read, a larger one once a copy gave its first chunk intact so far.
+
+        Raises:
+            NoIntactCopy: no copy serves the file (the failures are recorded).
+        """
+        damage = self.known_damage(ref.aip_uuid)
+        if ref.path in self.damaged_everywhere(ref.aip_uuid, damage):
+            where = sorted(loc for loc, paths in damage.items() if ref.path in paths)
+            raise NoIntactCopy(ref.aip_uuid, ref.path,
+                               [f"{loc}: known damaged" for loc in where], known=True)
+        chunks = self.stream(ref, start, end, damage)
+        try:
+            first = next(chunks)
+        except StopIteration:
+            return iter(())
+        return itertools.chain([first], chunks)
+
+    def stream(self, ref: FileRef, start: int = 0, end: int | None = None,
+               damage: dict[str, set[str]] | None = None) -> Iterator[bytes]:
         """Yield the bytes of a file (or of ``start``..``end``), from the first good copy.
 
         A whole-file read is verified: the last chunk is held back until the digest matched,
         and a mismatch raises :class:`FixityError` instead of completing the read. A range
-        cannot be checked against the whole file's digest; it is served as stored.
+        cannot be checked against the whole file's digest; it is served as stored, from a
+        copy not known to hold the file damaged when there is one.
         """
         whole = start == 0 and (end is None or end >= ref.size)
         failures: list[str] = []
-        for copy in self._copies(ref.aip_uuid):
-            location = self.location(copy.location)
+        sent = False
+        for copy in self._copies(ref.aip_uuid, ref.path, damage):
             try:
-                if whole:
-                    yield from self._verified(location, ref)
-                else:
-                    with location.open(ref.aip_uuid, ref.path, start, end) as stream:
-                        while chunk := stream.read(CHUNK):
-                            yield chunk
+                location = self.location(copy.location)
+                chunks = (self._verified(location, ref) if whole
+                          else self._range(location, ref, start, end))
+                for chunk in chunks:
+                    sent = True
+                    yield chunk
                 return
-            except _CopyFailed as exc:
+            except NoIntactCopy:
+                raise       # bytes were sent already: another copy cannot continue them
+            except (_CopyFailed, StorageError, ConfigError) as exc:
                 failures.append(f"{copy.location}: {exc}")
                 self._record_failure(ref, copy.location, str(exc))
-            except StorageError as exc:
-                failures.append(f"{copy.location}: {exc}")
-                self._record_failure(ref, copy.location, str(exc))
-        raise FixityError(f"{ref.aip_uuid}/{ref.path}: no copy could be read intact: "
-                          + "; ".join(failures), path=ref.path)
+                if sent:    # the read broke off part way: the answer cannot be completed
+                    raise NoIntactCopy(ref.aip_uuid, ref.path, failures) from exc
+        raise NoIntactCopy(ref.aip_uuid, ref.path, failures)
+
+    @staticmethod
+    def _range(location: Location, ref: FileRef, start: int, end: int | None
+               ) -> Iterator[bytes]:
+        with location.open(ref.aip_uuid, ref.path, start, end) as stream:
+            while chunk := stream.read(CHUNK):
+                yield chunk
 
     def _verified(self, location: Location, ref: FileRef) -> Iterator[bytes]:
         digest = hashlib.sha256()
@@ -122,8 +229,7 @@ class Retriever:
                        f"{ref.sha256} (size {ref.size})")
             if emitted:
                 self._record_failure(ref, location.name, message)
-                raise FixityError(f"{ref.aip_uuid}/{ref.path}: {message}", path=ref.path,
-                                  algorithm="sha256", expected=ref.sha256, actual=actual)
+                raise NoIntactCopy(ref.aip_uuid, ref.path, [f"{location.name}: {message}"])
             raise _CopyFailed(message)
         if held is not None:
             yield held
@@ -141,10 +247,10 @@ class Retriever:
         partial = out.with_name(f".{out.name}.partial")
         failures: list[str] = []
         try:
-            for copy in self._copies(ref.aip_uuid):
+            for copy in self._copies(ref.aip_uuid, ref.path, self.known_damage(ref.aip_uuid)):
                 try:
                     size, actual = self._copy_to(self.location(copy.location), ref, partial)
-                except StorageError as exc:
+                except (StorageError, ConfigError) as exc:
                     message = str(exc)
                 else:
                     if size == ref.size and actual == ref.sha256:
@@ -156,8 +262,7 @@ class Retriever:
                 self._record_failure(ref, copy.location, message)
         finally:
             partial.unlink(missing_ok=True)
-        raise FixityError(f"{ref.aip_uuid}/{ref.path}: no copy could be read intact: "
-                          + "; ".join(failures), path=ref.path)
+        raise NoIntactCopy(ref.aip_uuid, ref.path, failures)
 
     @staticmethod
     def _copy_to(location: Location, ref: FileRef, target: Path) -> tuple[int, str]:
@@ -171,12 +276,21 @@ class Retriever:
         return size, digest.hexdigest()
 
     def _record_failure(self, ref: FileRef, location: str, message: str) -> None:
+        """A failed read of one copy: a PREMIS event (the file is then known damaged there
+        until the copy's next full audit) and an entry in the audit log auditors read."""
+        event_id = str(uuidlib.uuid4())
         with self.catalogue.session() as s:
-            s.add(models.Event(id=str(uuidlib.uuid4()), aip_uuid=ref.aip_uuid, type="fixity check",
+            s.add(models.Event(id=event_id, aip_uuid=ref.aip_uuid, type="fixity check",
                                at=utcnow(), outcome="fail",
-                               detail=f"retrieval of {ref.path} from {location}",
+                               detail=f"{RETRIEVAL}{ref.path} from {location}",
                                outcome_detail=message, agents=[], files=[ref.path],
                                location=location))
+            self.catalogue.append_audit(s, "dangan", "retrieval-failed", ref.aip_uuid, {
+                "path": ref.path, "location": location, "event": event_id})
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class _CopyFailed(Exception):

@@ -16,7 +16,7 @@ _API = {
     "premis_xml": "premis",
     "build_report": "report", "write_reports": "report",
     "apikeys": "apikeys", "models": "models", "scan": "scan",
-    "AuditAnchor": "models", "CopyCheck": "models",
+    "AuditAnchor": "models", "CopyCheck": "models", "RepairRequest": "models",
 }
 
 __all__ = sorted(_API)
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.fixity import apikeys, models, scan
     from storage.fixity.audit import Auditor, AuditRequest, AuditResult
     from storage.fixity.compare import Finding
-    from storage.fixity.models import AuditAnchor, CopyCheck
+    from storage.fixity.models import AuditAnchor, CopyCheck, RepairRequest
     from storage.fixity.premis import premis_xml
     from storage.fixity.records import CheckOutcome, as_utc, describe_findings, summarise_kinds
     from storage.fixity.repair import Repairer, RepairResult

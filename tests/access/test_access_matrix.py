@@ -228,7 +228,7 @@ def test_auditor_sees_events_and_digests_without_content(client_for, holding):
 
 
 def test_every_access_to_restricted_material_is_audited(client_for, holding):
-    from storage.catalogue import Catalogue
+    from storage.catalogue.database import Catalogue
     from storage.catalogue.models import AuditEntry
     from sqlalchemy import select
 
@@ -292,10 +292,12 @@ def test_staff_searches_showing_restricted_records_are_audited(holding):
     archivist = Reader("archivist", "auditing-archivist")
 
     def entries(query: str) -> list[dict]:
+        keyed = service.vault.text_hash(query)
         with service.catalogue.session() as s:
-            return [e.detail for e in s.scalars(select(AuditEntry).where(
-                AuditEntry.actor == "auditing-archivist", AuditEntry.object == query,
-                AuditEntry.action == "search-restricted").order_by(AuditEntry.seq))]
+            rows = s.scalars(select(AuditEntry).where(
+                AuditEntry.actor == "auditing-archivist",
+                AuditEntry.action == "search-restricted").order_by(AuditEntry.seq))
+            return [e.detail for e in rows if e.detail.get("query_hmac") == keyed]
 
     head = HOUSEHOLDS[0].head
     result = service.search(archivist, head)
@@ -309,3 +311,55 @@ def test_staff_searches_showing_restricted_records_are_audited(holding):
     opened = service.search(archivist, "光伏")      # only the county document, opened early
     assert opened.hits and all(h.aip_uuid == holding.general for h in opened.hits)
     assert entries("光伏") == []
+
+
+def test_audited_staff_searches_keep_no_id_number_or_name(holding):
+    """The audit log cannot be erased: a staff search is kept masked, with a keyed hash that
+    finds equal searches again (and cannot be joined to the catalogue's ID-number hashes)."""
+    from sqlalchemy import select
+
+    from access.rules import Reader
+    from access.services import AccessService
+    from storage.catalogue.models import AuditEntry
+    from storage.catalogue.pii import PiiValue
+
+    service = AccessService(holding.settings)
+    archivist = Reader("archivist", "searching-archivist")
+    household = HOUSEHOLDS[0]
+    # full ID numbers are not searchable text, but a query may still carry one
+    with_number = f"{household.head} -{household.id_number}"
+    other = f"{household.head} -110101199003071234"    # someone else's number
+    queries = (with_number, household.head, f"{household.head} 申请书", with_number, other)
+    for query in queries:
+        result = service.search(archivist, query)
+        assert any(h.aip_uuid == holding.restricted for h in result.hits), query
+    with service.catalogue.session() as s:
+        logged = list(s.scalars(select(AuditEntry).where(
+            AuditEntry.actor == "searching-archivist").order_by(AuditEntry.seq)))
+        lookups = set(s.scalars(select(PiiValue.lookup)))
+    assert len(logged) == 5
+    text = " ".join(f"{e.object} {e.detail}" for e in logged)
+    assert household.id_number not in text and household.head not in text
+    assert "110101199003071234" not in text
+    assert logged[0].object == "×× -××"     # the number masked, then the record's own value
+    assert logged[1].object == "××" and logged[2].object == "×× 申请书"
+    assert logged[4].object == "×× -110101********1234"
+    hashes = [e.detail["query_hmac"] for e in logged]
+    assert hashes[0] == hashes[3] and len(set(hashes)) == 4
+    assert not set(hashes) & lookups
+
+
+def test_cli_finds_audited_searches_by_their_text(holding, cli):
+    import json
+
+    from access.rules import Reader
+    from access.services import AccessService
+
+    service = AccessService(holding.settings)
+    head = HOUSEHOLDS[0].head          # a restricted household: its searches are audited
+    service.search(Reader("archivist", "cli-searcher"), f"{head}  ")
+    result = cli("--home", holding.settings.home, "access", "searched", head, "--json")
+    assert result.code == 0, result.err
+    found = json.loads(result.out)["entries"]
+    assert any(e["actor"] == "cli-searcher" and head not in e["query"] for e in found)
+    assert cli("--home", holding.settings.home, "access", "searched", "从未检索过的词").code == 1

@@ -194,3 +194,140 @@ def test_cli_user_commands(cli, monkeypatch):
     bad = cli("user", "add", "wang", "--role", "researcher", "--password-env", "SHORT_PW")
     assert bad.code == 2 and "10 characters" in bad.err
     assert cli("user", "add", "zhao", "--role", "superuser", "--password-env", "NEW_PW").code == 2
+
+
+def _client_at(app, address: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def _login(client, username: str, password: str):
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": _token(client)},
+    )
+
+
+def test_a_lockout_aimed_at_a_colleague_does_not_lock_them_out(app, holding):
+    from access import accounts
+    from access.services import AccessService
+
+    accounts.add_user(AccessService(holding.settings).catalogue, "colleague", PASSWORD, "archivist")
+    attacker = _client_at(app, "10.66.0.1")
+    for _ in range(5):
+        assert _login(attacker, "colleague", "wrong password!").status_code == 401
+    # the attacker's client is throttled for that name, the right password included
+    refused = _login(attacker, "colleague", PASSWORD)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    # the colleague, at their own machine, signs in
+    colleague = _client_at(app, "10.20.0.7")
+    assert _login(colleague, "colleague", PASSWORD).status_code == 302
+    assert colleague.get("/api/v1/me").get_json()["username"] == "colleague"
+    assert _login(attacker, "colleague", PASSWORD).status_code == 429   # still throttled
+
+
+def test_one_client_trying_many_names_is_throttled(app, holding):
+    from access import accounts
+    from access.services import AccessService
+
+    accounts.add_user(AccessService(holding.settings).catalogue, "sprayed", PASSWORD, "researcher")
+    sprayer = _client_at(app, "10.66.0.2")
+    for n in range(20):
+        assert _login(sprayer, f"guess{n:02d}", "Password123!").status_code == 401
+    assert _login(sprayer, "sprayed", PASSWORD).status_code == 429
+    assert _login(_client_at(app, "10.20.0.8"), "sprayed", PASSWORD).status_code == 302
+
+
+def test_failures_from_many_clients_cap_an_account_except_from_its_own_clients(holding):
+    from datetime import datetime, timedelta, timezone
+
+    from access import accounts
+    from access.services import AccessService
+
+    catalogue = AccessService(holding.settings).catalogue
+    accounts.add_user(catalogue, "targeted", PASSWORD, "researcher")
+    throttle = accounts.Throttle(max_failures_per_account=6)
+    start = datetime.now(timezone.utc) - timedelta(minutes=5)
+    accounts.authenticate(catalogue, "targeted", PASSWORD, "10.20.0.9", throttle, now=start)
+    for n in range(6):  # a botnet: one try from each of six addresses
+        with pytest.raises(accounts.LoginRefused):
+            accounts.authenticate(catalogue, "targeted", "wrong password!", f"10.77.0.{n}",
+                                  throttle, now=start + timedelta(seconds=n + 1))
+    with pytest.raises(accounts.LoginThrottled):
+        accounts.authenticate(catalogue, "targeted", PASSWORD, "10.77.1.1", throttle)
+    # the address the user signed in from before keeps its own limits
+    assert accounts.authenticate(catalogue, "targeted", PASSWORD, "10.20.0.9", throttle)
+
+
+def test_logout_ends_the_session_for_a_copied_cookie(app):
+    client = _client_at(app, "10.20.0.10")
+    assert _login(client, "researcher", PASSWORD).status_code == 302
+    copied = app.test_client()
+    cookie = client.get_cookie("session")
+    copied.set_cookie("session", cookie.value)
+    assert copied.get("/api/v1/me").get_json()["username"] == "researcher"
+    token = _token(client, "/account")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/api/v1/me").get_json()["username"] is None
+    assert copied.get("/api/v1/me").get_json()["username"] is None   # the copy is dead too
+    assert copied.get("/account").status_code == 302                 # back to the login page
+
+
+def test_a_new_signed_in_session_id_each_login_and_the_old_one_ends(app):
+    client = _client_at(app, "10.20.0.11")
+    assert _login(client, "auditor", PASSWORD).status_code == 302
+    first = client.get_cookie("session").value
+    assert _login(client, "auditor", PASSWORD).status_code == 302
+    stale = app.test_client()
+    stale.set_cookie("session", first)
+    assert stale.get("/api/v1/me").get_json()["username"] is None
+    assert client.get("/api/v1/me").get_json()["username"] == "auditor"
+
+
+def test_new_users_default_to_the_least_privileged_role(client_for):
+    admin = client_for("admin")
+    form = admin.get("/admin/users").get_data(as_text=True)
+    add_form = form[form.index('value="add"'):]
+    selected = re.search(r'<option value="(\w+)" selected>', add_form).group(1)
+    assert selected == "researcher"
+    # granting admin is a deliberate choice: without the confirmation nothing is created
+    refused = admin.post(
+        "/admin/users",
+        data={"action": "add", "username": "hasty", "password": "long enough pw", "role": "admin"},
+    )
+    assert refused.status_code == 400 and "hasty" not in admin.get("/admin/users").get_data(
+        as_text=True
+    )
+    made = admin.post(
+        "/admin/users",
+        data={"action": "add", "username": "chosen", "password": "long enough pw",
+              "role": "admin", "confirm_admin": "1"},
+    )
+    assert made.status_code == 302
+    # a form without a role makes the least privileged account
+    admin.post("/admin/users",
+               data={"action": "add", "username": "plain", "password": "long enough pw"})
+    app = admin.application
+    from access import accounts
+
+    catalogue = app.extensions["dangan"]["catalogue"]
+    assert accounts.get_user(catalogue, "chosen").role == "admin"
+    assert accounts.get_user(catalogue, "plain").role == "researcher"
+
+
+def test_making_an_existing_user_admin_asks_for_confirmation(client_for, holding):
+    from access import accounts
+
+    admin = client_for("admin")
+    catalogue = admin.application.extensions["dangan"]["catalogue"]
+    accounts.add_user(catalogue, "promoted", PASSWORD, "archivist")
+    asked = admin.post("/admin/users",
+                       data={"action": "role", "username": "promoted", "role": "admin"})
+    assert asked.status_code == 200 and 'name="confirm_admin" value="1"' in asked.get_data(
+        as_text=True
+    )
+    assert accounts.get_user(catalogue, "promoted").role == "archivist"
+    admin.post("/admin/users", data={"action": "role", "username": "promoted", "role": "admin",
+                                     "confirm_admin": "1"})
+    assert accounts.get_user(catalogue, "promoted").role == "admin"

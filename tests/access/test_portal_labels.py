@@ -13,9 +13,9 @@ def test_label_sheet_pdf_and_page_carry_only_opaque_tokens(client_for, holding, 
     from pdfminer.high_level import extract_text
 
     archivist = client_for("archivist")
-    page = archivist.get(
-        "/labels/sheet", query_string={"aip": [holding.restricted, holding.opened]}
-    )
+    made = archivist.post("/labels/sheet", data={"aip": [holding.restricted, holding.opened]})
+    assert made.status_code == 303
+    page = archivist.get(made.headers["Location"])
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert html.count("<svg") >= 2 and HOUSEHOLDS[0].code in html
@@ -29,7 +29,7 @@ def test_label_sheet_pdf_and_page_carry_only_opaque_tokens(client_for, holding, 
     assert HOUSEHOLDS[0].code in text
     assert not [s for s in SECRETS if s in text or s in html]
     from access.labels import resolve
-    from storage.catalogue import Catalogue
+    from storage.catalogue.database import Catalogue
 
     catalogue = Catalogue.open(holding.settings)
     found = {resolve(catalogue, t) for t in tokens}
@@ -39,7 +39,7 @@ def test_label_sheet_pdf_and_page_carry_only_opaque_tokens(client_for, holding, 
 
 def test_scanning_requires_login_then_opens_the_household(client_for, holding):
     from access.labels import token_for
-    from storage.catalogue import Catalogue
+    from storage.catalogue.database import Catalogue
 
     token = token_for(Catalogue.open(holding.settings), "volume", holding.restricted, "test")
     anonymous = client_for("public").get(f"/q/{token}")
@@ -64,9 +64,9 @@ def test_box_of_volumes_and_its_label(client_for, holding):
     token = re.search(r"/q/([A-Za-z0-9_-]+)", sheet.get_data(as_text=True)).group(1)
     opened = client_for("public").get(f"/q/{token}")
     assert "/login" in opened.headers["Location"]
-    box = client_for("researcher").get(
-        client_for("researcher").get(f"/q/{token}").headers["Location"]
-    )
+    box_url = client_for("researcher").get(f"/q/{token}").headers["Location"]
+    assert re.search(r"/box/[A-Za-z0-9_-]{16}$", box_url)   # a random reference, not an id
+    box = client_for("researcher").get(box_url)
     body = box.get_data(as_text=True)
     assert box.status_code == 200 and HOUSEHOLDS[0].code in body
     assert not [s for s in SECRETS if s in body]
@@ -88,3 +88,110 @@ def test_cli_labels(cli, holding, tmp_path, monkeypatch):
     )
     assert result.code == 0 and out.read_bytes()[:4] == b"%PDF"
     assert cli("--home", holding.settings.home, "labels", holding.restricted, "-o", out).code == 2
+
+
+def _audit_count(holding) -> int:
+    from sqlalchemy import func, select
+
+    from storage.catalogue import models as m
+    from storage.catalogue.database import Catalogue
+
+    with Catalogue.open(holding.settings).session() as s:
+        return s.scalar(select(func.count()).select_from(m.AuditEntry))
+
+
+def _tokens_of(holding, uuid: str) -> int:
+    from sqlalchemy import func, select
+
+    from access.models import LabelToken
+    from storage.catalogue.database import Catalogue
+
+    with Catalogue.open(holding.settings).session() as s:
+        return s.scalar(
+            select(func.count()).select_from(LabelToken).where(LabelToken.aip_uuid == uuid)
+        )
+
+
+def test_a_get_of_the_sheet_writes_nothing_tokens_are_made_by_a_post(client_for, holding):
+    from access.labels import existing_token, revoke_token, token_for
+    from access.portal import create_app
+    from storage.catalogue.database import Catalogue
+
+    archivist = client_for("archivist")
+    catalogue = Catalogue.open(holding.settings)
+    # a volume without a live label: revoke any earlier test's token
+    while (token := existing_token(catalogue, "volume", holding.general)) is not None:
+        revoke_token(catalogue, token, "test")
+    tokens, entries = _tokens_of(holding, holding.general), _audit_count(holding)
+    page = archivist.get("/labels/sheet", query_string={"aip": holding.general})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "/q/" not in html and 'id="make-labels"' in html
+    assert archivist.get("/labels/sheet.pdf", query_string={"aip": holding.general}
+                         ).status_code == 409
+    assert (_tokens_of(holding, holding.general), _audit_count(holding)) == (tokens, entries)
+    # the POST needs the CSRF token (the portal of this test has CSRF off: check another)
+    strict = create_app(holding.settings, {"TESTING": True}).test_client()
+    strict.application.test_login(strict, "archivist", username="archivist")
+    assert strict.post("/labels/sheet", data={"aip": holding.general}).status_code == 400
+    assert _tokens_of(holding, holding.general) == tokens
+    made = archivist.post("/labels/sheet", data={"aip": holding.general})
+    assert made.status_code == 303 and _tokens_of(holding, holding.general) == tokens + 1
+    shown = archivist.get(made.headers["Location"]).get_data(as_text=True)
+    assert "/q/" in shown and 'id="make-labels"' not in shown
+    assert archivist.get("/labels/sheet.pdf", query_string={"aip": holding.general}
+                         ).status_code == 200
+    again = archivist.post("/labels/sheet", data={"aip": holding.general})   # reused, not new
+    assert again.status_code == 303 and _tokens_of(holding, holding.general) == tokens + 1
+    assert token_for(catalogue, "volume", holding.general, "t") == existing_token(
+        catalogue, "volume", holding.general
+    )
+
+
+def test_boxes_have_random_references_not_sequential_ids(client_for, holding):
+    from sqlalchemy import select
+
+    from access.labels import box_contents, box_into, list_boxes
+    from access.models import Box
+    from storage.catalogue.database import Catalogue
+
+    catalogue = Catalogue.open(holding.settings)
+    first = box_into(catalogue, [], "随机盒-1", "test")
+    second = box_into(catalogue, [], "随机盒-2", "test")
+    assert first != second and len(first) == 16 and not first.isdigit()
+    assert box_contents(catalogue, first)[0] == "随机盒-1"
+    assert {b["ref"] for b in list_boxes(catalogue)} >= {first, second}
+    researcher = client_for("researcher")
+    assert researcher.get(f"/box/{first}").status_code == 200
+    with catalogue.session() as s:
+        ident = s.scalars(select(Box.id).where(Box.ref == first)).one()
+    assert researcher.get(f"/box/{ident}").status_code == 404   # the id opens nothing
+
+
+def test_boxes_made_before_references_keep_working(tmp_path):
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    from access.labels import box_contents, resolve
+    from storage.catalogue.database import MIGRATIONS, Catalogue
+
+    catalogue = Catalogue(f"sqlite:///{tmp_path / 'old.db'}")
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with catalogue.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0008")
+    with catalogue.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO boxes (id, code, created_by, created_at) "
+            "VALUES (1, '旧盒01', 'x', '2025-01-01 00:00:00'), "
+            "(2, '旧盒02', 'x', '2025-01-01 00:00:00')"))
+        connection.execute(text(
+            "INSERT INTO label_tokens (token, kind, box_id, created_by, created_at) "
+            "VALUES ('printed-label-token-0001', 'box', 1, 'x', '2025-01-01 00:00:00')"))
+    catalogue.upgrade()
+    kind, ref = resolve(catalogue, "printed-label-token-0001")   # the printed label still works
+    assert kind == "box" and len(ref) == 16 and box_contents(catalogue, ref)[0] == "旧盒01"
+    with catalogue.engine.connect() as connection:
+        refs = [r for (r,) in connection.execute(text("SELECT ref FROM boxes ORDER BY id"))]
+    assert len(set(refs)) == 2 and all(refs)

@@ -156,3 +156,81 @@ def test_a_silent_connection_does_not_hold_a_worker(monkeypatch) -> None:
         silent.close()
         server.shutdown()
         server.server_close()
+
+
+def _wait_for(predicate, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_serve_logs_errors_with_tracebacks_in_the_home_from_every_worker(home) -> None:
+    """``dangan serve`` makes ``$DANGAN_HOME/logs``; each worker writes there, an unexpected
+    error goes there with its traceback under the incident id the answer names, and the
+    request lines on standard error keep no searched words."""
+    import json
+
+    from sqlalchemy import text
+
+    from storage.catalogue.database import Catalogue
+
+    log = home.home / "logs" / "dangan.log"
+    assert not log.parent.exists()
+    port = _free_port()
+    env = {**os.environ, "DANGAN_HOME": str(home.home)}
+    server = subprocess.Popen([sys.executable, "-m", "dangan", "serve", "--port", str(port),
+                               "--workers", "2"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        def started() -> list[str]:
+            text = log.read_text(encoding="utf-8") if log.exists() else ""
+            return [line for line in text.splitlines() if "portal worker" in line]
+
+        assert _wait_for(lambda: len(started()) == 2), log.read_text() if log.exists() else ""
+        workers = {int(line.split()[2]) for line in started()}
+        assert workers == set(_children(server.pid))          # written by the workers
+        assert log.stat().st_mode & 0o077 == 0
+        catalogue = Catalogue(home.get("catalogue", "url"))
+        with catalogue.engine.begin() as connection:         # every search fails from now on
+            connection.execute(text("DROP TABLE search_access"))
+        catalogue.engine.dispose()
+        searched = "630121195402144291 张三"
+        query = urllib.request.quote(searched)
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/search?q={query}", timeout=30)
+            raise AssertionError("the search should have failed")
+        except urllib.error.HTTPError as error:
+            assert error.code == 503
+            answer = json.loads(error.read())
+        assert "search_access" not in json.dumps(answer)
+        incident = answer["incident"]
+        assert _wait_for(lambda: incident in log.read_text(encoding="utf-8"))
+        text = log.read_text(encoding="utf-8")
+        after = text[text.index(incident):]
+        assert "Traceback (most recent call last)" in after and "search_access" in after
+        assert {int(line.split()[2]) for line in text.splitlines() if incident in line} <= workers
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+        stderr = server.stderr.read().decode(errors="replace")
+        assert "/api/v1/search?q=[redacted]" in stderr
+        assert query not in stderr and "630121195402144291" not in stderr
+        assert "630121195402144291" not in text and query not in text
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+
+
+def test_request_lines_keep_paths_and_names_not_searched_values() -> None:
+    from access.portal.logs import redact
+
+    line = ('"GET /search?q=%E5%BC%A0%E4%B8%89&village=%E4%B8%89%E6%9D%91&page=2&sort=date'
+            '&api_key=0123abcd HTTP/1.1" 200 -')
+    assert redact(line) == ('"GET /search?q=[redacted]&village=[redacted]&page=2&sort=date'
+                            '&api_key=[redacted] HTTP/1.1" 200 -')
+    nested = '"GET /login?next=/search%3Fq%3D630121195402144291 HTTP/1.1" 200 -'
+    assert "630121" not in redact(nested) and "/login?next=[redacted]" in redact(nested)
+    assert redact('"GET /aip/x/file/data/objects/a.pdf HTTP/1.1" 200 -').endswith("200 -")

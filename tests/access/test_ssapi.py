@@ -26,7 +26,7 @@ from fixity_support import (
     write_policy,
 )
 
-from storage.catalogue import Catalogue
+from storage.catalogue.database import Catalogue
 from storage.fixity import apikeys
 from storage.fixity.models import ApiKey, CopyCheck
 
@@ -190,3 +190,21 @@ def _cli_log(repo) -> str:
     from storage.catalogue.auditlog import recent_entries
 
     return json.dumps(recent_entries(Catalogue.open(repo.settings), 1000), default=str)
+
+
+def test_answers_carry_no_server_paths_or_storage_urls(api, repo):
+    uuid = repo.uuids[0]
+    listed = api("/api/v2/file/").get_data(as_text=True)
+    detail = api(f"/api/v2/file/{uuid}/").get_json()
+    assert detail["current_path"] == f"{uuid}/" and detail["current_full_path"] == f"{uuid}/"
+    assert detail["current_location"].startswith("/api/v2/location/")
+    assert {c["location"] for c in detail["dangan_copies"]} == {"a", "b"}
+    # a copy that cannot be read: the check's messages quote the folder; the answer must not
+    store = repo.store("a")
+    target = store.file(uuid, payload_file(store, uuid))
+    target.unlink()
+    target.mkdir()
+    checked = api(f"/api/v2/file/{uuid}/check_fixity/").get_data(as_text=True)
+    assert json.loads(checked)["success"] is False
+    for answer in (listed, json.dumps(detail), checked):
+        assert str(repo.home) not in answer and "file://" not in answer
