@@ -48,6 +48,26 @@ class _LazyGroup(click.Group):
 def cli(ctx: click.Context, home: Path | None) -> None:
     """Dangan (档案): an OAIS digital-preservation repository."""
     ctx.obj = load_settings(home)
+    ctx.call_on_close(lambda: _anchor_audit_log(ctx.obj))
+
+
+def _anchor_audit_log(settings) -> None:
+    """Anchor the audit log in storage when the command appended entries to it, so that no
+    entry stays covered by the catalogue alone (see ``storage.auditlog``)."""
+    catalogue = sys.modules.get("storage.catalogue")
+    if catalogue is None or not catalogue.AUDIT_WRITTEN:
+        return
+    from storage.auditlog import anchor_written
+
+    try:
+        result = anchor_written(settings)
+    except DanganError as exc:
+        click.echo(f"dangan: warning: the audit log was not anchored in storage: {exc}",
+                   err=True)
+        return
+    if result is not None and not result.intact:
+        click.echo("dangan: warning: the audit log does not verify, so it was not anchored "
+                   "in storage: dangan audit-log verify", err=True)
 
 
 _LOADED: set[str] = set()

@@ -154,6 +154,21 @@ def init_app(app: Flask) -> None:
             response.headers.setdefault("Cache-Control", "private, no-store")
         return response
 
+    @app.teardown_request
+    def _anchor_audit_log(_exc: BaseException | None) -> None:
+        # entries this request appended are anchored in storage now (reading ones at most
+        # every [audit] anchor_interval_seconds); a failure never fails the request
+        from storage.auditlog import anchor_written
+        from storage.catalogue import AUDIT_WRITTEN
+
+        if not AUDIT_WRITTEN:
+            return
+        try:
+            anchor_written(current_app.extensions["dangan"]["settings"], service().catalogue,
+                           actor="portal")
+        except Exception:  # noqa: BLE001 - logged; the answer is already given
+            current_app.logger.exception("audit log not anchored in storage")
+
 
 __all__ = [
     "base_url",

@@ -251,7 +251,8 @@ def audit_log_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def verify_command(settings: Settings, as_json: bool) -> None:
-    """Verify the hash chain and compare it with the anchors kept in storage."""
+    """Verify the hash chain, the recorded head, the catalogue's facts the log must account
+    for, and the anchors kept in storage (exit 1 on any finding)."""
     from storage.auditlog import verify
 
     result = verify(Catalogue.open(settings), settings)
@@ -264,12 +265,14 @@ def verify_command(settings: Settings, as_json: bool) -> None:
         for problem in result.problems:
             click.echo(f"  {problem.kind}: {problem.message}")
         for anchor in result.anchors:
-            note = {"ok": "agrees", "mismatch": "DISAGREES", "none": "not-checked",
+            note = {"ok": "agrees", "mismatch": "DISAGREES", "unreadable": "DISAGREES",
+                    "missing": "MISSING", "none": "not-checked",
                     "unavailable": "not-checked"}[anchor.status]
             click.echo(f"  anchor at {anchor.location}: {note}"
                        + (f" (entry {anchor.seq}, written {anchor.written_at})"
-                          if anchor.seq else "") + (f" — {anchor.message}" if anchor.message
-                                                    and anchor.status != "ok" else ""))
+                          if anchor.seq and anchor.status != "missing" else "")
+                       + (f" — {anchor.message}" if anchor.message and anchor.status != "ok"
+                          else ""))
         if not result.anchored:
             click.echo("  not-checked: no anchor in storage could be compared; a rewrite of the "
                        "whole database would not be detected yet (dangan audit-log anchor)")
@@ -277,19 +280,30 @@ def verify_command(settings: Settings, as_json: bool) -> None:
 
 
 @audit_log_group.command("anchor")
+@click.option("--replace-damaged", is_flag=True,
+              help="Write over anchors that are unreadable or gone (recorded in the log); "
+                   "never over one the database contradicts.")
+@click.option("--by", help="Who decides (default: the login name).")
 @click.pass_obj
-def anchor_command(settings: Settings) -> None:
-    """Write the chain head into every storage location now (after verifying the log)."""
+def anchor_command(settings: Settings, replace_damaged: bool, by: str | None) -> None:
+    """Write the chain head into every storage location now (after verifying the log and
+    cross-checking it with the catalogue)."""
     from storage.auditlog import write_anchors
 
-    result = write_anchors(Catalogue.open(settings), settings)
+    result = write_anchors(Catalogue.open(settings), settings, cross_check=True,
+                           replace_damaged=replace_damaged, actor=_actor(by))
     if not result.intact:
         for problem in result.problems:
             click.echo(f"  {problem.kind}: {problem.message}", err=True)
-        click.echo("the audit log does not verify: no anchor written", err=True)
+        click.echo("the audit log does not verify: no anchor written"
+                   + ("" if replace_damaged or not all(
+                       p.kind in ("unreadable-anchor", "missing-anchor")
+                       for p in result.problems)
+                      else " (--replace-damaged writes over damaged anchors, and says so in "
+                           "the log)"), err=True)
         click.get_current_context().exit(1)
     for anchor in result.anchors:
-        click.echo(f"{anchor.location}: {anchor.message} (entry {anchor.seq})")
+        click.echo(f"{anchor.location}: {anchor.message or 'up to date'} (entry {anchor.seq})")
 
 
 @audit_log_group.command("show")

@@ -1,0 +1,38 @@
+"""audit_head: the chain head recorded with every audit-log entry; audit_log (action, object)
+
+Revision ID: 0009
+Revises: 0008
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+GENESIS = "0" * 64
+
+
+def upgrade() -> None:
+    op.create_table(
+        "audit_head",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+        sa.Column("entries", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    # the head of a log written before this table existed is taken as it is now
+    op.execute(
+        "INSERT INTO audit_head (id, seq, hash, entries) SELECT 1, "
+        "COALESCE((SELECT max(seq) FROM audit_log), 0), "
+        f"COALESCE((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), '{GENESIS}'), "
+        "(SELECT count(*) FROM audit_log)")
+    # the cross-checks of the log against the catalogue look entries up by action and object
+    op.create_index("ix_audit_log_action_object", "audit_log", ["action", "object"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_audit_log_action_object", table_name="audit_log")
+    op.drop_table("audit_head")
