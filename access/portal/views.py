@@ -24,6 +24,9 @@ ROLE_NAMES = {
     "researcher": "研究人员",
     "public": "公众",
 }
+OUTCOME_NAMES = {"present": "快速校验：文件齐全、大小相符"}
+"""Event outcomes shown in words: a quick check's ``present`` must not read as a pass."""
+
 STATUS_NAMES = {
     "pending": "待审批",
     "granted": "已批准",
@@ -130,6 +133,9 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(bar_chart=bar_chart, column_chart=column_chart, gauge=gauge)
     app.jinja_env.globals.update(
         role_name=lambda r: _(ROLE_NAMES.get(r, r)), status_name=lambda s: _(STATUS_NAMES.get(s, s))
+    )
+    app.jinja_env.globals.update(
+        outcome_name=lambda o: _(OUTCOME_NAMES[o]) if o in OUTCOME_NAMES else o
     )
     app.jinja_env.globals.update(
         tier_name=lambda t: _(TIER_NAMES.get(t, t)),

@@ -93,7 +93,7 @@ class _Progress:
             self.base = info["done"]
         elif kind == "copy-done":
             outcome: CheckOutcome = info["outcome"]
-            line = (f"  {outcome.outcome.upper():5} {outcome.depth} {outcome.aip_uuid} @ "
+            line = (f"  {outcome.label} — {outcome.depth} {outcome.aip_uuid} @ "
                     f"{outcome.location}: {outcome.files_read} files read"
                     + (f", {outcome.files_resumed} from checkpoint" if outcome.files_resumed
                        else "")
@@ -169,15 +169,18 @@ def _show_plan(auditor: Any, request: Any, as_json: bool) -> int:
 
 def _print_result(result: Any) -> None:
     summary = result.summary()
+    found = (f"{summary['passed']} passed" if result.depth == "full" else
+             f"{summary['present']} quick check: present and sized (no bytes read: not a "
+             "fixity result)")
     click.echo(f"audit {result.run_id} ({result.depth}{', resumed' if result.resumed else ''}): "
-               f"{summary['copies']} copies, {summary['passed']} passed, {summary['failed']} "
+               f"{summary['copies']} copies, {found}, {summary['failed']} "
                f"failed, {summary['errors']} not completed; {summary['files_read']} files / "
                f"{_human(summary['bytes_read'])} read in {summary['seconds']:.1f} s"
                + (f"; {summary['files_resumed']} files taken from the checkpoint"
                   if summary["files_resumed"] else ""))
     for check in result.checks:
-        if check.outcome != "pass":
-            click.echo(f"\n{check.outcome.upper()} {check.aip_uuid} @ {check.location} "
+        if not check.found_nothing:
+            click.echo(f"\n{check.label} {check.aip_uuid} @ {check.location} "
                        f"({check.depth}): {summarise_kinds(check.findings) or check.note}")
             if check.findings:
                 click.echo("  " + describe_findings(check.findings, 20).replace("\n", "\n  "))

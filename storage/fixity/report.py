@@ -34,7 +34,8 @@ from storage.fixity.records import (
 TEMPLATES = Path(__file__).with_name("templates")
 SOURCE_LABELS = {"audit": "定期审计", "api": "审计接口 (check_fixity)", "repair": "修复后复核",
                  "write": "写入时回读校验"}
-OUTCOME_LABELS = {"pass": "通过", "fail": "未通过", "error": "未能完成", None: "—"}
+OUTCOME_LABELS = {"pass": "通过", "present": "快速校验：文件齐全、大小相符（未读取内容，非固定性校验）",
+                  "fail": "未通过", "error": "未能完成", None: "—"}
 
 
 @dataclass

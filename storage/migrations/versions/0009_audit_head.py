@@ -1,4 +1,5 @@
-"""audit_head: the chain head recorded with every audit-log entry; audit_log (action, object)
+"""audit_head: the chain head recorded with every audit-log entry; audit_log (action, object);
+quick checks recorded as what they are (outcome ``present``, PREMIS ``validation``)
 
 Revision ID: 0009
 Revises: 0008
@@ -31,6 +32,13 @@ def upgrade() -> None:
         "(SELECT count(*) FROM audit_log)")
     # the cross-checks of the log against the catalogue look entries up by action and object
     op.create_index("ix_audit_log_action_object", "audit_log", ["action", "object"])
+    # a quick check reads no byte: its result was recorded as a fixity check "pass", which
+    # the dashboard's coverage counted as a full one
+    op.execute("UPDATE fixity_checks SET outcome = 'present' "
+               "WHERE depth = 'quick' AND outcome = 'pass'")
+    op.execute("UPDATE events SET type = 'validation', outcome = CASE outcome "
+               "WHEN 'pass' THEN 'present' ELSE outcome END "
+               "WHERE type = 'fixity check' AND detail LIKE 'quick check%'")
 
 
 def downgrade() -> None:
