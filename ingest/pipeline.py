@@ -42,6 +42,7 @@ from policies.config import dangan_version
 from storage import models
 from storage.auditlog import record_policy_changes
 from storage.catalogue import Catalogue, SearchDocument
+from storage.leftovers import transfer_lock_path
 from storage.digest import digest_stream, read_chunks
 from storage.locations import CopyReport, ExpectedFile, Location
 from storage.mets import Agent, AipDescription, Event, parse_mets
@@ -236,7 +237,7 @@ class Ingester:
                 self._early_formats = started[0] if started else None
                 crash_point("staged")
                 print_fp = fingerprint(staged)
-                with _locked(self.settings.staging / "locks" / f"{print_fp}.lock"), \
+                with _locked(transfer_lock_path(self.settings, print_fp)), \
                         self.catalogue.transfer_lock(print_fp):
                     done = self.catalogue.find_transfer(print_fp, "accepted")
                     if done is not None:

@@ -9,7 +9,8 @@ from urllib.parse import unquote, urlparse
 from policies.errors import ConfigError
 from policies.loader import LocationSpec
 from storage.locations.base import (
-    CopyReport, ExpectedFile, Location, Mismatch, ObjectInfo, RetentionLock, raise_first,
+    CopyReport, ExpectedFile, Leftover, Location, Mismatch, ObjectInfo, RetentionLock,
+    raise_first,
 )
 from storage.locations.filesystem import FilesystemLocation
 
@@ -44,5 +45,5 @@ def open_location(spec: LocationSpec, *, fsync: bool = True,
     raise ConfigError(f"location {spec.name}: unsupported URL {spec.url!r}")
 
 
-__all__ = ["CopyReport", "ExpectedFile", "FilesystemLocation", "Location", "Mismatch",
+__all__ = ["CopyReport", "ExpectedFile", "FilesystemLocation", "Leftover", "Location", "Mismatch",
            "ObjectInfo", "RetentionLock", "open_location", "raise_first"]

@@ -68,7 +68,7 @@ def ingest(cli, tmp_path: Path, name: str = "t", rows: int = 3, volume: int = 1)
 
 def status(cli) -> tuple[int, dict[str, dict]]:
     result = cli("storage", "status", "--json")
-    return result.code, {row["name"]: row for row in json.loads(result.out)}
+    return result.code, {row["name"]: row for row in json.loads(result.out)["locations"]}
 
 
 def copies(home, uuid: str) -> dict[str, str]:
