@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -92,8 +93,9 @@ def _register() -> None:
 def _log_internal_error() -> Path | None:
     try:
         home = load_settings().home
-        log = home / "logs" / "dangan.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
+        from storage.permissions import private_dir, private_file
+
+        log = private_file(private_dir(home / "logs") / "dangan.log")
         logging.basicConfig(filename=log, level=logging.ERROR)
         logging.getLogger("dangan").error("internal error\n%s", traceback.format_exc())
         return log
@@ -102,7 +104,18 @@ def _log_internal_error() -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return (and exit with) its exit code."""
+    """Run the command line; return (and exit with) its exit code.
+
+    Everything the command creates is its owner's alone (umask 077, see
+    ``storage.permissions``); the caller's umask is restored afterwards."""
+    previous = os.umask(0o077)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         result = cli.main(args=argv, prog_name="dangan", standalone_mode=False)
     except click.exceptions.Exit as exc:

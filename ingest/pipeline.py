@@ -43,6 +43,7 @@ from storage import models
 from storage.auditlog import record_policy_changes
 from storage.catalogue import Catalogue, SearchDocument
 from storage.leftovers import transfer_lock_path
+from storage.permissions import private_dir
 from storage.digest import digest_stream, read_chunks
 from storage.locations import CopyReport, ExpectedFile, Location
 from storage.mets import Agent, AipDescription, Event, parse_mets
@@ -153,7 +154,7 @@ def _clean_stale_runs(staging: Path) -> None:
 
 @contextmanager
 def _run_folder(staging: Path) -> Iterator[Path]:
-    staging.mkdir(parents=True, exist_ok=True)
+    private_dir(staging)
     _clean_stale_runs(staging)
     name = f"run-{uuidlib.uuid4().hex[:12]}"
     lock = staging / f"{name}.lock"

@@ -29,6 +29,7 @@ from policies.errors import CatalogueError, NotFoundError
 from storage import models as m
 from storage.locations.base import CopyReport, ExpectedFile
 from storage.mets import AipDescription
+from storage.permissions import private_dir, private_file, restrict
 from storage import outbox
 from storage.search_tokens import write_tokens_many
 
@@ -100,8 +101,12 @@ class Catalogue:
 
     def __init__(self, url: str, sqlite_cache_mib: int = 128) -> None:
         self.url = url
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            # created owner-only: SQLite gives its -wal and -shm files the database's mode
+            database = Path(url.removeprefix("sqlite:///"))
+            private_file(private_dir(database.parent) / database.name)
+            for suffix in ("-wal", "-shm"):
+                restrict(database.with_name(database.name + suffix))
         try:
             self.engine: Engine = create_engine(url, future=True)
         except (SQLAlchemyError, ImportError) as exc:

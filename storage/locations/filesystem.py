@@ -25,6 +25,7 @@ from storage.locations.base import (
     CopyReport, ExpectedFile, Leftover, LimitedReader, Location, Mismatch, ObjectInfo,
     ProgressFn, crash_point, raise_first, verify_stored_bag,
 )
+from storage.permissions import FILE_MODE, private_dir, restrict_tree
 
 PENDING = ".pending"
 ADMIN = ".dangan"   # administrative objects (audit-log anchor), never an AIP
@@ -49,7 +50,7 @@ class FilesystemLocation(Location):
         self.name, self.root, self.fsync, self.workers = name, Path(root), fsync, workers
         self.url = self.root.as_uri()
         try:
-            (self.root / PENDING).mkdir(parents=True, exist_ok=True)
+            private_dir(self.root / PENDING)
         except OSError as exc:
             raise StorageError(f"location {name}: cannot create {self.root}: {exc.strerror}") from exc
 
@@ -67,6 +68,7 @@ class FilesystemLocation(Location):
             if pending.exists():
                 shutil.rmtree(pending)
             read_back = self._write(source, pending, expected, move)
+            restrict_tree(pending)     # a moved staging folder keeps the modes it was built with
             crash_point("pending-written")
             if self.fsync:
                 os.sync()
@@ -271,9 +273,10 @@ class FilesystemLocation(Location):
 
     def write_admin_object(self, name: str, data: bytes) -> None:
         target = self._admin_path(name)
-        target.parent.mkdir(exist_ok=True)
+        private_dir(target.parent)
         temporary = target.with_name(f".{name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE),
+                  "wb") as handle:
             handle.write(data)
             if self.fsync:
                 handle.flush()
