@@ -93,7 +93,9 @@ class _Progress:
             self.base = info["done"]
         elif kind == "copy-done":
             outcome: CheckOutcome = info["outcome"]
-            line = (f"  {outcome.label} — {outcome.depth} {outcome.aip_uuid} @ "
+            # a quick result in words that cannot be taken for a fixity pass
+            word = f"{outcome.outcome.upper():5}" if outcome.depth == "full" else outcome.label
+            line = (f"  {word} {outcome.depth} {outcome.aip_uuid} @ "
                     f"{outcome.location}: {outcome.files_read} files read"
                     + (f", {outcome.files_resumed} from checkpoint" if outcome.files_resumed
                        else "")
