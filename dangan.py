@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -57,13 +58,34 @@ class _LazyGroup(click.Group):
 def cli(ctx: click.Context, home: Path | None) -> None:
     """Dangan (档案): an OAIS digital-preservation repository."""
     ctx.obj = load_settings(home)
+    ctx.call_on_close(lambda: _anchor_audit_log(ctx.obj))
+
+
+def _anchor_audit_log(settings) -> None:
+    """Anchor the audit log in storage when the command appended entries to it, so that no
+    entry stays covered by the catalogue alone (see ``storage.catalogue.auditlog``)."""
+    catalogue = sys.modules.get("storage.catalogue.database")
+    if catalogue is None or not catalogue.AUDIT_WRITTEN:
+        return
+    from storage.catalogue import auditlog
+
+    try:
+        result = auditlog.anchor_written(settings)
+    except DanganError as exc:
+        click.echo(f"dangan: warning: the audit log was not anchored in storage: {exc}",
+                   err=True)
+        return
+    if result is not None and not result.intact:
+        click.echo("dangan: warning: the audit log does not verify, so it was not anchored "
+                   "in storage: dangan audit-log verify", err=True)
 
 
 def _log_internal_error() -> Path | None:
     try:
         home = load_settings().home
-        log = home / "logs" / "dangan.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
+        from storage.locations import private_dir, private_file
+
+        log = private_file(private_dir(home / "logs") / "dangan.log")
         logging.basicConfig(filename=log, level=logging.ERROR)
         logging.getLogger("dangan").error("internal error\n%s", traceback.format_exc())
         return log
@@ -72,7 +94,18 @@ def _log_internal_error() -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return (and exit with) its exit code."""
+    """Run the command line; return (and exit with) its exit code.
+
+    Everything the command creates is its owner's alone (umask 077, see
+    ``storage.locations.permissions``); the caller's umask is restored afterwards."""
+    previous = os.umask(0o077)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         result = cli.main(args=argv, prog_name="dangan", standalone_mode=False)
     except click.exceptions.Exit as exc:

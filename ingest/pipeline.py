@@ -43,6 +43,8 @@ from storage.catalogue import models
 from storage.catalogue import auditlog
 from storage.catalogue import Catalogue, SearchDocument
 from storage.aip import digest_stream, read_chunks
+from storage.copies import transfer_lock_path
+from storage.locations import private_dir
 from storage.locations import CopyReport, ExpectedFile, Location
 from storage.aip import Agent, AipDescription, Event, parse_mets
 from storage.catalogue import protect_description, store_protected
@@ -152,7 +154,7 @@ def _clean_stale_runs(staging: Path) -> None:
 
 @contextmanager
 def _run_folder(staging: Path) -> Iterator[Path]:
-    staging.mkdir(parents=True, exist_ok=True)
+    private_dir(staging)
     _clean_stale_runs(staging)
     name = f"run-{uuidlib.uuid4().hex[:12]}"
     lock = staging / f"{name}.lock"
@@ -236,7 +238,7 @@ class Ingester:
                 self._early_formats = started[0] if started else None
                 crash_point("staged")
                 print_fp = fingerprint(staged)
-                with _locked(self.settings.staging / "locks" / f"{print_fp}.lock"), \
+                with _locked(transfer_lock_path(self.settings, print_fp)), \
                         self.catalogue.transfer_lock(print_fp):
                     done = self.catalogue.find_transfer(print_fp, "accepted")
                     if done is not None:

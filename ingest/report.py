@@ -15,6 +15,7 @@ import jinja2
 
 from ingest import jsontext
 from ingest.findings import PROPERTIES, CheckResult
+from storage.locations import private_dir
 
 TEMPLATES = Path(__file__).with_name("templates")
 DECISIONS = {"accepted": "通过，予以接收", "rejected": "不通过，退回移交单位",
@@ -101,8 +102,9 @@ def render_html(data: dict[str, Any]) -> str:
 
 
 def write_report(report: Report, folder: Path) -> tuple[Path, Path, dict[str, Any]]:
-    """Write ``ingest-report.json`` and ``ingest-report.html`` into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``ingest-report.json`` and ``ingest-report.html`` into ``folder`` (created
+    owner-only: a report names households and their problems)."""
+    private_dir(folder)
     data = report.to_dict()
     json_path, html_path = folder / "ingest-report.json", folder / "ingest-report.html"
     # indented down to each check; each problem of a check on one line

@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from policies.errors import RejectedError
 from storage.aip import ReadBack, copy_hash_read_back, digest_stream, map_files, read_chunks
+from storage.locations import FILE_MODE
 
 ProgressFn = Callable[[int], None]
 PlanFn = Callable[[list[str], int], None]
@@ -337,7 +338,7 @@ def _write_member(stream: BinaryIO, dest: Path, rel: str, original: str, note: s
                   source: Path, sniff: SniffFn | None) -> StagedFile:
     target = dest / rel
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     written = 0
 
     def write(chunk: bytes) -> None:

@@ -50,8 +50,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                  "max_chars": 2_000_000},
     "security": {"pii_key": ""},
     # fixity audits: worker processes (one per core); cold_read drops cached pages of local
-    # files before reading them, so an audit reads the disk, not memory
-    "audit": {"workers": 2, "cold_read": True},
+    # files before reading them, so an audit reads the disk, not memory;
+    # anchor_interval_seconds: how often entries written by reading (searches, logins) are
+    # anchored in storage (every other entry is anchored when its command or request ends)
+    "audit": {"workers": 2, "cold_read": True, "anchor_interval_seconds": 300},
     # virus scanning (GD-4-1/4-2): scanner "" (none: not checked), "clamscan" or "clamd";
     # database: a signature file or folder for clamscan (default: ClamAV's own);
     # clamd_socket: a unix socket path or tcp://host:port

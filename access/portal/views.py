@@ -24,6 +24,9 @@ ROLE_NAMES = {
     "researcher": "研究人员",
     "public": "公众",
 }
+OUTCOME_NAMES = {"present": "快速校验：文件齐全、大小相符"}
+"""Event outcomes shown in words: a quick check's ``present`` must not read as a pass."""
+
 STATUS_NAMES = {
     "pending": "待审批",
     "granted": "已批准",
@@ -132,6 +135,9 @@ def init_app(app: Flask) -> None:
         role_name=lambda r: _(ROLE_NAMES.get(r, r)), status_name=lambda s: _(STATUS_NAMES.get(s, s))
     )
     app.jinja_env.globals.update(
+        outcome_name=lambda o: _(OUTCOME_NAMES[o]) if o in OUTCOME_NAMES else o
+    )
+    app.jinja_env.globals.update(
         tier_name=lambda t: _(TIER_NAMES.get(t, t)),
         retention_name=lambda c: _(RETENTION_NAMES.get(c, c or "—")),
     )
@@ -153,6 +159,20 @@ def init_app(app: Flask) -> None:
         if "uid" in session:
             response.headers.setdefault("Cache-Control", "private, no-store")
         return response
+
+    @app.teardown_request
+    def _anchor_audit_log(_exc: BaseException | None) -> None:
+        # entries this request appended are anchored in storage now (reading ones at most
+        # every [audit] anchor_interval_seconds); a failure never fails the request
+        from storage.catalogue import AUDIT_WRITTEN, auditlog
+
+        if not AUDIT_WRITTEN:
+            return
+        try:
+            auditlog.anchor_written(current_app.extensions["dangan"]["settings"], service().catalogue,
+                           actor="portal")
+        except Exception:  # noqa: BLE001 - logged; the answer is already given
+            current_app.logger.exception("audit log not anchored in storage")
 
 
 __all__ = [

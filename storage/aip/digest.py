@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from storage.locations import FILE_MODE
+
 CHUNK = 1 << 20
 QUEUE_DEPTH = 8
 PIPELINE_MIN = 4 * CHUNK   # files smaller than this are hashed inline
@@ -223,7 +225,7 @@ def copy_hash_read_back(src: str | os.PathLike[str], dst: str | os.PathLike[str]
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
     src_fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     try:
-        dst_fd = os.open(dst, flags, 0o644)
+        dst_fd = os.open(dst, flags, FILE_MODE)   # owner only (storage.locations.permissions)
         try:
             size = os.fstat(src_fd).st_size
             checked = None

@@ -16,6 +16,7 @@ from policies.lazy import lazy_exports
 
 _API = {
     # database
+    "AUDIT_WRITTEN": "database",
     "Catalogue": "database",
     "GENESIS": "database",
     "MIGRATIONS": "database",
@@ -52,7 +53,7 @@ __all__ = sorted(_API)
 __getattr__, __dir__ = lazy_exports(__name__, _API)
 
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
-    from storage.catalogue.database import Catalogue, GENESIS, MIGRATIONS, SearchDocument, chain_hash, utcnow
+    from storage.catalogue.database import AUDIT_WRITTEN, Catalogue, GENESIS, MIGRATIONS, SearchDocument, chain_hash, utcnow
     from storage.catalogue import models
     from storage.catalogue.models import Base
     from storage.catalogue.archival_codes import ClaimResult, CodeClaim, CodeRegistry, NumberRequest

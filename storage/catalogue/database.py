@@ -18,7 +18,7 @@ from pathlib import Path
 import re
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, event, func, insert, select, text
+from sqlalchemy import create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +27,7 @@ from policies.config import Settings
 from policies.errors import CatalogueError, NotFoundError
 from storage.catalogue import models as m
 from storage.index import outbox
+from storage.locations import private_dir, private_file, restrict
 
 if TYPE_CHECKING:
     from storage.aip import AipDescription
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 GENESIS = "0" * 64
+AUDIT_WRITTEN: dict[str, set[str]] = {}
+"""Catalogue URL -> the actions of the audit-log entries this process committed since the
+head was last anchored in storage (see :func:`storage.catalogue.auditlog.anchor_written`)."""
 
 
 def utcnow() -> datetime:
@@ -112,8 +116,12 @@ class Catalogue:
 
     def __init__(self, url: str, sqlite_cache_mib: int = 128) -> None:
         self.url = url
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            # created owner-only: SQLite gives its -wal and -shm files the database's mode
+            database = Path(url.removeprefix("sqlite:///"))
+            private_file(private_dir(database.parent) / database.name)
+            for suffix in ("-wal", "-shm"):
+                restrict(database.with_name(database.name + suffix))
         try:
             self.engine: Engine = create_engine(url, future=True)
         except (SQLAlchemyError, ImportError) as exc:
@@ -173,6 +181,8 @@ class Catalogue:
         try:
             yield session
             session.commit()
+            if session.info.get("audit_actions"):
+                AUDIT_WRITTEN.setdefault(self.url, set()).update(session.info["audit_actions"])
         except SQLAlchemyError as exc:
             session.rollback()
             raise CatalogueError(f"catalogue: {exc}") from exc
@@ -194,8 +204,7 @@ class Catalogue:
         if self.is_sqlite:
             yield
             return
-        digest = hashlib.sha256(f"transfer:{fingerprint}".encode()).digest()
-        key = int.from_bytes(digest[:8], "big", signed=True)
+        key = _advisory_key(f"transfer:{fingerprint}")
         with self.engine.connect() as connection:
             connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
             connection.commit()
@@ -204,6 +213,43 @@ class Catalogue:
             finally:
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 connection.commit()
+
+    @contextmanager
+    def named_lock(self, name: str) -> Iterator[None]:
+        """Hold a database-wide lock by name (PostgreSQL: a session advisory lock, released
+        by the server if the process dies; SQLite: nothing, a lock file on its one machine
+        is the caller's)."""
+        if self.is_sqlite:
+            yield
+            return
+        key = _advisory_key(name)
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                connection.commit()
+
+    @contextmanager
+    def try_transfer_lock(self, fingerprint: str) -> Iterator[bool]:
+        """Take the lock of :meth:`transfer_lock` if it is free; yield whether it was taken
+        (on PostgreSQL False means an ingest of that transfer runs somewhere)."""
+        if self.is_sqlite:
+            yield True
+            return
+        key = _advisory_key(f"transfer:{fingerprint}")
+        with self.engine.connect() as connection:
+            taken = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                            {"k": key}).scalar())
+            connection.commit()
+            try:
+                yield taken
+            finally:
+                if taken:
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    connection.commit()
 
     def find_transfer(self, fingerprint: str, status: str | None = None) -> m.Transfer | None:
         """The latest transfer with this content fingerprint (and status, if given)."""
@@ -436,19 +482,48 @@ class Catalogue:
             self.append_audit(s, actor, action, obj, detail or {})
 
     def append_audit(self, s: Session, actor: str, action: str, obj: str,
-               detail: dict[str, Any]) -> None:
-        if self.is_sqlite:
-            # take SQLite's write lock first, so two processes cannot chain onto the same head
-            s.execute(text("UPDATE audit_log SET seq = seq WHERE 0"))
+                     detail: dict[str, Any]) -> None:
+        """Append one entry in the session's transaction, chained to the recorded head.
+
+        The head row (``audit_head``) is updated first: that takes the write lock (SQLite)
+        or the row lock (PostgreSQL), so concurrent writers chain one after the other; the
+        entry then chains to the hash the head records, which is what was last written even
+        if rows were since deleted from the log (the break stays visible).
+        """
+        head = m.AuditHead.__table__
+        current = s.execute(update(head).where(head.c.id == 1)
+                            .values(entries=head.c.entries + 1)
+                            .returning(head.c.seq, head.c.hash)).first()
+        if current is None:
+            # a catalogue created before the head was recorded, or the row was removed
+            prev = s.execute(select(m.AuditEntry.hash).order_by(m.AuditEntry.seq.desc())
+                             .limit(1)).scalar() or GENESIS
+        else:
+            prev = current.hash
         table = m.AuditEntry.__table__
-        prev = s.execute(select(table.c.hash).order_by(table.c.seq.desc()).limit(1)
-                         .with_for_update()).scalar() or GENESIS
         at = utcnow()
         detail = json.loads(json.dumps(detail, default=_json_default))
+        digest = chain_hash(prev, at, actor, action, obj, detail)
         # a plain INSERT: portal searches by staff append one entry each
-        s.execute(insert(table).values(
+        seq = s.execute(insert(table).values(
             at=at, actor=actor, action=action, object=obj, detail=detail, prev_hash=prev,
-            hash=chain_hash(prev, at, actor, action, obj, detail)))
+            hash=digest).returning(table.c.seq)).scalar_one()
+        if current is None:
+            count = s.scalar(select(func.count()).select_from(table)) or 0
+            s.execute(insert(head).values(id=1, seq=seq, hash=digest, entries=count))
+        else:
+            s.execute(update(head).where(head.c.id == 1).values(seq=seq, hash=digest))
+        s.info.setdefault("audit_actions", set()).add(action)
+
+    def audit_head(self) -> tuple[int, str, int] | None:
+        """The recorded head of the audit log: (seq, hash, entries appended), or None."""
+        with self.session() as s:
+            row = s.get(m.AuditHead, 1)
+            return (row.seq, row.hash, row.entries) if row is not None else None
+
+def _advisory_key(name: str) -> int:
+    """The PostgreSQL advisory-lock key of a lock name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def _iso(value: date | datetime | None) -> str | None:

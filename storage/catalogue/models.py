@@ -152,6 +152,18 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditHead(Base):
+    """The head of the audit log (its last entry's sequence number and hash, and how many
+    entries were ever appended), updated in the transaction of every entry: a row deleted
+    from the end of the log leaves the head pointing at an entry the log no longer has."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    entries: Mapped[int] = mapped_column(BigInteger)
+
+
 class SearchDoc(Base):
     """What the embedded search engine shows for one hit (the FTS table holds the tokens)."""
 
@@ -166,3 +178,4 @@ class SearchDoc(Base):
 
 
 Index("ix_events_aip_at", Event.aip_uuid, Event.at)
+Index("ix_audit_log_action_object", AuditEntry.action, AuditEntry.object)

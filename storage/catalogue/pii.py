@@ -36,6 +36,7 @@ from policies.config import Settings
 from policies.errors import ConfigError
 from storage.aip import AipDescription
 from storage.catalogue.models import Base
+from storage.locations import private_dir
 
 KEY_FILE = "pii.key"
 TOKEN_PREFIX = "v1:"
@@ -76,7 +77,7 @@ def _parse_key(text: str, where: str) -> bytes:
 
 def _key_from_file(path: Path) -> bytes:
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         temp = path.with_name(f".{path.name}.{os.getpid()}")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

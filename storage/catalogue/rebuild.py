@@ -293,7 +293,7 @@ class Rebuilder:
         others = {p: e for p, e in stored.files.items() if p not in described}
         copies = self._copies(desc.uuid, stored)
         with self.target.session() as s:
-            self._ensure_transfer(s, transfer, desc)
+            self._ensure_transfer(self.target, s, transfer, desc)
             self.target.add_aip(s, masked, transfer_id=transfer["id"], size=stored.size,
                                 copies=copies, documents=documents, record=record,
                                 other_files=others, actor="rebuild")
@@ -358,7 +358,8 @@ class Rebuilder:
         return info
 
     @staticmethod
-    def _ensure_transfer(s: Any, info: dict[str, Any], desc: AipDescription) -> None:
+    def _ensure_transfer(catalogue: Catalogue, s: Any, info: dict[str, Any],
+                         desc: AipDescription) -> None:
         if s.get(m.Transfer, info["id"]) is not None:
             return
         received = _parse_time(info.get("received")) or datetime.fromisoformat(desc.created)
@@ -369,6 +370,9 @@ class Rebuilder:
             report_path=info["report_url"], summary=info["counts"],
             plan={u["key"]: u["aip_uuid"] for u in info["units"] if u.get("aip_uuid")}))
         s.flush()
+        # every accepted transfer has its entry in the audit log (storage.auditlog.FACTS)
+        catalogue.append_audit(s, "rebuild", "transfer-accepted", info["id"],
+                               {"rebuilt_from": info["report_url"]})
 
     def _copies(self, uuid: str, stored: StoredAip) -> list[Any]:
         from storage.locations import CopyReport

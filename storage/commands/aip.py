@@ -18,7 +18,7 @@ from policies import Settings, UsageError
 def show_command(settings: Settings, aip: str, as_json: bool) -> int:
     """Show an AIP: metadata, files with digests and formats, events, copies."""
     from storage.catalogue import Catalogue
-    from storage.commands.copies import human_size
+    from storage.copies import human_size
 
     catalogue = Catalogue.open(settings)
     details = catalogue.aip_details(aip)

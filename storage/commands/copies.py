@@ -1,6 +1,8 @@
 """Copies and their locations on the command line.
 
-``dangan storage status``           per location: AIPs, bytes, unverified and missing copies
+``dangan storage status``           per location: AIPs, bytes, unverified and missing copies;
+                                    what interrupted work left
+``dangan storage clean``            remove those leftovers when nothing claims them
 ``dangan storage migrate FROM TO``  move copies, each verified at TO before FROM's is deleted
 ``dangan replicate``                bring a new or lagging location up to the storage policy
 ``dangan delete AIP --reason``      delete an AIP whose retention has ended (refused otherwise)
@@ -14,19 +16,10 @@ from typing import TYPE_CHECKING
 import click
 
 from policies import Settings
+from storage.copies import DEFAULT_OLDER_THAN
 
 if TYPE_CHECKING:
     from storage.copies import ReplicationReport
-
-
-def human_size(size: int) -> str:
-    """A byte count for people: 1.5 MiB."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(size)
 
 
 def _printer(as_json: bool):
@@ -61,13 +54,19 @@ def storage_group() -> None:
               help="Only the catalogue's view; do not list the copies in storage.")
 @click.pass_obj
 def status_command(settings: Settings, as_json: bool, no_check: bool) -> int:
-    """Per location: AIPs, bytes, unverified and missing copies (exit 1 if any)."""
+    """Per location: AIPs, bytes, unverified and missing copies; then what interrupted work
+    left (half-written or uncatalogued copies, staging runs, interrupted transfers). Exit 1
+    if anything is wrong or left over."""
     from storage.catalogue import Catalogue
-    from storage.copies import storage_status
+    from storage.copies import find_remnants, human_size, storage_status
 
-    rows = storage_status(settings, Catalogue.open(settings), check=not no_check)
+    catalogue = Catalogue.open(settings)
+    rows = storage_status(settings, catalogue, check=not no_check)
+    remnants = find_remnants(settings, catalogue) if not no_check else None
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in rows], ensure_ascii=False, indent=2))
+        click.echo(json.dumps({"locations": [r.to_dict() for r in rows],
+                               "leftovers": remnants.to_dict() if remnants else None},
+                              ensure_ascii=False, indent=2))
     else:
         click.echo(f"{'location':12} {'AIPs':>6} {'bytes':>10} {'unverified':>10} "
                    f"{'missing':>7} {'locked':>6}  classes / url")
@@ -78,7 +77,61 @@ def status_command(settings: Settings, as_json: bool, no_check: bool) -> int:
                 click.echo(f"  error: {r.error}")
             for line in r.problems:
                 click.echo(f"  {line}")
-    return 0 if all(r.healthy for r in rows) else 1
+        if remnants and remnants.remnants:
+            click.echo(f"\nleft by interrupted work ({len(remnants.problems)} to clean up: "
+                       "dangan storage clean --dry-run):")
+            for remnant in remnants.remnants:
+                click.echo(f"  {remnant.describe()}")
+    healthy = all(r.healthy for r in rows) and not (remnants and remnants.problems)
+    return 0 if healthy else 1
+
+
+@storage_group.command("clean")
+@click.option("--older-than", default=DEFAULT_OLDER_THAN, show_default=True,
+              help="Only what was last written longer ago than this (90s, 30m, 12h, 7d, 0).")
+@click.option("--abandon-interrupted", is_flag=True,
+              help="Also give up interrupted transfers: remove their complete uncatalogued "
+                   "copies (a re-run would adopt them) and mark them abandoned.")
+@click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--by", help="Who cleans (default: the login name).")
+@click.pass_obj
+def clean_command(settings: Settings, older_than: str, abandon_interrupted: bool,
+                  dry_run: bool, as_json: bool, by: str | None) -> int:
+    """Remove what interrupted ingests, replications and repairs left and nothing claims.
+
+    Never touched: what a running ingest holds, anything younger than --older-than, and a
+    complete copy no transfer claims (it may be the only record of an AIP: dangan rebuild).
+    """
+    from storage.catalogue import Catalogue
+    from storage.copies import clean, human_size, parse_age
+
+    report = clean(settings, Catalogue.open(settings), older_than=parse_age(older_than),
+                   abandon=abandon_interrupted, dry_run=dry_run, actor=_login(by))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for outcome in report.outcomes:
+            click.echo(f"  {outcome.action:12} {outcome.remnant.describe()}"
+                       + (f"\n               {outcome.reason}" if outcome.reason else ""))
+        for name, error in report.errors.items():
+            click.echo(f"  error: {name}: {error}")
+        data = report.to_dict()
+        verb = "would remove" if dry_run else "removed"
+        click.echo(f"{verb} {data['removed']} ({human_size(data['removed_bytes'])}), kept "
+                   f"{data['kept']}, failed {data['failed']}")
+    return 1 if report.failed or report.errors else 0
+
+
+def _login(by: str | None) -> str:
+    import getpass
+
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "dangan"
 
 
 @storage_group.command("migrate")

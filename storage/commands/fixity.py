@@ -96,7 +96,9 @@ class _Progress:
             from storage.fixity import summarise_kinds
 
             outcome: CheckOutcome = info["outcome"]
-            line = (f"  {outcome.outcome.upper():5} {outcome.depth} {outcome.aip_uuid} @ "
+            # a quick result in words that cannot be taken for a fixity pass
+            word = f"{outcome.outcome.upper():5}" if outcome.depth == "full" else outcome.label
+            line = (f"  {word} {outcome.depth} {outcome.aip_uuid} @ "
                     f"{outcome.location}: {outcome.files_read} files read"
                     + (f", {outcome.files_resumed} from checkpoint" if outcome.files_resumed
                        else "")
@@ -175,15 +177,18 @@ def _print_result(result: Any) -> None:
     from storage.fixity import summarise_kinds
 
     summary = result.summary()
+    found = (f"{summary['passed']} passed" if result.depth == "full" else
+             f"{summary['present']} quick check: present and sized (no bytes read: not a "
+             "fixity result)")
     click.echo(f"audit {result.run_id} ({result.depth}{', resumed' if result.resumed else ''}): "
-               f"{summary['copies']} copies, {summary['passed']} passed, {summary['failed']} "
+               f"{summary['copies']} copies, {found}, {summary['failed']} "
                f"failed, {summary['errors']} not completed; {summary['files_read']} files / "
                f"{_human(summary['bytes_read'])} read in {summary['seconds']:.1f} s"
                + (f"; {summary['files_resumed']} files taken from the checkpoint"
                   if summary["files_resumed"] else ""))
     for check in result.checks:
-        if check.outcome != "pass":
-            click.echo(f"\n{check.outcome.upper()} {check.aip_uuid} @ {check.location} "
+        if not check.found_nothing:
+            click.echo(f"\n{check.label} {check.aip_uuid} @ {check.location} "
                        f"({check.depth}): {summarise_kinds(check.findings) or check.note}")
             if check.findings:
                 click.echo("  " + describe_findings(check.findings, 20).replace("\n", "\n  "))
@@ -260,7 +265,8 @@ def audit_log_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def verify_command(settings: Settings, as_json: bool) -> None:
-    """Verify the hash chain and compare it with the anchors kept in storage."""
+    """Verify the hash chain, the recorded head, the catalogue's facts the log must account
+    for, and the anchors kept in storage (exit 1 on any finding)."""
     from storage.catalogue import Catalogue
     from storage.catalogue import auditlog
 
@@ -274,12 +280,14 @@ def verify_command(settings: Settings, as_json: bool) -> None:
         for problem in result.problems:
             click.echo(f"  {problem.kind}: {problem.message}")
         for anchor in result.anchors:
-            note = {"ok": "agrees", "mismatch": "DISAGREES", "none": "not-checked",
+            note = {"ok": "agrees", "mismatch": "DISAGREES", "unreadable": "DISAGREES",
+                    "missing": "MISSING", "none": "not-checked",
                     "unavailable": "not-checked"}[anchor.status]
             click.echo(f"  anchor at {anchor.location}: {note}"
                        + (f" (entry {anchor.seq}, written {anchor.written_at})"
-                          if anchor.seq else "") + (f" — {anchor.message}" if anchor.message
-                                                    and anchor.status != "ok" else ""))
+                          if anchor.seq and anchor.status != "missing" else "")
+                       + (f" — {anchor.message}" if anchor.message and anchor.status != "ok"
+                          else ""))
         if not result.anchored:
             click.echo("  not-checked: no anchor in storage could be compared; a rewrite of the "
                        "whole database would not be detected yet (dangan audit-log anchor)")
@@ -287,20 +295,31 @@ def verify_command(settings: Settings, as_json: bool) -> None:
 
 
 @audit_log_group.command("anchor")
+@click.option("--replace-damaged", is_flag=True,
+              help="Write over anchors that are unreadable or gone (recorded in the log); "
+                   "never over one the database contradicts.")
+@click.option("--by", help="Who decides (default: the login name).")
 @click.pass_obj
-def anchor_command(settings: Settings) -> None:
-    """Write the chain head into every storage location now (after verifying the log)."""
+def anchor_command(settings: Settings, replace_damaged: bool, by: str | None) -> None:
+    """Write the chain head into every storage location now (after verifying the log and
+    cross-checking it with the catalogue)."""
     from storage.catalogue import Catalogue
     from storage.catalogue import auditlog
 
-    result = auditlog.write_anchors(Catalogue.open(settings), settings)
+    result = auditlog.write_anchors(Catalogue.open(settings), settings, cross_check=True,
+                                    replace_damaged=replace_damaged, actor=_actor(by))
     if not result.intact:
         for problem in result.problems:
             click.echo(f"  {problem.kind}: {problem.message}", err=True)
-        click.echo("the audit log does not verify: no anchor written", err=True)
+        click.echo("the audit log does not verify: no anchor written"
+                   + ("" if replace_damaged or not all(
+                       p.kind in ("unreadable-anchor", "missing-anchor")
+                       for p in result.problems)
+                      else " (--replace-damaged writes over damaged anchors, and says so in "
+                           "the log)"), err=True)
         click.get_current_context().exit(1)
     for anchor in result.anchors:
-        click.echo(f"{anchor.location}: {anchor.message} (entry {anchor.seq})")
+        click.echo(f"{anchor.location}: {anchor.message or 'up to date'} (entry {anchor.seq})")
 
 
 @audit_log_group.command("show")

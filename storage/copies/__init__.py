@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 from policies.lazy import lazy_exports
 
+DEFAULT_OLDER_THAN = "1d"
+"""How old a leftover of interrupted work must be before ``dangan storage clean`` takes it."""
+
 _API = {
     # replication
     "CopyAction": "replication",
@@ -23,6 +26,16 @@ _API = {
     "record_copy_failure": "replication",
     "storage_status": "replication",
     "write_copies": "replication",
+    # leftovers
+    "CleanReport": "leftovers",
+    "RemnantReport": "leftovers",
+    "clean": "leftovers",
+    "find_remnants": "leftovers",
+    "human_age": "leftovers",
+    "human_size": "leftovers",
+    "parse_age": "leftovers",
+    "transfer_lock_path": "leftovers",
+    "transfer_running": "leftovers",
     # retrieval
     "FileRef": "retrieval",
     "NoIntactCopy": "retrieval",
@@ -37,13 +50,17 @@ _API = {
     "record_locks": "worm",
 }
 
-__all__ = sorted(_API)
+__all__ = sorted([*_API, "DEFAULT_OLDER_THAN"])
 __getattr__, __dir__ = lazy_exports(__name__, _API)
 
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.copies.replication import (
         CopyAction, LocationSet, ReplicationReport, Replicator, expected_of_aip, record_class,
         record_copy_failure, storage_status, write_copies,
+    )
+    from storage.copies.leftovers import (
+        CleanReport, RemnantReport, clean, find_remnants, human_age, human_size, parse_age,
+        transfer_lock_path, transfer_running,
     )
     from storage.copies.retrieval import FileRef, NoIntactCopy, Retriever
     from storage.copies.worm import (

@@ -119,7 +119,7 @@ class AuditResult:
     def bad_copies(self) -> list[CheckOutcome]:
         """Copies whose check failed and that no successful repair has fixed."""
         repaired = {(r.aip_uuid, r.location) for r in self.repairs if r.status == "done"}
-        return [c for c in self.checks if c.outcome != "pass"
+        return [c for c in self.checks if not c.found_nothing
                 and (c.aip_uuid, c.location) not in repaired]
 
     @property
@@ -132,6 +132,8 @@ class AuditResult:
         return {
             "copies": len(self.checks),
             "passed": sum(c.outcome == "pass" for c in self.checks),
+            # quick checks: every file present and sized; no byte was read
+            "present": sum(c.outcome == "present" for c in self.checks),
             "failed": sum(c.outcome == "fail" for c in self.checks),
             "errors": sum(c.outcome == "error" for c in self.checks),
             "repaired": sum(r.status == "done" for r in self.repairs),
@@ -351,7 +353,7 @@ class Auditor:
         findings, compared = compare_quick(expected, listing)
         outcome.files, outcome.findings = len(expected), findings
         outcome.algorithms = ("sha256",) if compared else ()
-        outcome.outcome = "fail" if findings else "pass"
+        outcome.outcome = "fail" if findings else "present"
         outcome.note = (f"stored checksums compared for {compared} of {len(expected)} files"
                         + ("" if compared else " (this location keeps none: presence and size "
                            "only)"))

@@ -54,7 +54,9 @@ class CheckOutcome:
         id: the check's identifier (also of its ``fixity_checks`` row).
         depth: ``quick`` (no bytes read) or ``full`` (every byte read and hashed).
         purpose: ``audit``, ``api`` (Storage-Service check_fixity) or ``repair``.
-        outcome: ``pass``, ``fail`` or ``error`` (the check could not be completed).
+        outcome: ``pass`` (full: every byte read and matched), ``present`` (quick: every
+            file present with its recorded size — a quick check never says ``pass``),
+            ``fail`` or ``error`` (the check could not be completed).
         files: files the copy must hold; files_read/bytes_read: read by this check;
         files_resumed: taken from the checkpoint of an interrupted run, not read again.
         note: what else the reader should know (checksums compared, the error).
@@ -79,7 +81,18 @@ class CheckOutcome:
 
     @property
     def passed(self) -> bool:
+        """A full check that read and matched every byte."""
         return self.outcome == "pass"
+
+    @property
+    def found_nothing(self) -> bool:
+        """The check found nothing wrong: a full pass, or a quick check's ``present``."""
+        return self.outcome in ("pass", "present")
+
+    @property
+    def label(self) -> str:
+        """The outcome in words, for people (a quick result never reads as a fixity one)."""
+        return OUTCOME_WORDS.get(self.outcome, self.outcome)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json`` and reports."""
@@ -155,6 +168,26 @@ def summarise_kinds(findings: list[Finding]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
 
 
+OUTCOME_WORDS = {"pass": "pass (every byte read and matched)",
+                 "present": "quick check: present and sized",
+                 "fail": "FAIL", "error": "not completed"}
+"""Check outcomes in words (English); the reports carry the Chinese."""
+
+QUICK_EVENT_TYPE = "validation"
+"""The PREMIS event type of a quick check: it compares presence and sizes (and checksums the
+store keeps) with the catalogue and reads no byte, so it is not a ``fixity check``."""
+
+
+def event_of(outcome: CheckOutcome) -> tuple[str, str]:
+    """The PREMIS event type and outcome of a check: a full one is a ``fixity check`` with
+    ``pass``/``fail``; a quick one a ``validation`` with ``present``/``fail``."""
+    if outcome.depth == "full":
+        return "fixity check", {"pass": "pass", "fail": "fail"}.get(outcome.outcome,
+                                                                    "not-checked")
+    return QUICK_EVENT_TYPE, {"present": "present", "fail": "fail"}.get(outcome.outcome,
+                                                                        "not-checked")
+
+
 def record_check(catalogue: Catalogue, outcome: CheckOutcome, *, actor: str,
                  run_id: str | None = None) -> None:
     """Write a finished check: its row, its PREMIS event, the audit log and the copy status.
@@ -175,9 +208,9 @@ def record_check(catalogue: Catalogue, outcome: CheckOutcome, *, actor: str,
                         files_read=outcome.files_read, bytes_read=outcome.bytes_read,
                         algorithms=list(outcome.algorithms), tool=tool_name()[:128],
                         findings=kept, event_id=event_id, actor=actor))
-        s.add(m.Event(id=event_id, aip_uuid=outcome.aip_uuid, type="fixity check",
-                      at=outcome.finished,
-                      outcome={"pass": "pass", "fail": "fail"}.get(outcome.outcome, "not-checked"),
+        event_type, event_outcome = event_of(outcome)
+        s.add(m.Event(id=event_id, aip_uuid=outcome.aip_uuid, type=event_type,
+                      at=outcome.finished, outcome=event_outcome,
                       detail=_event_detail(outcome), outcome_detail=_event_outcome(outcome),
                       agents=agents,
                       files=file_keys(s, outcome.aip_uuid, {f.path for f in outcome.findings}),
@@ -196,7 +229,8 @@ def record_check(catalogue: Catalogue, outcome: CheckOutcome, *, actor: str,
 
 def _event_detail(outcome: CheckOutcome) -> str:
     depth = ("full check: every byte re-read and hashed" if outcome.depth == "full" else
-             "quick check: presence, size and stored checksum, no bytes read")
+             "quick check (not a fixity check): presence, size and stored checksum, "
+             "no bytes read")
     return (f"{depth}; copy at {outcome.location}; purpose {outcome.purpose}; "
             f"algorithms {'+'.join(outcome.algorithms) or '-'}; tool {tool_name()}; "
             f"started {outcome.started.isoformat()}; finished {outcome.finished.isoformat()}; "

@@ -30,11 +30,13 @@ from storage.fixity.records import (
     precise_now,
     tool_name,
 )
+from storage.locations import private_dir
 
 TEMPLATES = Path(__file__).with_name("templates")
 SOURCE_LABELS = {"audit": "定期审计", "api": "审计接口 (check_fixity)", "repair": "修复后复核",
                  "write": "写入时回读校验"}
-OUTCOME_LABELS = {"pass": "通过", "fail": "未通过", "error": "未能完成", None: "—"}
+OUTCOME_LABELS = {"pass": "通过", "present": "快速校验：文件齐全、大小相符（未读取内容，非固定性校验）",
+                  "fail": "未通过", "error": "未能完成", None: "—"}
 
 
 @dataclass
@@ -152,8 +154,9 @@ CSV_COLUMNS = [("aip_uuid", "AIP"), ("archival_code", "档号"), ("label", "题�
 
 
 def write_reports(report: CoverageReport, folder: Path) -> dict[str, Path]:
-    """Write ``fixity-report.html``, ``.csv`` and ``.json`` into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``fixity-report.html``, ``.csv`` and ``.json`` into ``folder`` (created
+    owner-only)."""
+    private_dir(folder)
     paths = {kind: folder / f"fixity-report.{kind}" for kind in ("html", "csv", "json")}
     paths["json"].write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2),
                              encoding="utf-8")

@@ -152,7 +152,23 @@ class Worker:
         return int(result.get("indexed", 0))
 
     def execute(self, claim: Claim, stats: WorkerStats) -> dict[str, Any]:
-        """Run one claimed job with a heartbeat; record its outcome; return a summary."""
+        """Run one claimed job with a heartbeat; record its outcome; return a summary.
+
+        The audit log is anchored in storage after each job that appended entries."""
+        try:
+            return self._execute(claim, stats)
+        finally:
+            self._anchor()
+
+    def _anchor(self) -> None:
+        from storage.catalogue import auditlog
+
+        try:
+            auditlog.anchor_written(self.settings, self.catalogue, actor="worker")
+        except DanganError as exc:
+            log.warning("audit log not anchored in storage: %s", exc)
+
+    def _execute(self, claim: Claim, stats: WorkerStats) -> dict[str, Any]:
         beat = _Heartbeat(self.queue, claim, self.lease)
         beat.start()
         outcome: dict[str, Any] = {"id": claim.id, "kind": claim.kind, "attempt": claim.attempt}

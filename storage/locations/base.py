@@ -8,6 +8,8 @@ written and read back against its expected digests.
 from __future__ import annotations
 
 import io
+import os
+import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +45,45 @@ class ObjectInfo:
     size: int
     modified: float | None = None
     checksum_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Something an interrupted write left at a location, visible to no reader.
+
+    Attributes:
+        location: the location's name.
+        kind: ``half-written`` (a copy never published: files under ``.pending`` or objects
+            without a publication marker), ``multipart`` (an S3 multipart upload never
+            completed), ``deleting`` (a copy whose deletion was interrupted), ``replacing``
+            (a file being replaced in place by a repair).
+        name: what it is called there (a folder, a key prefix, an upload's key).
+        uuid: the AIP it belongs to, when known.
+        size: bytes it takes.
+        modified: when it was last written (POSIX time), or None.
+    """
+
+    location: str
+    kind: str
+    name: str
+    uuid: str | None
+    size: int
+    modified: float | None
+
+
+_CRASH_COUNTS: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for the crash-safety tests: ``DANGAN_CRASH_AT=NAME`` kills the process
+    the first time it passes here, ``NAME:N`` the N-th time."""
+    wanted = os.environ.get("DANGAN_CRASH_AT", "")
+    point, _, nth = wanted.partition(":")
+    if point != name:
+        return
+    _CRASH_COUNTS[name] = _CRASH_COUNTS.get(name, 0) + 1
+    if _CRASH_COUNTS[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -180,6 +221,16 @@ class Location(ABC):
     def read_admin_object(self, name: str) -> bytes:
         """Read an administrative object; ObjectNotFound when it was never written."""
         raise StorageError(f"location {self.name}: cannot keep administrative objects")
+
+    # -- what interrupted writes left ------------------------------------------------------
+    def leftovers(self) -> list[Leftover]:
+        """What interrupted writes left here that no reader sees (never a published copy)."""
+        return []
+
+    def discard_leftover(self, leftover: Leftover) -> None:
+        """Remove one leftover found by :meth:`leftovers` (callers make sure nothing is
+        writing it)."""
+        raise StorageError(f"location {self.name}: leftovers cannot be removed")
 
     # -- WORM: retention locks where the backend enforces them ----------------------------
     def set_retention(self, uuid: str, lock: "RetentionLock") -> str:

@@ -21,9 +21,10 @@ from urllib.parse import quote
 from policies.errors import ObjectNotFound, StorageError
 from storage.aip import ReadBack, copy_and_hash, copy_hash_read_back, fsync_dir, hash_file, map_files
 from storage.locations.base import (
-    CopyReport, ExpectedFile, LimitedReader, Location, Mismatch, ObjectInfo, ProgressFn,
-    raise_first, verify_stored_bag,
+    CopyReport, ExpectedFile, Leftover, LimitedReader, Location, Mismatch, ObjectInfo,
+    ProgressFn, crash_point, raise_first, verify_stored_bag,
 )
+from storage.locations import FILE_MODE, private_dir, restrict_tree
 
 PENDING = ".pending"
 ADMIN = ".dangan"   # administrative objects (audit-log anchor), never an AIP
@@ -48,7 +49,7 @@ class FilesystemLocation(Location):
         self.name, self.root, self.fsync, self.workers = name, Path(root), fsync, workers
         self.url = self.root.as_uri()
         try:
-            (self.root / PENDING).mkdir(parents=True, exist_ok=True)
+            private_dir(self.root / PENDING)
         except OSError as exc:
             raise StorageError(f"location {name}: cannot create {self.root}: {exc.strerror}") from exc
 
@@ -66,6 +67,8 @@ class FilesystemLocation(Location):
             if pending.exists():
                 shutil.rmtree(pending)
             read_back = self._write(source, pending, expected, move)
+            restrict_tree(pending)     # a moved staging folder keeps the modes it was built with
+            crash_point("pending-written")
             if self.fsync:
                 os.sync()
             raise_first(self._verify(pending, expected, progress, read_back), uuid)
@@ -269,9 +272,10 @@ class FilesystemLocation(Location):
 
     def write_admin_object(self, name: str, data: bytes) -> None:
         target = self._admin_path(name)
-        target.parent.mkdir(exist_ok=True)
+        private_dir(target.parent)
         temporary = target.with_name(f".{name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE),
+                  "wb") as handle:
             handle.write(data)
             if self.fsync:
                 handle.flush()
@@ -287,12 +291,65 @@ class FilesystemLocation(Location):
             raise ObjectNotFound(f"{self.url}: no administrative object {name}") from exc
 
     def discard_pending(self) -> list[str]:
-        """Remove copies left half-written by a crash; return their names."""
+        """Remove copies left half-written by a crash; return their names. Do not run it
+        while something writes to this location (``dangan storage clean`` checks)."""
         names = []
-        for entry in os.scandir(self.root / PENDING):
-            shutil.rmtree(entry.path, ignore_errors=True)
-            names.append(entry.name)
+        for leftover in self.leftovers():
+            self.discard_leftover(leftover)
+            names.append(leftover.name)
         return names
+
+    def leftovers(self) -> list[Leftover]:
+        """Entries of ``.pending``: ``<uuid>`` (a copy being written), ``deleting-<uuid>``
+        (a deletion under way), ``file-<uuid>-…`` (a file being replaced)."""
+        found = []
+        try:
+            entries = sorted(os.scandir(self.root / PENDING), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            kind, uuid = "half-written", entry.name
+            if entry.name.startswith("deleting-"):
+                kind, uuid = "deleting", entry.name.removeprefix("deleting-")
+            elif entry.name.startswith("file-"):
+                kind, uuid = "replacing", entry.name.removeprefix("file-")[:36]
+            size, modified = tree_size(Path(entry.path))
+            found.append(Leftover(self.name, kind, f"{PENDING}/{entry.name}", uuid, size,
+                                  modified))
+        return found
+
+    def discard_leftover(self, leftover: Leftover) -> None:
+        name = leftover.name.removeprefix(f"{PENDING}/")
+        if not name or "/" in name or name.startswith("."):
+            raise StorageError(f"location {self.name}: not a leftover: {leftover.name!r}")
+        target = self.root / PENDING / name
+        try:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{target}: {exc.strerror}") from exc
+
+
+def tree_size(path: Path) -> tuple[int, float | None]:
+    """Bytes under ``path`` and its newest modification time (lstat: links not followed)."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return 0, None
+    if not stat.S_ISDIR(st.st_mode):
+        return st.st_size, st.st_mtime
+    size, newest = 0, st.st_mtime
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                info = os.lstat(os.path.join(folder, name))
+            except FileNotFoundError:
+                continue
+            size += info.st_size
+            newest = max(newest, info.st_mtime)
+    return size, newest
 
 
 def _drop_cache(path: Path) -> None:

@@ -81,11 +81,13 @@ from storage.aip import digest_stream, new_hashers, read_chunks
 from storage.locations.base import (
     CopyReport,
     ExpectedFile,
+    Leftover,
     Location,
     Mismatch,
     ObjectInfo,
     ProgressFn,
     RetentionLock,
+    crash_point,
     raise_first,
     verify_stored_bag,
 )
@@ -362,6 +364,7 @@ class S3Location(Location):
                                   only={self._key(uuid, p) for p in untracked})
             report.notes.append(f"removed {len(untracked)} leftover object(s) not in the bag")
         versions = self._store_files(uuid, source, expected, leftovers, report, progress)
+        crash_point("pending-written")
         stored = {info.path: info for info in self._list(uuid)}
         problems = [Mismatch("missing", p) for p in sorted(set(expected) - set(stored))]
         problems += [Mismatch("untracked", p) for p in sorted(set(stored) - set(expected))]
@@ -660,28 +663,79 @@ class S3Location(Location):
 
     def discard_pending(self) -> list[str]:
         """Remove what interrupted uploads left (objects and multipart uploads of AIPs that
-        have no marker); return the AIP identifiers cleaned. Do not run it while an
-        ingest is writing to this location."""
+        have no marker, files being replaced); return the AIP identifiers cleaned. Do not
+        run it while something writes to this location (``dangan storage clean`` checks)."""
+        cleaned = []
+        for leftover in self.leftovers():
+            self.discard_leftover(leftover)
+            cleaned.append(leftover.uuid or leftover.name)
+        return sorted(set(cleaned))
+
+    def leftovers(self) -> list[Leftover]:
+        """Objects under ``<uuid>/`` of AIPs without a publication marker (``half-written``;
+        ``multipart`` when only an unfinished multipart upload is there), and files being
+        replaced in place under ``.dangan/replace/``."""
         published = set(self.list_aips())
-        cleaned = set()
-        with map_exceptions(f"{self.url}: list"):
-            paginator = self.client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
-                for common in page.get("CommonPrefixes", []):
-                    name = common["Prefix"][len(self.prefix):].rstrip("/")
-                    if not name.startswith(".") and name not in published:
-                        cleaned.add(name)
+        sizes: dict[str, int] = {}
+        newest: dict[str, float] = {}
+        objects: set[str] = set()
+
+        def note(name: str, size: int, when: datetime | None) -> None:
+            sizes[name] = sizes.get(name, 0) + size
+            if when is not None:
+                newest[name] = max(newest.get(name, 0.0), when.timestamp())
+
+        for key, size, when in self._list_keys(self.prefix):
+            name = key[len(self.prefix):].split("/", 1)[0]
+            if name and not name.startswith(".") and name not in published:
+                objects.add(name)
+                note(name, size, when)
+        uploads: set[str] = set()
         with map_exceptions(f"{self.url}: multipart uploads"):
             paginator = self.client.get_paginator("list_multipart_uploads")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for upload in page.get("Uploads", []):
                     name = upload["Key"][len(self.prefix):].split("/", 1)[0]
-                    if not name.startswith(".") and name not in published:
-                        cleaned.add(name)
-        for name in sorted(cleaned):
-            self._abort_uploads(f"{self.prefix}{name}/")
-            self._delete_versions(f"{self.prefix}{name}/")
-        return sorted(cleaned)
+                    if name and not name.startswith(".") and name not in published:
+                        uploads.add(name)
+                        note(name, self._parts_size(upload), upload.get("Initiated"))
+        found = [Leftover(self.name, "half-written" if name in objects else "multipart",
+                          f"{name}/", name, sizes.get(name, 0), newest.get(name))
+                 for name in sorted(objects | uploads)]
+        replacing: dict[str, tuple[int, float | None]] = {}
+        for key, size, when in self._list_keys(f"{self.prefix}{REPLACING}"):
+            uuid = key[len(f"{self.prefix}{REPLACING}"):].split("/", 1)[0]
+            total, latest = replacing.get(uuid, (0, None))
+            stamp = when.timestamp() if when else None
+            replacing[uuid] = (total + size, max(filter(None, [latest, stamp]), default=None))
+        found += [Leftover(self.name, "replacing", f"{REPLACING}{uuid}/", uuid, size, when)
+                  for uuid, (size, when) in sorted(replacing.items())]
+        return found
+
+    def _parts_size(self, upload: Mapping[str, Any]) -> int:
+        with map_exceptions(f"s3://{self.bucket}/{upload['Key']}: parts"):
+            paginator = self.client.get_paginator("list_parts")
+            return sum(int(part.get("Size", 0))
+                       for page in paginator.paginate(Bucket=self.bucket, Key=upload["Key"],
+                                                      UploadId=upload["UploadId"])
+                       for part in page.get("Parts", []))
+
+    def discard_leftover(self, leftover: Leftover) -> None:
+        """Abort the uploads and delete every version under the leftover's prefix; refused
+        for an AIP that is published meanwhile.
+
+        Raises:
+            ObjectLocked: a bucket's default retention locked the objects on arrival.
+        """
+        if leftover.kind == "replacing":
+            self._delete_versions(f"{self.prefix}{leftover.name}")
+            return
+        uuid = leftover.name.rstrip("/")
+        _check_uuid(uuid)
+        if self.has_aip(uuid):
+            raise StorageError(f"{self.url_for(uuid)}: published meanwhile: not a leftover")
+        self._abort_uploads(f"{self.prefix}{uuid}/")
+        self._delete_versions(f"{self.prefix}{uuid}/")
 
     # -- repair in place and administrative objects -------------------------------------------
     def put_file(self, uuid: str, path: str, source: Path, expected: ExpectedFile) -> None:

@@ -87,8 +87,16 @@ def test_quick_check_reads_no_bytes_and_is_never_a_full_one(repo, cli, damage, f
     assert "presence and size only" in quick["note"]     # a filesystem keeps no checksum
     assert ((kind, path) in {(f["kind"], f["path"]) for f in quick["findings"]}) is found
     assert code == (1 if found else 0)
-    [event] = [e for e in events_of(repo.settings, uuid) if e.location == "a"]
-    assert event.detail.startswith("quick check")
+    # never a "pass": the outcome, its words and its PREMIS event say what was looked at
+    assert quick["outcome"] == ("fail" if found else "present")
+    assert not [e for e in events_of(repo.settings, uuid) if e.location == "a"], \
+        "a quick check is not recorded as a fixity check"
+    [event] = [e for e in events_of(repo.settings, uuid, "validation") if e.location == "a"]
+    assert event.detail.startswith("quick check (not a fixity check)")
+    assert event.outcome == ("fail" if found else "present")
+    text = cli("audit", "--aip", uuid, "--quick", "--no-repair")
+    if not found:
+        assert "quick check: present and sized" in text.out and " passed" not in text.out
     # the full check that follows finds the same-size change the quick one could not see
     code, out = audit_json(cli, "--aip", uuid, "--no-repair")
     assert (kind, path) in {(f["kind"], f["path"]) for f in _check(out, "a")["findings"]}

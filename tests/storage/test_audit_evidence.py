@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixity_support import audit_json, events_of, flip_byte, payload_file
 
 from storage.catalogue import models as m
-from storage.catalogue import Catalogue
+from storage.catalogue.database import Catalogue
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "storage" / "aip" / "schemas"
 P = {"premis": "http://www.loc.gov/premis/v3"}
@@ -30,34 +30,44 @@ def test_every_check_of_every_copy_is_a_premis_event_and_exported(repo, cli, tmp
     audit_json(cli, "--aip", uuid, "--quick")
     audit_json(cli, "--aip", uuid)
 
-    events = events_of(repo.settings, uuid)
-    assert sorted((e.location, e.detail.split(":")[0]) for e in events) == [
-        ("a", "full check"), ("a", "quick check"), ("b", "full check"), ("b", "quick check")]
+    events = events_of(repo.settings, uuid) + [     # (ingest's DA/T 70 validation has none)
+        e for e in events_of(repo.settings, uuid, "validation") if e.location]
+    assert sorted((e.location, e.type, e.outcome, e.detail.split(":")[0]) for e in events) == [
+        ("a", "fixity check", "pass", "full check"),
+        ("a", "validation", "present", "quick check (not a fixity check)"),
+        ("b", "fixity check", "pass", "full check"),
+        ("b", "validation", "present", "quick check (not a fixity check)")]
     out = tmp_path / "premis.xml"
     assert cli("audit", "premis", uuid[:8], "-o", out).code == 0
 
     document = etree.parse(str(out))
     schema = etree.XMLSchema(etree.parse(str(SCHEMAS / "premis.xsd")))
     assert schema.validate(document), schema.error_log
-    fixity = [e for e in document.findall("premis:event", P)
-              if e.findtext("premis:eventType", namespaces=P) == "fixity check"]
-    assert len(fixity) == 4
-    for event in fixity:
+    checks = [e for e in document.findall("premis:event", P)
+              if "check" in e.findtext("premis:eventDetailInformation/premis:eventDetail",
+                                       namespaces=P)
+              and "copy at " in e.findtext("premis:eventDetailInformation/premis:eventDetail",
+                                           namespaces=P)]
+    assert len(checks) == 4
+    for event in checks:
         when = event.findtext("premis:eventDateTime", namespaces=P)
         start, _, end = when.partition("/")
         assert start and end and start <= end            # the check's time span
         detail = event.findtext("premis:eventDetailInformation/premis:eventDetail",
                                 namespaces=P)
-        assert re.search(r"(full|quick) check", detail) and "copy at " in detail
+        kind = event.findtext("premis:eventType", namespaces=P)
+        result = event.findtext("premis:eventOutcomeInformation/premis:eventOutcome",
+                                namespaces=P)
+        # a quick check reads no byte: never a "fixity check", never a "pass"
+        assert (kind, result) == (("fixity check", "pass") if "full check" in detail
+                                  else ("validation", "present"))
         assert "tool Dangan" in detail and "hashlib" in detail
-        assert event.findtext("premis:eventOutcomeInformation/premis:eventOutcome",
-                              namespaces=P) == "pass"
         agents = [a.findtext("premis:linkingAgentIdentifierValue", namespaces=P)
                   for a in event.findall("premis:linkingAgentIdentifier", P)]
         assert "hashlib-openssl" in agents
-    full = [e for e in fixity if "full check" in e.findtext(
+    full = [e for e in checks if "full check" in e.findtext(
         "premis:eventDetailInformation/premis:eventDetail", namespaces=P)]
-    assert all("algorithms sha256" in e.findtext(
+    assert len(full) == 2 and all("algorithms sha256" in e.findtext(
         "premis:eventDetailInformation/premis:eventDetail", namespaces=P) for e in full)
     ids = {a.findtext("premis:agentIdentifier/premis:agentIdentifierValue", namespaces=P)
            for a in document.findall("premis:agent", P)}

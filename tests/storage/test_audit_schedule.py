@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixity_support import audit_json, write_policy
 
 from storage.catalogue import models as m
-from storage.catalogue import Catalogue, utcnow
+from storage.catalogue.database import Catalogue, utcnow
 
 pytest_plugins = ["fixity_fixtures"]
 
@@ -99,6 +99,8 @@ def test_a_quick_check_never_counts_as_a_full_one(repo, cli):
     code, out = audit_json(cli, "--quick")
     assert code == 0 and out["summary"]["copies"] == 2 * len(repo.uuids)
     assert out["summary"]["bytes_read"] == 0
+    assert out["summary"]["passed"] == 0 and out["summary"]["present"] == 2 * len(repo.uuids)
+    assert {c["outcome"] for c in out["checks"]} == {"present"}
 
     assert len(_plan(cli)["copies"]) == 2 * len(repo.uuids)     # still due
     report = cli("audit", "report", "--json")
@@ -107,8 +109,16 @@ def test_a_quick_check_never_counts_as_a_full_one(repo, cli):
     assert data["coverage"]["all_copies_fully_checked_within_interval"] is False
     assert data["coverage"]["not_covered"] == 2 * len(repo.uuids)
     row = data["copies"][0]
-    assert row["last_quick_outcome"] == "pass" and row["last_full_source"] == "write"
+    assert row["last_quick_outcome"] == "present" and row["last_full_source"] == "write"
     assert row["age_days"] >= 99 and "overdue" in row["reason"]
+    folder = repo.home / "quick-report"
+    assert cli("audit", "report", "-o", folder).code == 1
+    html = (folder / "fixity-report.html").read_text(encoding="utf-8")
+    assert "快速校验：文件齐全、大小相符" in html
+    from access.dashboard import fixity_coverage
+
+    coverage = fixity_coverage(Catalogue.open(repo.settings), repo.settings)
+    assert coverage["covered"] == 0, "the dashboard does not count a quick check as a full one"
 
     code, out = audit_json(cli)
     assert code == 0 and out["summary"]["bytes_read"] > 0

@@ -14,7 +14,7 @@ from transfers import small_transfer
 
 from policies import load_settings
 from storage.catalogue import models
-from storage.catalogue import Catalogue
+from storage.catalogue.database import Catalogue
 from storage.locations.s3 import S3Location
 from storage.copies import expected_of_aip
 from storage.copies import RetentionLockRecord
@@ -68,7 +68,7 @@ def ingest(cli, tmp_path: Path, name: str = "t", rows: int = 3, volume: int = 1)
 
 def status(cli) -> tuple[int, dict[str, dict]]:
     result = cli("storage", "status", "--json")
-    return result.code, {row["name"]: row for row in json.loads(result.out)}
+    return result.code, {row["name"]: row for row in json.loads(result.out)["locations"]}
 
 
 def copies(home, uuid: str) -> dict[str, str]:
