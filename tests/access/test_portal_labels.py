@@ -88,3 +88,22 @@ def test_cli_labels(cli, holding, tmp_path, monkeypatch):
     )
     assert result.code == 0 and out.read_bytes()[:4] == b"%PDF"
     assert cli("--home", holding.settings.home, "labels", holding.restricted, "-o", out).code == 2
+
+
+def test_label_sheet_without_font_files_prints_the_archival_code_whole(monkeypatch, tmp_path,
+                                                                      artifacts):
+    """Where no CJK font file is installed, labels use the built-in STSong-Light: the 档号's
+    middle dots must still be printed (not as missing-glyph boxes) and read back."""
+    from pdfminer.high_level import extract_text
+
+    from access import labels
+
+    monkeypatch.setattr(labels, "FONT_CANDIDATES", ())
+    code = HOUSEHOLDS[0].code
+    label = labels.Label("t" * 24, "http://127.0.0.1/q/" + "t" * 24, "volume",
+                         (code, "户卷 · 扫码登录后查看"))
+    data = labels.label_sheet_pdf([label])
+    (artifacts / "qr-labels-builtin-font.pdf").write_bytes(data)
+    assert b"STSong-Light" in data
+    text = extract_text(io.BytesIO(data)).replace("\n", "")
+    assert code in text and "户卷 · 扫码登录后查看" in text
