@@ -30,6 +30,11 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
 )
+BUILTIN_FONT = "STSong-Light"  # reportlab's Adobe-GB1 CID font, when no font file is installed
+# STSong-Light's encoding (UniGB-UCS2-H) has no code for U+00B7, the 档号 separator: it would
+# print as a missing-glyph box. GB 2312's middle dot is reached there as U+30FB, and text
+# extraction maps that glyph back to U+00B7.
+_BUILTIN_FONT_TEXT = str.maketrans({"\u00b7": "\u30fb"})
 
 
 @dataclass(frozen=True)
@@ -278,8 +283,8 @@ def _font() -> str:
             if "DanganLabel" not in pdfmetrics.getRegisteredFontNames():
                 pdfmetrics.registerFont(TTFont("DanganLabel", path, subfontIndex=0))
             return "DanganLabel"
-    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
-    return "STSong-Light"
+    pdfmetrics.registerFont(UnicodeCIDFont(BUILTIN_FONT))
+    return BUILTIN_FONT
 
 
 def label_sheet_pdf(labels: Sequence[Label], title: str = "档案二维码标签") -> bytes:
@@ -305,6 +310,8 @@ def label_sheet_pdf(labels: Sequence[Label], title: str = "档案二维码标签
         _draw_qr(pdf, label.url, x + 4 * mm, y + 5 * mm, 42 * mm)
         pdf.setFillGray(0)
         for line_no, line in enumerate(label.lines):
+            if font == BUILTIN_FONT:
+                line = line.translate(_BUILTIN_FONT_TEXT)
             size = 10 if line_no == 0 else 8
             pdf.setFont(font, size)
             _draw_wrapped(pdf, line, x + 49 * mm, y + h - (10 + 9 * line_no) * mm, 43 * mm, size)

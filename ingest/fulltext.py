@@ -196,12 +196,18 @@ def _render_page(pdf: Path, page: int, dpi: int, folder: Path) -> Path:
     return stem.with_suffix(".png")
 
 
+def _renderer_missing() -> str | None:
+    """Why PDF pages cannot be rendered for OCR (a missing tool), or None."""
+    return None if shutil.which("pdftoppm") else "pdftoppm (poppler-utils) is not installed"
+
+
 def ocr_pdf_pages(
     pdf: Path, pages: list[int], options: Options, pool: ThreadPoolExecutor
 ) -> dict[int, str]:
     """OCR the given 1-based pages of a PDF, several at once; returns page -> text."""
-    if shutil.which("pdftoppm") is None:
-        raise RuntimeError("pdftoppm (poppler-utils) is not installed")
+    missing = _renderer_missing()
+    if missing:
+        raise RuntimeError(missing)
     with tempfile.TemporaryDirectory(prefix="dangan-ocr-") as tmp:
 
         def one(page: int) -> tuple[int, str]:
@@ -337,7 +343,7 @@ def _extract_pdf(rel: str, path: Path, options: Options, pool: ThreadPoolExecuto
     ocr_pages = 0
     if scans:
         missing = None if options.ocr else "OCR is switched off ([fulltext] ocr = false)"
-        missing = missing or ocr_available(options.languages)
+        missing = missing or ocr_available(options.languages) or _renderer_missing()
         if missing:
             reason = f"{len(scans)} page(s) without a text layer not read: {missing}"
         else:

@@ -1,14 +1,19 @@
 """A small, realistic holding for the access tests: county documents (a PDF with a text
 layer, an image-only scan, a DOCX) and two household volumes full of personal information.
 
-Every Chinese text is drawn with a real font (WenQuanYi Micro Hei), so the scan can be read
-by OCR. People, ID numbers and phone numbers are fictional (the ID numbers' check digits are
-valid, as real ones would be).
+Chinese text is drawn with WenQuanYi Micro Hei (Debian's ``fonts-wqy-microhei``) when it is
+installed: embedded in the PDFs' text layers, and on the scanned pages so that OCR can read
+them. Without it the PDFs use reportlab's built-in CID font STSong-Light (no font file; readers
+bring the glyphs, and pdfminer reads the text layer back exactly, see test_fulltext.py), and
+the scans hold no legible text: the tests that read scans by OCR then skip
+(:func:`ocr_unavailable`). People, ID numbers and phone numbers are fictional (the ID numbers'
+check digits are valid, as real ones would be).
 """
 
 from __future__ import annotations
 
 import csv
+import shutil
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +21,8 @@ from pathlib import Path
 PASSWORD = "correct horse battery"   # every test account's password
 
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+FONT_PACKAGE = "fonts-wqy-microhei"
+BUILTIN_FONT = "STSong-Light"  # reportlab's Adobe-GB1 CID font: needs no file
 HEADER = [
     "序号",
     "档号",
@@ -101,25 +108,49 @@ HOUSEHOLDS = [
 ]
 
 
-def _font(size: int):
-    from PIL import ImageFont
+def ocr_unavailable(scanned_pdf: bool = False) -> str | None:
+    """Why the tests that OCR generated pages cannot run here (naming the Debian packages to
+    install), or None when they can. ``scanned_pdf``: pages rendered from a PDF (pdftoppm)."""
+    from ingest.fulltext import ocr_available
 
-    return ImageFont.truetype(str(FONT), size)
+    reasons = []
+    engine = ocr_available("chi_sim")
+    if engine:
+        reasons.append(f"{engine}: apt-get install tesseract-ocr tesseract-ocr-chi-sim")
+    if scanned_pdf and shutil.which("pdftoppm") is None:
+        reasons.append("pdftoppm is not installed: apt-get install poppler-utils")
+    if not FONT.exists():
+        reasons.append(f"no font to draw the pages with ({FONT}): apt-get install {FONT_PACKAGE}")
+    return "; ".join(reasons) or None
 
 
-def text_pdf(path: Path, title: str, body: str) -> None:
-    """A one-page A4 PDF with a real text layer (the font embedded)."""
-    from reportlab.lib.pagesizes import A4
+def pdf_font(builtin: bool = False) -> str:
+    """The font of the text PDFs, registered with reportlab on first use: WenQuanYi Micro Hei
+    (embedded) when installed and ``builtin`` is false, else the built-in STSong-Light."""
     from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
+
+    name = BUILTIN_FONT if builtin or not FONT.exists() else "WQY"
+    if name not in pdfmetrics.getRegisteredFontNames():
+        from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+        from reportlab.pdfbase.ttfonts import TTFont
+
+        font = UnicodeCIDFont(name) if name == BUILTIN_FONT else TTFont(name, str(FONT),
+                                                                          subfontIndex=0)
+        pdfmetrics.registerFont(font)
+    return name
+
+
+def text_pdf(path: Path, title: str, body: str, font: str | None = None) -> None:
+    """A one-page A4 PDF with a real text layer (in ``font``, a registered reportlab font;
+    default :func:`pdf_font`)."""
+    from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
 
-    if "WQY" not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont("WQY", str(FONT), subfontIndex=0))
+    font = font or pdf_font()
     pdf = canvas.Canvas(str(path), pagesize=A4, invariant=1)
-    pdf.setFont("WQY", 16)
+    pdf.setFont(font, 16)
     pdf.drawString(60, 780, title)
-    pdf.setFont("WQY", 11)
+    pdf.setFont(font, 11)
     y = 740
     for line in textwrap.wrap(body, 38):
         pdf.drawString(60, y, line)
@@ -128,14 +159,18 @@ def text_pdf(path: Path, title: str, body: str) -> None:
 
 
 def page_image(text: str, width: int = 2480, height: int = 1600, size: int = 42):
-    """A scanned-looking page: black text on white at about 300 dpi."""
-    from PIL import Image, ImageDraw
+    """A scanned-looking page: black text on white at about 300 dpi. Without the font (which
+    no Python package ships for Chinese) the page stays blank: a scan with nothing legible."""
+    from PIL import Image, ImageDraw, ImageFont
 
     image = Image.new("L", (width, height), 255)
+    if not FONT.exists():
+        return image
     draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(str(FONT), size)
     y = 160
     for line in textwrap.wrap(text, 45):
-        draw.text((150, y), line, font=_font(size), fill=0)
+        draw.text((150, y), line, font=font, fill=0)
         y += int(size * 1.7)
     return image
 

@@ -1,6 +1,7 @@
 """Full text at ingest: PDF text layers, DOCX, XLSX, plain text, OCR of scans (tesseract
 chi_sim) with its accuracy measured, and not-checked — never a silent pass — when OCR is
-unavailable."""
+unavailable. The OCR tests skip, naming the Debian packages, where tesseract, its chi_sim
+model, pdftoppm or the font that draws their pages is missing."""
 
 from __future__ import annotations
 
@@ -9,11 +10,26 @@ import shutil
 from pathlib import Path
 
 import pytest
-from holdings import POLICY_TEXT, SCAN_TEXT, page_image, scan_pdf, text_pdf
+from holdings import (
+    HOUSEHOLDS,
+    POLICY_TEXT,
+    SCAN_TEXT,
+    FONT,
+    ocr_unavailable,
+    page_image,
+    pdf_font,
+    scan_pdf,
+    text_pdf,
+)
 
 from ingest import fulltext
 
-pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract not installed")
+needs_ocr = pytest.mark.skipif(bool(ocr_unavailable()), reason=ocr_unavailable() or "")
+needs_pdf_ocr = pytest.mark.skipif(bool(ocr_unavailable(scanned_pdf=True)),
+                                   reason=ocr_unavailable(scanned_pdf=True) or "")
+needs_tesseract = pytest.mark.skipif(
+    shutil.which("tesseract") is None,
+    reason="tesseract is not installed: apt-get install tesseract-ocr tesseract-ocr-chi-sim")
 
 OCR_PAGE = (
     "青海省大通回族土族自治县精准扶贫工作总结。二〇一六年，全县紧紧围绕脱贫攻坚目标，"
@@ -36,6 +52,7 @@ def char_accuracy(reference: str, found: str) -> float:
     return 1 - previous[-1] / len(ref)
 
 
+@needs_ocr
 def test_ocr_character_accuracy_on_a_generated_chinese_page(tmp_path, artifacts):
     image = tmp_path / "page.png"
     page_image(OCR_PAGE).save(image, dpi=(300, 300))
@@ -50,6 +67,34 @@ def test_ocr_character_accuracy_on_a_generated_chinese_page(tmp_path, artifacts)
     assert accuracy >= 0.95, (accuracy, text)
 
 
+def _squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+@pytest.mark.parametrize("builtin", [False, True], ids=["installed-font", "STSong-Light"])
+def test_text_layer_of_the_test_pdfs_reads_back_exactly(tmp_path, builtin):
+    """The holding's PDFs are searched by their text: it must come back character for
+    character, in WenQuanYi Micro Hei (embedded) and in the built-in CID font used without it
+    (pdfminer maps its Adobe-GB1 codes back through the CMaps it ships)."""
+    if not builtin and not FONT.exists():
+        pytest.skip(f"{FONT} is not installed: apt-get install fonts-wqy-microhei")
+    hh = HOUSEHOLDS[0]
+    texts = {
+        "policy.pdf": ("关于做好因病致贫家庭医疗救助工作的通知", POLICY_TEXT),
+        "household.pdf": (f"{hh.head}贫困户申请书",
+                          f"申请人{hh.head}，公民身份号码{hh.id_number}，联系电话{hh.phone}，"
+                          f"家住{hh.village}。因{hh.disease}长期治疗，家庭困难。"),
+    }
+    files = {}
+    for name, (title, body) in texts.items():
+        text_pdf(tmp_path / name, title, body, font=pdf_font(builtin=builtin))
+        files[name] = (tmp_path / name, "application/pdf")
+    results = fulltext.extract_texts(files, fulltext.Options(ocr=False))
+    for name, (title, body) in texts.items():
+        assert (results[name].method, results[name].status) == ("text-layer", "passed")
+        assert _squeeze(results[name].text) == _squeeze(title + body), name
+
+
 def test_every_supported_kind_is_read(tmp_path):
     import docx
     import openpyxl
@@ -57,8 +102,6 @@ def test_every_supported_kind_is_read(tmp_path):
     files = {}
     text_pdf(tmp_path / "a.pdf", "标题", POLICY_TEXT)
     files["a.pdf"] = (tmp_path / "a.pdf", "application/pdf")
-    scan_pdf(tmp_path / "scan.pdf", SCAN_TEXT)
-    files["scan.pdf"] = (tmp_path / "scan.pdf", "application/pdf")
     document = docx.Document()
     document.add_paragraph("帮扶计划：发展牛羊养殖")
     table = document.add_table(rows=1, cols=2)
@@ -78,27 +121,70 @@ def test_every_supported_kind_is_read(tmp_path):
     assert results["a.pdf"].method == "text-layer" and "光伏" in fulltext.index_text(
         results["a.pdf"].text
     )
-    assert results["scan.pdf"].method == "ocr" and results["scan.pdf"].ocr_pages == 1
-    assert "分红" in fulltext.index_text(results["scan.pdf"].text)
     assert "县财政局" in results["b.docx"].text and "牛羊养殖" in results["b.docx"].text
     assert "脱贫人口" in results["c.xlsx"].text and "410" in results["c.xlsx"].text
     assert results["d.txt"].text == "低保兜底"
     assert (
         results["e.mp3"].status == "not-checked" and "no text extractor" in results["e.mp3"].reason
     )
-    assert all(results[k].status == "passed" for k in ("a.pdf", "scan.pdf", "b.docx", "c.xlsx"))
+    assert all(results[k].status == "passed" for k in ("a.pdf", "b.docx", "c.xlsx"))
 
 
-def test_missing_ocr_is_not_checked_with_a_reason(tmp_path):
+@needs_pdf_ocr
+def test_scanned_pdf_is_read_by_ocr(tmp_path):
+    scan_pdf(tmp_path / "scan.pdf", SCAN_TEXT)
+    result = fulltext.extract_texts({"scan.pdf": (tmp_path / "scan.pdf", "application/pdf")},
+                                    fulltext.Options())["scan.pdf"]
+    assert result.method == "ocr" and result.ocr_pages == 1 and result.status == "passed"
+    assert "分红" in fulltext.index_text(result.text)
+
+
+def _scan_and_image(tmp_path: Path) -> dict:
     scan_pdf(tmp_path / "scan.pdf", SCAN_TEXT)
     page_image("低保").save(tmp_path / "p.png")
-    files = {
+    return {
         "scan.pdf": (tmp_path / "scan.pdf", "application/pdf"),
         "p.png": (tmp_path / "p.png", "image/png"),
     }
-    off = fulltext.extract_texts(files, fulltext.Options(ocr=False))
+
+
+def test_ocr_switched_off_is_not_checked_with_a_reason(tmp_path):
+    off = fulltext.extract_texts(_scan_and_image(tmp_path), fulltext.Options(ocr=False))
     assert {r.status for r in off.values()} == {"not-checked"}
     assert "switched off" in off["scan.pdf"].reason
+
+
+def test_no_tesseract_is_not_checked_with_a_reason(tmp_path, monkeypatch):
+    files = _scan_and_image(tmp_path)
+    empty = tmp_path / "no-programs"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # tesseract and pdftoppm are nowhere
+    fulltext.ocr_available.cache_clear()
+    try:
+        results = fulltext.extract_texts(files, fulltext.Options())
+    finally:
+        fulltext.ocr_available.cache_clear()
+    assert all(r.status == "not-checked" and "tesseract is not installed" in r.reason
+               for r in results.values()), results
+
+
+def test_no_pdf_renderer_is_not_checked_with_a_reason(tmp_path, monkeypatch):
+    """tesseract without poppler-utils: the scanned pages are not read, and the result says
+    why (it is a missing tool, not a broken file)."""
+    files = _scan_and_image(tmp_path)
+    monkeypatch.setattr(fulltext, "ocr_available", lambda languages: None)
+    which = shutil.which
+    monkeypatch.setattr(fulltext.shutil, "which",
+                        lambda name, *a, **k: None if name == "pdftoppm" else which(name, *a, **k))
+    result = fulltext.extract_texts({"scan.pdf": files["scan.pdf"]},
+                                    fulltext.Options())["scan.pdf"]
+    assert result.status == "not-checked", result
+    assert "pdftoppm" in result.reason and "poppler-utils" in result.reason
+
+
+@needs_tesseract
+def test_missing_language_model_is_not_checked_with_a_reason(tmp_path):
+    files = _scan_and_image(tmp_path)
     missing = fulltext.extract_texts(files, fulltext.Options(languages="xyz_notalang"))
     assert all(r.status == "not-checked" and "xyz_notalang" in r.reason for r in missing.values())
     event = fulltext.premis_event(missing, ("dangan",), "2026-01-01T00:00:00+00:00")
@@ -124,9 +210,22 @@ def test_derived_text_is_kept_in_the_aip_with_its_report(holding):
     home = holding.settings.home
     folder = home / "aips" / holding.general / "data/metadata/text"
     report = json.loads((folder / "extraction.json").read_text(encoding="utf-8"))
-    methods = {Path(f["path"]).name: (f["method"], f["status"]) for f in report["files"]}
-    assert methods["Q001-WS·2016-Y-FPB-0002.pdf"] == ("ocr", "passed")
-    assert methods["Q001-WS·2016-Y-FPB-0001.pdf"] == ("text-layer", "passed")
-    assert "合作社" in (folder / "综合/Q001-WS·2016-Y-FPB-0002.pdf.txt").read_text(encoding="utf-8")
+    files = {Path(f["path"]).name: f for f in report["files"]}
+    text_layer = files["Q001-WS·2016-Y-FPB-0001.pdf"]
+    assert (text_layer["method"], text_layer["status"]) == ("text-layer", "passed")
+    assert "光伏" in (folder / "综合/Q001-WS·2016-Y-FPB-0001.pdf.txt").read_text(encoding="utf-8")
+    scan = files["Q001-WS·2016-Y-FPB-0002.pdf"]
+    engine = fulltext.ocr_available("chi_sim") or (
+        None if shutil.which("pdftoppm") else "pdftoppm (poppler-utils) is not installed")
+    if engine:  # never a silent pass: the scan's pages are reported as not read, and why
+        assert scan["status"] == "not-checked" and engine in scan["reason"], scan
+    else:
+        assert (scan["method"], scan["status"]) == ("ocr", "passed")
     manifest = (home / "aips" / holding.general / "manifest-sha256.txt").read_text(encoding="utf-8")
     assert "data/metadata/text/extraction.json" in manifest
+
+
+@needs_pdf_ocr
+def test_ocr_text_of_the_scan_is_kept_in_the_aip(holding):
+    folder = holding.settings.home / "aips" / holding.general / "data/metadata/text"
+    assert "合作社" in (folder / "综合/Q001-WS·2016-Y-FPB-0002.pdf.txt").read_text(encoding="utf-8")

@@ -13,7 +13,9 @@ import pytest
 from holdings import PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed: apt-get install chromium"
+)
 
 
 @pytest.fixture(scope="module")

@@ -195,3 +195,22 @@ def test_boxes_made_before_references_keep_working(tmp_path):
     with catalogue.engine.connect() as connection:
         refs = [r for (r,) in connection.execute(text("SELECT ref FROM boxes ORDER BY id"))]
     assert len(set(refs)) == 2 and all(refs)
+
+
+def test_label_sheet_without_font_files_prints_the_archival_code_whole(monkeypatch, tmp_path,
+                                                                      artifacts):
+    """Where no CJK font file is installed, labels use the built-in STSong-Light: the 档号's
+    middle dots must still be printed (not as missing-glyph boxes) and read back."""
+    from pdfminer.high_level import extract_text
+
+    from access import labels
+
+    monkeypatch.setattr(labels, "FONT_CANDIDATES", ())
+    code = HOUSEHOLDS[0].code
+    label = labels.Label("t" * 24, "http://127.0.0.1/q/" + "t" * 24, "volume",
+                         (code, "户卷 · 扫码登录后查看"))
+    data = labels.label_sheet_pdf([label])
+    (artifacts / "qr-labels-builtin-font.pdf").write_bytes(data)
+    assert b"STSong-Light" in data
+    text = extract_text(io.BytesIO(data)).replace("\n", "")
+    assert code in text and "户卷 · 扫码登录后查看" in text
