@@ -15,7 +15,7 @@ wall seconds of the whole process, as an archivist's script sees it):
 
 With ``--baseline DIR`` (another checkout with its own ``.venv``, e.g. the commit before a
 change: ``git worktree add /tmp/before <commit> && make -C /tmp/before install``) the same
-commands run from that tree too, on a copy of the same home, in the same run.
+commands run from that tree too, each tree on a home it built itself, in the same run.
 
 Reproduce:  python -m bench.cli_startup [--repeat 7] [--households 10] [--big-mib 1024]
             [--baseline DIR] [--workdir DIR]
@@ -24,6 +24,7 @@ Reproduce:  python -m bench.cli_startup [--repeat 7] [--households 10] [--big-mi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -43,27 +44,32 @@ def _tree_bin(tree: Path) -> Path:
     return tree / ".venv" / "bin"
 
 
-def build_home(work: Path, households: int, big_mib: int) -> tuple[Path, str, str]:
-    """A home with the sample holding and one 1 GiB AIP; returns (home, household AIP, big AIP)."""
-    from bench.audit import store_as_aip
+def build_home(tree: Path, work: Path, households: int, big_mib: int) -> tuple[Path, str, str]:
+    """A home made by ``tree``'s own code: the sample holding and one AIP of ``big_mib`` MiB.
 
+    Returns (home, a household volume's AIP, the big AIP). Each tree builds its own home, so
+    a baseline reads a catalogue of its own schema."""
     home = work / "home"
     transfer = work / "transfer"
     env = {**_clean_env(), "DANGAN_HOME": str(home)}
-    dangan = str(_tree_bin(ROOT) / "dangan")
+    dangan = str(_tree_bin(tree) / "dangan")
     subprocess.run([dangan, "sample-transfer", str(transfer), "--households", str(households),
                     "--seed", "1"], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([dangan, "ingest", str(transfer)], env=env, check=True,
                    stdout=subprocess.DEVNULL)
     found = subprocess.run([dangan, "search", "户主", "--json"], env=env, check=True,
                            capture_output=True, text=True).stdout
-    import json
-
     household = next(h["aip"] for h in json.loads(found)["hits"]
                      if (h["archival_code"] or "").count("-") >= 2)
-    make_big_file(work / "payload", big_mib << 20)
-    big, _total = store_as_aip(work / "payload", home)
-    return home, household, big
+    payload = work / "payload"
+    make_big_file(payload, big_mib << 20)
+    stored = subprocess.run(
+        [str(_tree_bin(tree) / "python"), "-c",
+         "import sys; from pathlib import Path; from bench.audit import store_as_aip; "
+         "print(store_as_aip(Path(sys.argv[1]), Path(sys.argv[2]))[0])", str(payload), str(home)],
+        cwd=tree, env=env, check=True, capture_output=True, text=True).stdout
+    shutil.rmtree(payload)
+    return home, household, stored.strip().splitlines()[-1]
 
 
 def _clean_env() -> dict[str, str]:
@@ -111,20 +117,19 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dangan-bench-cli-", dir=args.workdir))
     try:
-        home, household, big = build_home(work, args.households, args.big_mib)
-        sides = {"now": (ROOT, home)}
+        sides = {"now": ROOT}
         if args.baseline:
-            base_home = work / "home-baseline"
-            shutil.copytree(home, base_home, symlinks=True)
-            sides["baseline"] = (args.baseline.resolve(), base_home)
-        plans = {side: commands(tree, h, household, big) for side, (tree, h) in sides.items()}
+            sides["baseline"] = args.baseline.resolve()
+        homes = {side: build_home(tree, work / side, args.households, args.big_mib)
+                 for side, tree in sides.items()}
+        plans = {side: commands(tree, *homes[side]) for side, tree in sides.items()}
         times: dict[tuple[str, str], list[float]] = {}
         loads = []
         for _ in range(args.repeat):
             loads.append(os.getloadavg()[0])
             for side, plan in plans.items():
                 for name, command in plan.items():
-                    times.setdefault((side, name), []).append(run_once(command, sides[side][1]))
+                    times.setdefault((side, name), []).append(run_once(command, homes[side][0]))
         results = []
         bagit = {side: min(times[(side, "bagit.py --validate --processes 2 BIG")])
                  for side in plans}
