@@ -10,7 +10,7 @@ cannot be taken back: the zip then breaks off, and the file is left out of the n
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from storage.copies import FileRef, NoIntactCopy, Retriever
 
@@ -94,11 +94,16 @@ def _members(
 
 
 def stream_view_dip(
-    retriever: Retriever, refs: Iterable[FileRef], record: dict, prefix: str
+    retriever: Retriever,
+    refs: Iterable[FileRef],
+    record: dict,
+    prefix: str,
+    shown: Callable[[str], str] = lambda path: path,
 ) -> Iterator[bytes]:
-    """Yield a DIP as a zipped BagIt bag: the given files under their bag paths, and
-    ``data/metadata/record.json`` (the reader's view of the record). The manifest is written
-    from the catalogue's digests; each file's bytes are verified as they stream."""
+    """Yield a DIP as a zipped BagIt bag: the given files under their bag paths as ``shown``
+    writes them (ID numbers masked), and ``data/metadata/record.json`` (the reader's view of
+    the record). The manifest is written from the catalogue's digests; each file's bytes are
+    verified as they stream."""
     import json
 
     pipe = _Pipe()
@@ -109,25 +114,27 @@ def stream_view_dip(
             chunks = _opened(retriever, ref, omitted)
             if chunks is None:
                 continue
-            yield from _members(pipe, archive, f"{prefix}/{ref.path}", ref.size, chunks)
+            yield from _members(pipe, archive, f"{prefix}/{shown(ref.path)}", ref.size, chunks)
             sent.append(ref)
+        omitted = [(shown(path), reason) for path, reason in omitted]
         if omitted:
             record = {**record, "omitted": [path for path, _ in omitted]}
         body = json.dumps(record, ensure_ascii=False, indent=2, default=str).encode("utf-8")
         yield from _members(pipe, archive, f"{prefix}/data/metadata/record.json", len(body), [body])
-        for name, data in _dip_tags(sent, body, prefix, omitted).items():
+        for name, data in _dip_tags(sent, body, prefix, omitted, shown).items():
             yield from _members(pipe, archive, f"{prefix}/{name}", len(data), [data])
     yield pipe.drain()
 
 
-def _dip_tags(refs: list[FileRef], body: bytes, prefix: str,
-              omitted: list[tuple[str, str]]) -> dict[str, bytes]:
-    """The tag files of a DIP bag holding ``refs`` and ``record.json`` (``body``): the
-    manifest from the catalogue's digests, and the note of omitted files if any."""
+def _dip_tags(refs: list[FileRef], body: bytes, prefix: str, omitted: list[tuple[str, str]],
+              shown: Callable[[str], str]) -> dict[str, bytes]:
+    """The tag files of a DIP bag holding ``refs`` (named as ``shown`` writes them) and
+    ``record.json`` (``body``): the manifest from the catalogue's digests, and the note of
+    omitted files if any."""
     import hashlib
     from datetime import date
 
-    manifest = [(ref.sha256, ref.path) for ref in refs]
+    manifest = [(ref.sha256, shown(ref.path)) for ref in refs]
     manifest.append((hashlib.sha256(body).hexdigest(), "data/metadata/record.json"))
     oxum = f"{sum(ref.size for ref in refs) + len(body)}.{len(manifest)}"
     tags = {

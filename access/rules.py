@@ -28,6 +28,8 @@ from datetime import date, datetime, timezone
 from enum import Enum
 from typing import Any
 
+from metadata_profiles.idnumbers import mask_id_number as _mask_one
+from metadata_profiles.idnumbers import mask_id_numbers, normalise_id_number
 from policies import Settings
 
 ROLES = ("admin", "archivist", "auditor", "researcher", "public")
@@ -70,8 +72,6 @@ CAPABILITIES: dict[str, frozenset[str]] = {
 }
 
 MASK = "××"
-ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])([1-9]\d{5})(\d{8})(\d{3}[0-9Xx])(?![0-9A-Za-z])")
-ID_NUMBER_15 = re.compile(r"(?<![0-9])([1-9]\d{5})(\d{5})(\d{4})(?![0-9])")
 PHONE = re.compile(r"(?<![0-9])(1[3-9]\d)\d{4}(\d{4})(?![0-9])")
 BANK_ACCOUNT = re.compile(r"(?<![0-9])(\d{4})\d{8,11}(\d{4})(?![0-9])")
 
@@ -400,19 +400,15 @@ def needs_audit(reader: Reader, facts: RecordFacts, shown: Tier, today: date | N
 
 
 def mask_id_number(value: str) -> str:
-    """``630121195402144291`` -> ``630121********4291`` (GB 11643 numbers, 18 or 15 long)."""
-    text = str(value)
-    if len(text) == 18:
-        return text[:6] + "*" * 8 + text[-4:]
-    if len(text) == 15:
-        return text[:6] + "*" * 5 + text[-4:]
-    return "*" * len(text)
+    """``630121195402144291`` -> ``630121********4291`` (GB 11643 numbers, 18 or 15 long,
+    written in any form :mod:`metadata_profiles.idnumbers` recognises)."""
+    return _mask_one(value)
 
 
 def mask_numbers(text: str) -> str:
-    """Mask every ID number in a text (for every reader, everywhere text is shown)."""
-    text = ID_NUMBER.sub(lambda m: m.group(1) + "*" * 8 + m.group(3)[-4:], text)
-    return ID_NUMBER_15.sub(lambda m: m.group(1) + "*" * 5 + m.group(3), text)
+    """Mask every ID number in a text (for every reader, everywhere text is shown): written
+    together, in 6-8-4 groups with spaces or dashes, in full-width digits, with ``x``."""
+    return mask_id_numbers(str(text))
 
 
 def deidentify(text: str, values: Sequence[str]) -> str:
@@ -428,7 +424,8 @@ def deidentify(text: str, values: Sequence[str]) -> str:
 def _shown_value(name: str, value: Any, values: Sequence[str], deid: bool) -> Any:
     if name == "head_id_number" or name.endswith("id_number"):
         text = str(value)
-        return mask_id_number(text) if ID_NUMBER.fullmatch(text) else "*" * 8
+        return mask_id_number(text) if normalise_id_number(text) or "*" * 8 in text \
+            else "*" * 8
     if isinstance(value, list):
         return [_shown_value(name, v, values, deid) for v in value]
     if isinstance(value, str):

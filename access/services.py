@@ -276,7 +276,7 @@ class AccessService:
         if reader.can("view-events"):
             view["events"] = [
                 {
-                    k: e[k]
+                    k: r.mask_numbers(e[k]) if k in ("detail", "outcome_detail") and e[k] else e[k]
                     for k in ("id", "type", "at", "outcome", "detail", "outcome_detail", "location")
                 }
                 for e in details["events"]
@@ -306,7 +306,9 @@ class AccessService:
             if not allowed and not reader.can("view-fixity"):
                 continue
             values = facts[None].personal_values
-            path = f["path"] if allowed else r.deidentify(f["path"], values)
+            # a file name may hold an ID number: masked for every reader (links name the
+            # file by its masked path, see file())
+            path = r.mask_numbers(f["path"]) if allowed else r.deidentify(f["path"], values)
             out.append(
                 {
                     "path": path,
@@ -350,8 +352,9 @@ class AccessService:
         """
         details, facts = self._load(uuid)
         known = {f["path"]: f for f in details["files"]}
+        path = _stored_path(path, known)
         if path not in known:
-            raise NotFoundError(f"no file {path}")
+            raise NotFoundError(f"no file {r.mask_numbers(path)}")
         item = _item_of(path, {p: f["item"] for p, f in known.items() if f["item"]})
         if item is None:
             shown = r.Tier.CONTENT if reader.staff else r.Tier.HIDDEN
@@ -360,12 +363,13 @@ class AccessService:
             record = facts.get(item, facts[None])
             shown = r.tier(reader, record, self.rules)
         if shown is r.Tier.HIDDEN and not reader.can("view-fixity"):
-            raise NotFoundError(f"no file {path}")
+            raise NotFoundError(f"no file {r.mask_numbers(path)}")
         if not r.file_allowed(shown):
             raise Forbidden("this record's content is not open to you; apply for access (查档申请)")
         if r.needs_audit(reader, record, shown):
             self._audit(
-                reader, f"{purpose}-restricted", f"{details['uuid']}/{path}", {"item": item}
+                reader, f"{purpose}-restricted", f"{details['uuid']}/{r.mask_numbers(path)}",
+                {"item": item},
             )
         return self.retriever.file(details["uuid"], path)
 
@@ -380,10 +384,12 @@ class AccessService:
         """
         view = self.aip(reader, uuid, via="dip")
         uuid = view["uuid"]
+        stored = {f.path: f for f in self.catalogue.files_of(uuid)}
         if reader.staff:
-            refs = [self.retriever.file(uuid, f["path"]) for f in view["files"]]
+            refs = [self.retriever.file(uuid, _stored_path(f["path"], stored))
+                    for f in view["files"]]
             for tag in self.retriever.tag_files(uuid):
-                if tag not in {f["path"] for f in view["files"]}:
+                if tag not in {ref.path for ref in refs}:
                     refs.append(self.retriever.file(uuid, tag))
             refs = self._servable(uuid, refs)
             self._audit_dip(reader, view, len(refs))
@@ -393,13 +399,15 @@ class AccessService:
         files = [f for f in view["files"] if f["download"]]
         if not files:
             raise Forbidden("none of this record's files is open to you")
-        refs = self._servable(uuid, [self.retriever.file(uuid, f["path"]) for f in files])
+        refs = self._servable(uuid, [self.retriever.file(uuid, _stored_path(f["path"], stored))
+                                     for f in files])
         record = {k: v for k, v in view.items() if k not in ("events", "copies")}
         record["files"] = files
         self._audit_dip(reader, view, len(refs))
         from access.dip import stream_view_dip
 
-        return f"{uuid}-dip.zip", stream_view_dip(self.retriever, refs, record, f"{uuid}-dip")
+        return f"{uuid}-dip.zip", stream_view_dip(self.retriever, refs, record, f"{uuid}-dip",
+                                                  _unique_shown(ref.path for ref in refs))
 
     def _servable(self, uuid: str, refs: list[FileRef]) -> list[FileRef]:
         """The files of a DIP: all of them (a damaged one is left out as it streams, and
@@ -649,6 +657,30 @@ class AccessService:
 
 def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _stored_path(path: str, known: Any) -> str:
+    """The stored bag path a reader named: as stored, or as pages show it (ID numbers
+    masked) when that names exactly one file; unchanged otherwise."""
+    if path in known:
+        return path
+    matches = [p for p in known if r.mask_numbers(p) == path]
+    return matches[0] if len(matches) == 1 else path
+
+
+def _unique_shown(paths: Iterator[str] | list[str]) -> Any:
+    """path -> its masked form, numbered when two files would be shown under one name."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for path in paths:
+        shown, n = r.mask_numbers(path), 1
+        while shown in taken:
+            n += 1
+            stem, dot, ext = r.mask_numbers(path).rpartition(".")
+            shown = f"{stem}-{n}.{ext}" if dot else f"{r.mask_numbers(path)}-{n}"
+        taken.add(shown)
+        names[path] = shown
+    return lambda path: names.get(path, r.mask_numbers(path))
 
 
 def _item_of(path: str, item_of: dict[str, str]) -> str | None:

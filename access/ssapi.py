@@ -32,6 +32,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from policies import NotFoundError, Settings
 from storage.catalogue import Catalogue
 from storage.fixity import apikeys
+from storage.catalogue import mask_text
 from storage.fixity import CheckOutcome
 
 bp = Blueprint("ssapi", __name__)
@@ -171,7 +172,8 @@ def check_fixity(uuid: str):
     with Auditor(_settings(), _catalogue()) as auditor:
         outcomes, earlier = auditor.check_aip(aip.uuid, force=force,
                                               actor=f"auditor:{key.username}")
-    return jsonify(scrubbed(fixity_answer(outcomes, earlier), server_places(_settings())))
+    # a file name may hold an ID number: auditors see it masked, as on every page
+    return jsonify(mask_text(scrubbed(fixity_answer(outcomes, earlier), server_places(_settings()))))
 
 
 def fixity_answer(outcomes: list[CheckOutcome], earlier: bool) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from ingest.findings import CheckResult, Problem
 from ingest.inspect import Inspection, inspect_files
 from ingest.records import RecordSet, build_records, claim_codes
 from ingest.virus import Scanner, ScanResult, scanner_from_settings
+from metadata_profiles.text import shown_text
 from metadata_profiles import Profile
 from policies import (
     CatalogueError,
@@ -96,6 +97,7 @@ class Assessor:
         self.registry = CodeRegistry(catalogue)
         self.vault = PiiVault.from_settings(settings)
         self.workers = workers
+        self._held_names: frozenset[str] | None = None
 
     def policies(self, today: date | None = None) -> Policies:
         """The retention and access policies descriptions are computed with."""
@@ -148,7 +150,8 @@ class Assessor:
             moved.append(rel)
             content = rel.removeprefix(analysis.content_prefix)
             analysis.content.pop(content, None)
-        note = {"transfer": str(analysis.staged.source), "fingerprint": fingerprint,
+        note = {"transfer": shown_text(str(analysis.staged.source)),
+                "fingerprint": fingerprint,
                 "engine": f"{scan.engine} {scan.version}", "infected": {
                     path.removeprefix(root): sig for path, sig in scan.infected.items()}}
         (folder / "quarantine.json").write_text(json.dumps(note, ensure_ascii=False, indent=2),
@@ -189,6 +192,26 @@ class Assessor:
         """Undo what checking a refused transfer reserved (its 档号): the catalogue is left as
         it was; the transfer's record is its report in ``$DANGAN_HOME/reports/<id>/``."""
         self.registry.release(fingerprint)
+
+    def household_names(self, records: RecordSet | None) -> frozenset[str]:
+        """The household heads' names to look for in content: those of the household volumes
+        in the repository (read once per ingest) and those of this transfer's rows."""
+        if self._held_names is None:
+            from sqlalchemy import select
+
+            from storage.catalogue import models
+
+            names: set[str] = set()
+            with self.catalogue.session() as s:
+                for fields in s.scalars(select(models.Item.fields).where(
+                        models.Item.level == "户卷")):
+                    if isinstance(fields, dict) and fields.get("head_name"):
+                        names.add(str(fields["head_name"]).strip())
+            self._held_names = frozenset(names)
+        here = {str(r.values["head_name"]).strip() for r in (records.rows.values() if records
+                                                             else []) if r.values.get("head_name")}
+        shortest = self.access.content_pii.min_name_chars
+        return frozenset(n for n in self._held_names | here if len(n) >= shortest)
 
     def clamav_agent(self, scan: ScanResult | None) -> Agent | None:
         """The PREMIS agent of the virus scanner that ran, if any."""

@@ -20,6 +20,7 @@ from ingest.inspect import Inspection
 from ingest.records import RecordSet, RowRecord
 from ingest.staging import suffix
 from ingest.virus import ScanResult
+from metadata_profiles.text import shown_text
 from metadata_profiles import Finding, find_gaps, format_numbers, parse_code
 from policies import FormatDecision, FormatPolicy
 
@@ -253,7 +254,7 @@ def check_not_empty(ctx: CheckContext) -> CheckResult:
     name = "移交内容非空"
     if not a.content:
         return failed("DG-2-0", name, "移交中没有任何档案文件（空文件夹或只有目录表）",
-                      [Problem("no record files", path=str(a.staged.source))])
+                      [Problem("no record files", path=shown_text(str(a.staged.source)))])
     return passed("DG-2-0", name, f"共 {len(a.content)} 个文件")
 
 

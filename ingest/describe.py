@@ -4,13 +4,15 @@ access policies), and the documents the search index receives."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from ingest.analysis import Analysis, Unit
+from ingest.contentpii import kinds_in
 from ingest.records import RecordSet
+from metadata_profiles import mask_id_numbers
 from policies import AccessAssessment, AccessPolicy, RetentionPolicy
 from storage.catalogue import SearchDocument
 from storage.aip import Item, Retention
@@ -53,8 +55,16 @@ def _year(fields: dict[str, Any]) -> int | None:
 
 
 def describe(unit: Unit, analysis: Analysis, transfer_label: str, records: RecordSet,
-             policies: Policies, aip_uuid: str) -> Description:
-    """Items, record, retention, access and search documents of one unit (one AIP)."""
+             policies: Policies, aip_uuid: str, content: Mapping[str, str] | None = None,
+             names: frozenset[str] = frozenset()) -> Description:
+    """Items, record, retention, access and search documents of one unit (one AIP).
+
+    ``content`` maps content-relative paths to their extracted text and ``names`` holds the
+    household heads' names to look for: a record whose content holds personal information
+    its catalogue fields do not show is rated from it and marked for review
+    (:func:`_content_pii`).
+    """
+    content = content or {}
     profile_pii = analysis.profile.pii_levels()
     items: list[Item] = []
     assessments: dict[str, AccessAssessment] = {}
@@ -66,12 +76,14 @@ def describe(unit: Unit, analysis: Analysis, transfer_label: str, records: Recor
         fields.setdefault("aggregation_level", "文件")
         item_id = f"item-{index:03d}"
         fields.update(_item_retention(fields, policies.retention))
+        rel = analysis.row_files.get(row.key)
+        fields.update(_content_pii(fields, [rel] if rel else [], content, names, policies,
+                                   profile_pii))
         assessment = policies.access.assess(fields, level="件", profile_levels=profile_pii,
                                             aip_uuid=aip_uuid, today=policies.today)
         fields.update(_access_fields(assessment, aip_uuid, item_id))
         assessments[item_id] = assessment
         items.append(Item(item_id, str(fields.get("title", "")) or row.where(), fields, "件", parent))
-        rel = analysis.row_files.get(row.key)
         if rel:
             item_of[rel] = item_id
     if parent is not None:
@@ -79,6 +91,8 @@ def describe(unit: Unit, analysis: Analysis, transfer_label: str, records: Recor
         assessments[parent] = _combine(policies, [assessments[i.id] for i in items[1:]], True)
     if not items:
         fields = {"title": transfer_label, "aggregation_level": "文件"}
+        rels = [f.rel[len(analysis.content_prefix):] for f in unit.files]
+        fields.update(_content_pii(fields, rels, content, names, policies, profile_pii))
         assessment = policies.access.assess(fields, profile_levels=profile_pii, aip_uuid=aip_uuid,
                                             today=policies.today)
         fields.update(_access_fields(assessment, aip_uuid, "item-001"))
@@ -99,6 +113,25 @@ def describe(unit: Unit, analysis: Analysis, transfer_label: str, records: Recor
     never = set(analysis.profile.protected_fields) | set(analysis.profile.masked_fields)
     documents = _documents(items, unit, analysis, item_of, never)
     return Description(items, item_of, record, retention, documents, access)
+
+
+def _content_pii(fields: Mapping[str, Any], rels: list[str], content: Mapping[str, str],
+                 names: frozenset[str], policies: Policies,
+                 profile_pii: Mapping[str, str]) -> dict[str, Any]:
+    """``content_pii`` (the kinds found) and ``pii_review`` for a record whose extracted
+    text, file names or free-text fields hold personal information rating it higher than
+    its catalogue fields do; empty otherwise."""
+    policy = policies.access
+    texts = [content.get(rel, "") for rel in rels] + [rel.rpartition("/")[2] for rel in rels]
+    texts += [v for v in fields.values() if isinstance(v, str)]
+    kinds = kinds_in(texts, policy.content_pii, names)
+    if not kinds:
+        return {}
+    before = policy.pii_level(fields, profile_pii)
+    after = policy.pii_level({**fields, "content_pii": kinds}, profile_pii)
+    if policy.rank(after) <= policy.rank(before):
+        return {}
+    return {"content_pii": kinds, "pii_review": policy.content_pii.review}
 
 
 def _item_retention(fields: dict[str, Any], policy: RetentionPolicy) -> dict[str, Any]:
@@ -195,7 +228,10 @@ def _documents(items: list[Item], unit: Unit, analysis: Analysis, item_of: dict[
             "formats": sorted({(analysis.formats[r].puid or "unknown")
                                for r in files_by_item.get(item.id, []) if r in analysis.formats}),
         }
+        # an ID number is found by its keyed hash, never as words: masked in every field and
+        # file name the document holds
         documents.append(SearchDocument(
             item.id, str(fields.get("archival_code") or unit.archival_code or "") or None,
-            item.label, "\n".join(text_parts), {k: v for k, v in facets.items() if v}))
+            mask_id_numbers(item.label), mask_id_numbers("\n".join(text_parts)),
+            {k: v for k, v in facets.items() if v}))
     return documents

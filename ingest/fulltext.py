@@ -32,6 +32,7 @@ from typing import Any
 
 from ingest import jsontext
 from ingest.staging import suffix as _suffix
+from metadata_profiles.idnumbers import mask_id_numbers
 from policies import Settings
 
 TEXT_DIR = "data/metadata/text"
@@ -39,7 +40,6 @@ MIN_CONFIDENCE = 50  # tesseract word confidence (0-100) below which a word is n
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])[ \t]+(?=[{_CJK}])")
 _CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t\r\f]*\n[ \t\r\f\n]*(?=[{_CJK}])")
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])([1-9]\d{5})\d{8}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 IMAGE_MIMES = {"image/jpeg", "image/png", "image/tiff", "image/gif", "image/bmp"}
 PLAIN_MIMES = {"text/plain", "text/csv"}
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -400,7 +400,7 @@ def index_text(text: str) -> str:
     a keyed hash, never as words), line breaks between Chinese characters removed (a PDF or
     a scan breaks lines inside words, and 光|伏 must still be found as 光伏), whitespace
     runs squeezed."""
-    text = _ID_NUMBER.sub(lambda m: m.group(1) + "********" + m.group(2)[-4:], text)
+    text = mask_id_numbers(text)
     text = _CJK_BREAK.sub("", text)
     return re.sub(r"[ \t\f\r]+", " ", text)
 

@@ -34,6 +34,7 @@ from ingest.formats import (
 )
 from ingest.report import Report, write_report
 from ingest.staging import Limits, StagedTransfer, stage
+from metadata_profiles.text import shown_text
 from metadata_profiles import ProfileError, load_profile
 from policies import (
     ConfigError, RejectedError, Settings, load_fixity_policy, load_storage_policy,
@@ -288,7 +289,8 @@ class Ingester:
         verdict = self.assessor.verdict(checks, units, analysis, self.accept_valid)
         tools = self._tools(analysis)
         report = Report(
-            transfer={"id": transfer_id, "source": str(staged.source), "kind": staged.kind,
+            transfer={"id": transfer_id, "source": shown_text(str(staged.source)),
+                      "kind": staged.kind,
                       "received": _now(), "files": len(staged.files),
                       "bytes": staged.total_bytes, "fingerprint": print_fp,
                       "profile": self.profile.id, "bag": analysis.bag is not None},
@@ -310,8 +312,8 @@ class Ingester:
             return IngestResult(transfer_id, "rejected", [], str(json_path), str(html_path),
                                 [c.to_dict() for c in report.failures()])
         if pending is None:
-            self.catalogue.begin_transfer(transfer_id, print_fp, str(staged.source),
-                                          self.profile.id, plan)
+            self.catalogue.begin_transfer(transfer_id, print_fp,
+                                          shown_text(str(staged.source)), self.profile.id, plan)
         built = [self._build(unit, plan[unit.key], analysis, run, tools, report, transfer_id,
                              [json_path, html_path]) for unit in units]
         crash_point("built")
@@ -349,9 +351,12 @@ class Ingester:
     def _build(self, unit: Unit, aip_uuid: str, analysis: Analysis, run: Path,
                tools: dict[str, Agent], report: Report, transfer_id: str,
                report_files: list[Path]) -> PreparedAip:
-        description = describe(unit, analysis, analysis.staged.source.name, analysis.records,
-                               self.assessor.policies(), aip_uuid)
+        # the text first: personal information in it rates the records (content_pii)
         text = fulltext.extract_unit(unit, analysis, run / "text" / aip_uuid, self.fulltext)
+        description = describe(unit, analysis, analysis.staged.source.name, analysis.records,
+                               self.assessor.policies(), aip_uuid,
+                               {rel: r.text for rel, r in text.results.items()},
+                               self.assessor.household_names(analysis.records))
         fulltext.attach(description.documents, description.item_of, text.results)
         built = build_aip(
             uuid=aip_uuid, unit=unit, analysis=analysis, folder=run / "aips" / aip_uuid,
@@ -390,7 +395,8 @@ class Ingester:
                   f"warnings: {', '.join(warned) or 'none'}; not checked: "
                   f"{', '.join(not_checked) or 'none'}", "dangan", "bagit"),
             event("virus check", *virus_event_outcome(analysis.scan), "dangan", "clamav"),
-            event("ingestion", "pass", f"transfer {transfer_id} from {analysis.staged.source}",
+            event("ingestion", "pass",
+                  f"transfer {transfer_id} from {shown_text(str(analysis.staged.source))}",
                   "", "dangan"),
         ]
 

@@ -15,6 +15,7 @@ import jinja2
 
 from ingest import jsontext
 from ingest.findings import PROPERTIES, CheckResult
+from metadata_profiles.text import shown_text
 from storage.locations import private_dir
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -97,8 +98,9 @@ def _template() -> jinja2.Template:
 
 
 def render_html(data: dict[str, Any]) -> str:
-    """The printable Chinese HTML report."""
-    return _template().render(r=data, status_zh=STATUS_ZH)
+    """The printable Chinese HTML report (characters HTML cannot show written as escapes)."""
+    return shown_text(_template().render(r=data, status_zh=STATUS_ZH), keep="\n\t\r",
+                      backslash=False)
 
 
 def write_report(report: Report, folder: Path) -> tuple[Path, Path, dict[str, Any]]:
@@ -108,6 +110,7 @@ def write_report(report: Report, folder: Path) -> tuple[Path, Path, dict[str, An
     data = report.to_dict()
     json_path, html_path = folder / "ingest-report.json", folder / "ingest-report.html"
     # indented down to each check; each problem of a check on one line
-    json_path.write_text(jsontext.dumps(data, depth=4), encoding="utf-8")
+    # a lone surrogate (an undecodable byte of the sender's) is written as its JSON escape
+    json_path.write_bytes(jsontext.dumps(data, depth=4).encode("utf-8", "backslashreplace"))
     html_path.write_text(render_html(data), encoding="utf-8")
     return json_path, html_path, data

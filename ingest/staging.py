@@ -7,7 +7,16 @@ offending entry listed: absolute names, ``..`` components, symbolic and hard lin
 files and FIFOs. Archives are bounded (unpacked bytes, file count and compression ratio) so
 that a zip bomb is refused before it fills the disk, and sizes are enforced while unpacking
 in case an archive lies about them. Zip member names written without the UTF-8 flag are
-repaired: Chinese Windows tools store GBK bytes that zipfile decodes as CP437.
+repaired: Chinese Windows tools store GBK bytes that zipfile decodes as CP437; names that are
+not UTF-8 in a folder or a tar file are repaired the same way when they decode as GB18030.
+
+File names follow the metadata's character rule (GD-1-6, 计算机文件名 is metadata): a name
+holding a control character (C0, DEL, C1), a Unicode noncharacter (U+FFFE, U+FFFF …), bytes
+that are neither UTF-8 nor GB18030, or a bidirectional override (which makes a name display
+as something else, ``报告\u202efdp.exe``) is refused, never rewritten: the name is shown
+escaped (``bad\x07name.txt``) with the rule, so the sender can find the file and rename it.
+Such a name cannot be written into METS (XML 1.0 has no way to carry most of them), a CSV or
+the report, and no Windows or macOS tool a county office uses creates one.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from metadata_profiles.text import BIDI_CONTROLS, noncharacter, shown_text as shown_name
 from policies.errors import RejectedError
 from storage.aip import ReadBack, copy_hash_read_back, digest_stream, map_files, read_chunks
 from storage.locations import FILE_MODE
@@ -82,11 +92,50 @@ class StagedTransfer:
         return sum(f.size for f in self.files)
 
 
+NAME_RULE = "GD-1-6"
+"""The code a refused file name is reported under (metadata holds no illegal characters)."""
+
+
+def name_problems(name: str) -> list[str]:
+    r"""Why a file or folder name cannot be kept (empty when it can), each under GD-1-6.
+
+    >>> name_problems("户卷/001-申请书.pdf"), name_problems("bad\x07name.txt")
+    ([], ['GD-1-6 控制字符 U+0007 (control character)'])
+    """
+    found: dict[str, None] = {}
+    for ch in name:
+        code = ord(ch)
+        category = unicodedata.category(ch)
+        if category == "Cc":
+            found[f"控制字符 U+{code:04X} (control character)"] = None
+        elif category == "Cs":
+            found["字节既非 UTF-8 也非 GB18030 (bytes neither UTF-8 nor GB18030)"] = None
+        elif noncharacter(code):
+            found[f"非字符 U+{code:04X} (Unicode noncharacter)"] = None
+        elif ch in BIDI_CONTROLS:
+            found[f"双向控制符 U+{code:04X} (bidirectional override: the name displays "
+                  "differently from what it is)"] = None
+    return [f"{NAME_RULE} {why}" for why in found]
+
+
+def repair_name(name: str) -> tuple[str, str]:
+    """(name, note): a name holding undecodable bytes (lone surrogates from ``os.fsdecode`` or
+    ``tarfile``) decoded as GB18030 when its bytes are that; otherwise unchanged."""
+    if not any(0xDC80 <= ord(ch) <= 0xDCFF for ch in name):
+        return name, ""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+        return raw.decode("gb18030"), "name decoded as gb18030 (not UTF-8)"
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return name, ""
+
+
 class UnsafeTransfer(RejectedError):
-    """The transfer contains entries that cannot be staged safely; ``problems`` lists them."""
+    """The transfer contains entries that cannot be staged safely; ``problems`` lists them
+    (names shown escaped, see :func:`shown_name`)."""
 
     def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
-        lines = "\n".join(f"  {name}: {why}" for name, why in problems[:50])
+        lines = "\n".join(f"  {shown_name(name)}: {why}" for name, why in problems[:50])
         more = f"\n  … and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(f"{message}\n{lines}{more}")
         self.problems = problems
@@ -141,11 +190,17 @@ def stage(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits,
     """
     source = Path(source)
     if not source.exists() and not source.is_symlink():
-        raise RejectedError(f"{source}: no such file or folder")
+        raise RejectedError(f"{shown_name(str(source))}: no such file or folder")
     dest.mkdir(parents=True)
     if source.is_symlink():
-        raise UnsafeTransfer(f"{source}: the transfer is a symbolic link",
+        raise UnsafeTransfer(f"{shown_name(str(source))}: the transfer is a symbolic link",
                              [(str(source), "symbolic link")])
+    refused = name_problems(source.name)
+    if refused:
+        # the transfer's own name becomes the AIP's label and is written into METS
+        raise UnsafeTransfer(f"{shown_name(str(source))}: the transfer's name cannot be kept; "
+                             "rename it and submit it again",
+                             [(source.name, why) for why in refused])
     if source.is_dir():
         return _stage_folder(source, dest, algorithms, workers, progress, on_plan, sniff,
                              writeback, read_back)
@@ -154,7 +209,7 @@ def stage(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Limits,
         return _stage_zip(source, dest, algorithms, limits, progress, sniff)
     if lowered.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
         return _stage_tar(source, dest, algorithms, limits, progress, sniff)
-    raise RejectedError(f"{source}: not a folder, .zip, .tar or .tar.gz transfer")
+    raise RejectedError(f"{shown_name(str(source))}: not a folder, .zip, .tar or .tar.gz transfer")
 
 
 # -- folders --------------------------------------------------------------------------------
@@ -215,9 +270,15 @@ def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers
         elif not stat.S_ISREG(st.st_mode):
             problems.append((original, "special file (device, FIFO or socket)"))
         else:
-            plan.append((path, unicodedata.normalize("NFC", original), original, st))
+            name, _ = repair_name(original)
+            refused = name_problems(name)
+            if refused:
+                problems += [(original, why) for why in refused]
+            else:
+                plan.append((path, unicodedata.normalize("NFC", name), original, st))
     if problems:
-        raise UnsafeTransfer(f"{source}: entries that cannot be staged safely", problems)
+        raise UnsafeTransfer(f"{shown_name(str(source))}: entries that cannot be staged safely",
+                             problems)
     _check_collisions([(rel, orig) for _, rel, orig, _ in plan], source)
     ordered = sorted(plan, key=lambda e: e[1])
     if on_plan is not None:
@@ -234,15 +295,18 @@ def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers
                                                      read_back=read_back)
         after = os.stat(path, follow_symlinks=False)
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or size != before.st_size:
-            raise RejectedError(f"{path}: changed while it was being read; submit it again")
+            raise RejectedError(f"{shown_name(path)}: changed while it was being read; submit it again")
         if checked is not None and dict(checked.digests) != digests:
-            raise RejectedError(f"{path}: its staged copy reads back differently from the bytes "
+            raise RejectedError(f"{shown_name(path)}: its staged copy reads back differently from the bytes "
                                 "read (changed while being read, or a write error); submit it again")
         look.finish(size)
         if progress:
             progress(size)
-        note = "" if rel == original else "name normalised to NFC"
-        return StagedFile(rel, original, size, digests, note, look.mime, look.head, checked)
+        repaired, note = repair_name(original)
+        if not note and rel != original:
+            note = "name normalised to NFC"
+        # the name kept as the original is the decoded one: METS must be able to carry it
+        return StagedFile(rel, repaired, size, digests, note, look.mime, look.head, checked)
 
     files = map_files(copy, ordered, workers, [e[3].st_size for e in ordered])
     return StagedTransfer(source, "folder", dest, files)
@@ -257,7 +321,7 @@ def _check_collisions(names: list[tuple[str, str]], source: Path) -> None:
             clashes.append((original, f"same name as {seen[key]} after normalisation"))
         seen.setdefault(key, original)
     if clashes:
-        raise UnsafeTransfer(f"{source}: names that collide", clashes)
+        raise UnsafeTransfer(f"{shown_name(str(source))}: names that collide", clashes)
 
 
 # -- zip ------------------------------------------------------------------------------------
@@ -283,8 +347,15 @@ def _stage_zip(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Li
                progress: ProgressFn | None, sniff: SniffFn | None) -> StagedTransfer:
     try:
         archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise RejectedError(f"{source}: not a readable zip file ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        # a member flagged UTF-8 whose name is not UTF-8
+        raise RejectedError(f"{shown_name(str(source))}: a member name flagged UTF-8 is not "
+                            f"UTF-8 ({NAME_RULE}; bytes {exc.object[exc.start:exc.end]!r} "
+                            f"at {exc.start} of {shown_name(exc.object.decode('cp437'))})"
+                            ) from exc
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
+        raise RejectedError(f"{shown_name(str(source))}: not a readable zip file "
+                            f"({shown_name(str(exc))})") from exc
     with archive:
         problems: list[tuple[str, str]] = []
         members: list[tuple[zipfile.ZipInfo, str, str, str]] = []
@@ -296,8 +367,11 @@ def _stage_zip(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Li
                     problems.append((name, "unsafe folder name (absolute or ..)"))
                 continue
             rel = safe_relpath(name)
+            refused = name_problems(name.replace("\x00", "")) if rel is not None else []
             if rel is None:
                 problems.append((name, "path escapes the transfer (absolute name or ..)"))
+            elif refused:
+                problems += [(name, why) for why in refused]
             elif stat.S_ISLNK(mode):
                 problems.append((name, "symbolic link"))
             elif mode and not stat.S_ISREG(mode) and stat.S_IFMT(mode):
@@ -309,7 +383,7 @@ def _stage_zip(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Li
         problems += _limit_problems([(m[2], m[0].file_size, m[0].compress_size) for m in members],
                                     limits)
         if problems:
-            raise UnsafeTransfer(f"{source}: refused", problems)
+            raise UnsafeTransfer(f"{shown_name(str(source))}: refused", problems)
         _check_collisions([(rel, name) for _, rel, name, _ in members], source)
         files = []
         for info, rel, name, note in sorted(members, key=lambda m: m[1]):
@@ -345,7 +419,7 @@ def _write_member(stream: BinaryIO, dest: Path, rel: str, original: str, note: s
         nonlocal written
         written += len(chunk)
         if written > declared:
-            raise RejectedError(f"{source}: {original} unpacks to more than the "
+            raise RejectedError(f"{shown_name(str(source))}: {shown_name(original)} unpacks to more than the "
                                 f"{declared} bytes its header declares")
         os.write(fd, chunk)
 
@@ -362,7 +436,8 @@ def _write_member(stream: BinaryIO, dest: Path, rel: str, original: str, note: s
     finally:
         os.close(fd)
     if size != declared:
-        raise RejectedError(f"{source}: {original} is {size} bytes, its header says {declared}")
+        raise RejectedError(f"{shown_name(str(source))}: {shown_name(original)} is {size} bytes, "
+                            f"its header says {declared}")
     look.finish(size)
     if progress:
         progress(size)
@@ -374,21 +449,27 @@ def _stage_tar(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Li
                progress: ProgressFn | None, sniff: SniffFn | None) -> StagedTransfer:
     try:
         archive = tarfile.open(source, "r:*")
-    except (tarfile.TarError, OSError) as exc:
-        raise RejectedError(f"{source}: not a readable tar file ({exc})") from exc
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        raise RejectedError(f"{shown_name(str(source))}: not a readable tar file "
+                            f"({shown_name(str(exc))})") from exc
     with archive:
         problems: list[tuple[str, str]] = []
         members: list[tuple[tarfile.TarInfo, str]] = []
         try:
             infos = archive.getmembers()
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise RejectedError(f"{source}: damaged tar file ({exc})") from exc
+        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+            raise RejectedError(f"{shown_name(str(source))}: damaged tar file "
+                                f"({shown_name(str(exc))})") from exc
         for info in infos:
             if info.isdir():
                 continue
-            rel = safe_relpath(info.name)
+            name, note = repair_name(info.name)
+            rel = safe_relpath(name)
+            refused = name_problems(name.replace("\x00", "")) if rel is not None else []
             if rel is None:
                 problems.append((info.name, "path escapes the transfer (absolute name or ..)"))
+            elif refused:
+                problems += [(info.name, why) for why in refused]
             elif info.issym() or info.islnk():
                 problems.append((info.name, f"link to {info.linkname}"))
             elif not info.isreg():
@@ -405,16 +486,18 @@ def _stage_tar(source: Path, dest: Path, algorithms: tuple[str, ...], limits: Li
             problems.append(("(archive)", f"compression ratio {total // max(packed, 1)}:1 exceeds "
                                           f"{limits.max_ratio}:1 (archive bomb?)"))
         if problems:
-            raise UnsafeTransfer(f"{source}: refused", problems)
+            raise UnsafeTransfer(f"{shown_name(str(source))}: refused", problems)
         _check_collisions([(rel, i.name) for i, rel in members], source)
         files = []
         for info, rel in members:  # archive order: no rewinding of compressed streams
             stream = archive.extractfile(info)
             if stream is None:
-                raise RejectedError(f"{source}: cannot read {info.name}")
+                raise RejectedError(f"{shown_name(str(source))}: cannot read {shown_name(info.name)}")
             with stream:
-                note = "" if rel == info.name else "name normalised"
-                files.append(_write_member(stream, dest, rel, info.name, note, info.size,
+                name, note = repair_name(info.name)
+                if not note and rel != info.name:
+                    note = "name normalised"
+                files.append(_write_member(stream, dest, rel, name, note, info.size,
                                            algorithms, progress, source, sniff))
     files.sort(key=lambda f: f.rel)
     return StagedTransfer(source, "tar", dest, files)

@@ -9,6 +9,12 @@ from metadata_profiles.archival_code import (
     parse_code,
     render_template,
 )
+from metadata_profiles.idnumbers import (
+    IdNumberMatch,
+    find_id_numbers,
+    mask_id_numbers,
+    normalise_id_number,
+)
 from metadata_profiles.loader import (
     CodeForm,
     CodeRules,
@@ -34,7 +40,8 @@ from metadata_profiles.validate import (
 )
 
 __all__ = [
-    "ArchivalCode", "CodeForm", "CodeRules", "CodeTemplate", "FieldSpec", "Finding", "Profile",
+    "ArchivalCode", "CodeForm", "IdNumberMatch", "find_id_numbers", "mask_id_numbers",
+    "normalise_id_number", "CodeRules", "CodeTemplate", "FieldSpec", "Finding", "Profile",
     "ProfileError", "RecordResult", "Term", "Validator", "Vocabulary", "available_profiles",
     "find_gaps", "finding", "format_numbers", "load_profile", "mask_id_number", "mask_value",
     "normalise_code", "normalise_heading", "parse_code", "parse_profile", "render_template",

@@ -30,7 +30,9 @@ from stdnum import exceptions as stdnum_errors
 from stdnum.cn import ric
 
 from metadata_profiles.archival_code import ArchivalCode, normalise_code, parse_code
+from metadata_profiles.idnumbers import mask_id_number
 from metadata_profiles.loader import CodeTemplate, FieldSpec, Profile
+from metadata_profiles.text import shown_text
 
 MESSAGES = Path(__file__).with_name("messages.yaml")
 IDEOGRAPHIC_SPACE = "\u3000"
@@ -95,7 +97,8 @@ def finding(rule: str, spec: FieldSpec | None = None, *, value: str | None = Non
             expected: object = "", detail: object = "", severity: str | None = None) -> Finding:
     """Build the finding of ``rule`` about ``spec`` with its Chinese and English messages."""
     text = _messages()[rule]
-    shown = mask_value(spec, value) if value is not None else None
+    # a value is quoted escaped: an illegal character is shown for what it is, never acts
+    shown = shown_text(mask_value(spec, value)) if value is not None else None
     names = {"heading": spec.zh if spec else "", "field": spec.name if spec else "",
              "value": shown if shown is not None else "", "expected": expected, "detail": detail}
     return Finding(rule, text["code"], severity or text.get("severity", "error"),
@@ -103,12 +106,6 @@ def finding(rule: str, spec: FieldSpec | None = None, *, value: str | None = Non
                    spec.name if spec else None, spec.zh if spec else None, shown)
 
 
-def mask_id_number(value: str) -> str:
-    """6 digits + ******** + 4, as an ID number may be shown (``630121********4291``)."""
-    value = str(value)
-    if len(value) < 11:
-        return "*" * len(value)
-    return value[:6] + "*" * (len(value) - 10) + value[-4:]
 
 
 def mask_value(spec: FieldSpec | None, value: Any) -> str:

@@ -66,6 +66,43 @@ class AccessDecision:
 
 
 @dataclass(frozen=True)
+class ContentPii:
+    """How personal information found in a record's content rates it (``content_pii``).
+
+    Ingest looks for the kinds below in a record's extracted text, file names and free-text
+    fields and writes the kinds found into its ``content_pii`` field; this policy says what
+    level each kind means and how the record is marked for review.
+
+    Attributes:
+        id_numbers: level of a record whose content holds an ID number.
+        household_names: level when it names a household head held in the repository.
+        names_with_words: level when it names one together with a word of ``words``
+            (illness, disability, 低保, 危房 … next to a name is sensitive information).
+        min_name_chars: shorter names are not looked for.
+        words: the sensitive words.
+        review: the ``pii_review`` value a record so rated gets (``待审查``).
+    """
+
+    id_numbers: str = "sensitive"
+    household_names: str = "personal"
+    names_with_words: str = "sensitive"
+    min_name_chars: int = 2
+    words: tuple[str, ...] = ()
+    review: str = "待审查"
+
+    KINDS = ("id_number", "household_name", "household_name_with_words")
+
+    def level_of(self, kind: str) -> str | None:
+        """The level a kind found in content gives (None for an unknown kind)."""
+        return {"id_number": self.id_numbers, "household_name": self.household_names,
+                "household_name_with_words": self.names_with_words}.get(kind)
+
+
+CONTENT_PII_ZH = {"id_number": "公民身份号码", "household_name": "建档立卡户户主姓名",
+                  "household_name_with_words": "户主姓名及健康、救助或住房状况"}
+
+
+@dataclass(frozen=True)
 class AccessAssessment:
     """What the policy says about one record (or an AIP, aggregated).
 
@@ -120,6 +157,7 @@ class AccessPolicy:
     masking: Mapping[str, str]
     decisions: tuple[AccessDecision, ...] = ()
     path: Path = field(default=Path("access.yaml"))
+    content_pii: ContentPii = field(default_factory=ContentPii)
 
     @property
     def open_value(self) -> str:
@@ -145,6 +183,8 @@ class AccessPolicy:
             for level in ((profile_levels or {}).get(name), self.field_pii.get(name)):
                 if level:
                     found.append(level)
+        for kind in content_kinds(fields):
+            found.append(self.content_pii.level_of(kind) or self.pii_levels[-1])
         return self.highest_pii(found)
 
     def is_household(self, fields: Mapping[str, Any], level: str | None = None) -> bool:
@@ -197,6 +237,10 @@ class AccessPolicy:
             return AccessAssessment(opened, decision.control, pii, household,
                                     f"决定 {decision.id}: {decision.basis}")
         control, basis = self._control(opened, pii, household, today)
+        kinds = content_kinds(fields)
+        if kinds and control != self.open_value:
+            basis = (f"内容含个人信息（{'、'.join(CONTENT_PII_ZH.get(k, k) for k in kinds)}），"
+                     f"{self.content_pii.review}；{basis}")
         if decision is not None:
             basis = f"决定 {decision.id}: {decision.basis}; {basis}"
         return AccessAssessment(opened, control, pii, household, basis)
@@ -232,6 +276,14 @@ class AccessPolicy:
             return AccessAssessment(opened, self.default_control, pii, False,
                                     closed[0].basis if closed else "无著录条目")
         return AccessAssessment(opened, self.open_value, pii, False, "全部条目已开放")
+
+
+def content_kinds(fields: Mapping[str, Any]) -> list[str]:
+    """The kinds of personal information ingest found in a record's content."""
+    value = fields.get("content_pii")
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in value or []]
 
 
 def formation_date(fields: Mapping[str, Any]) -> date | None:
@@ -283,6 +335,7 @@ def load_access_policy(settings: Settings) -> AccessPolicy:
         decisions.append(AccessDecision(entry["id"], dict(entry["match"]), entry["basis"],
                                         opened, entry.get("open_after_years"),
                                         entry.get("control")))
+    content = _content_pii(data.get("content_pii") or {}, levels, doc, problems)
     if problems:
         raise ConfigError("invalid access policy:\n  " + "\n  ".join(problems))
     return AccessPolicy(
@@ -294,4 +347,19 @@ def load_access_policy(settings: Settings) -> AccessPolicy:
         household_control=household.get("control", values[-1]),
         control_values=values, default_control=control["default"],
         open_when=dict(control.get("open_when") or {}),
-        masking=dict(data.get("masking") or {}), decisions=tuple(decisions), path=doc.path)
+        masking=dict(data.get("masking") or {}), decisions=tuple(decisions), path=doc.path,
+        content_pii=content)
+
+
+def _content_pii(data: Mapping[str, Any], levels: tuple[str, ...], doc: Any,
+                 problems: list[str]) -> ContentPii:
+    for key in ("id_numbers", "household_names", "names_with_words"):
+        if key in data and data[key] not in levels:
+            problems.append(f"{doc.at(('content_pii', key))}: unknown PII level {data[key]!r}")
+    defaults = ContentPii()
+    return ContentPii(
+        id_numbers=data.get("id_numbers", defaults.id_numbers),
+        household_names=data.get("household_names", defaults.household_names),
+        names_with_words=data.get("names_with_words", defaults.names_with_words),
+        min_name_chars=int(data.get("min_name_chars", defaults.min_name_chars)),
+        words=tuple(data.get("words") or ()), review=data.get("review", defaults.review))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from access.rules import mask_numbers
+from metadata_profiles.idnumbers import MAX_SPAN
 from access.search.base import CACHE_MIB, Hit, SearchEngine, SearchResult
 from access.search.facets import facet_list
 from access.search.pg_embedded import pg_rows
@@ -81,10 +82,11 @@ def highlight(content: str, terms: list[str], width: int = SNIPPET_CHARS) -> str
     return _marked(content, content[start:start + width], start, width, pattern)
 
 
-# how far beyond a snippet its text is masked: more than twice the longest masked number (18
-# characters), so that every number reaching into the snippet is masked whole, and no number
-# cut at the margin's edge can be mistaken for one that reaches it
-MASK_MARGIN = 40
+# how far beyond a snippet its text is masked: more than twice the longest masked number
+# (MAX_SPAN characters: 18 digits with a separator between each), so that every number
+# reaching into the snippet is masked whole, and no number cut at the margin's edge can be
+# mistaken for one that reaches it
+MASK_MARGIN = 2 * MAX_SPAN + 4
 
 
 def masked_snippet(content: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:

@@ -34,6 +34,7 @@ _API = {
     # pii
     "PiiValue": "pii",
     "PiiVault": "pii",
+    "mask_text": "pii",
     "find_items": "pii",
     "protect_description": "pii",
     "reveal": "pii",
@@ -58,7 +59,7 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.catalogue.models import Base
     from storage.catalogue.archival_codes import ClaimResult, CodeClaim, CodeRegistry, NumberRequest
     from storage.catalogue.pii import (
-        PiiValue, PiiVault, find_items, protect_description, reveal, store_protected,
+        PiiValue, PiiVault, find_items, mask_text, protect_description, reveal, store_protected,
     )
     from storage.catalogue import auditlog
     from storage.catalogue.rebuild import (

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from metadata_profiles import mask_id_number
+from metadata_profiles import find_id_numbers, mask_id_number, mask_id_numbers, normalise_id_number
 from policies.config import Settings
 from policies.errors import ConfigError
 from storage.aip import AipDescription
@@ -55,7 +55,9 @@ class PiiValue(Base):
 
 
 def _normalise(value: str) -> str:
-    return unicodedata.normalize("NFKC", str(value)).strip().upper()
+    # an ID number is hashed in its canonical form, however it was written or asked for
+    number = normalise_id_number(str(value))
+    return number or unicodedata.normalize("NFKC", str(value)).strip().upper()
 
 
 def _derive(key: bytes, purpose: bytes) -> bytes:
@@ -172,10 +174,49 @@ def mask(value: Any) -> str:
     return mask_id_number(str(value))
 
 
+FILE_NAME_FIELD = "file_name"
+"""The ``pii_values`` field of an ID number found in a file's name (item key: the file's)."""
+
+
+def mask_text(value: Any) -> Any:
+    """A value (a string, or lists and dicts of them) with every ID number masked."""
+    if isinstance(value, str):
+        return mask_id_numbers(value)
+    if isinstance(value, list):
+        return [mask_text(v) for v in value]
+    if isinstance(value, dict):
+        return {mask_text(k): mask_text(v) for k, v in value.items()}
+    return value
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def _found(vault: PiiVault, key: str, field: str, value: Any) -> list[ProtectedValue]:
+    """The ID numbers written anywhere in ``value``, each encrypted and hashed."""
+    return [ProtectedValue(key, field, vault.lookup_hash(m.number), vault.encrypt(m.number, field))
+            for text in _strings(value) for m in find_id_numbers(text)]
+
+
 def protect_description(desc: AipDescription, record: Mapping[str, Any],
                         fields: Iterable[str], vault: PiiVault
                         ) -> tuple[AipDescription, dict[str, Any], list[ProtectedValue]]:
-    """The catalogue's copy of an AIP's description and record, with protected fields masked.
+    """The catalogue's copy of an AIP's description and record: no ID number in clear.
+
+    The profile's protected fields (``head_id_number``) are encrypted and masked whole. An
+    ID number written anywhere else — 备注, a member column, a title, a file name, an event's
+    detail — is treated alike: each number is encrypted in ``pii_values`` (under the field
+    it was found in; ``file_name`` for a file's name, keyed by the file) so it is found by
+    its keyed hash, and every copy the catalogue keeps of the text holds it masked (item
+    fields and titles, the AIP's label and record, files' original names, event details).
+    A file's bag path stays as submitted: it is the name of the stored object in every copy
+    and in the bag's manifests, so audits and retrieval address it; it is masked wherever it
+    is shown (:func:`mask_text`).
 
     Arguments:
         desc: the AIP description (as written to METS; it is not changed).
@@ -198,14 +239,26 @@ def protect_description(desc: AipDescription, record: Mapping[str, Any],
             protected.append(ProtectedValue(item.id, name, vault.lookup_hash(str(value)),
                                             vault.encrypt(str(value), name)))
             masked[name] = mask(value)
-        items.append(replace(item, fields=masked))
+        for name, value in list(masked.items()):
+            if name not in fields:
+                protected += _found(vault, item.id, name, value)
+                masked[name] = mask_text(value)
+        items.append(replace(item, fields=masked, label=mask_id_numbers(item.label)))
+    files = []
+    for entry in desc.files:
+        protected += _found(vault, entry.id, FILE_NAME_FIELD, entry.path)
+        files.append(replace(entry, original_name=mask_id_numbers(entry.original_name)))
+    events = tuple(replace(e, detail=mask_id_numbers(e.detail),
+                           outcome_detail=mask_id_numbers(e.outcome_detail)) for e in desc.events)
     record = copy.deepcopy(dict(record))
     for entry in record.get("items", []):
         entry_fields = entry.get("fields", {})
         for name in fields:
             if entry_fields.get(name) not in (None, ""):
                 entry_fields[name] = mask(entry_fields[name])
-    return replace(desc, items=tuple(items)), record, protected
+    record = mask_text(record)
+    return replace(desc, items=tuple(items), files=tuple(files), events=events,
+                   label=mask_id_numbers(desc.label)), record, protected
 
 
 def store_protected(s: Session, aip_uuid: str, values: Iterable[ProtectedValue]) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from policies import Settings, UsageError
+from policies import NotFoundError, Settings, UsageError
+
+if TYPE_CHECKING:
+    from storage.catalogue import Catalogue
 
 
 @click.command("show")
@@ -17,7 +21,7 @@ from policies import Settings, UsageError
 @click.pass_obj
 def show_command(settings: Settings, aip: str, as_json: bool) -> int:
     """Show an AIP: metadata, files with digests and formats, events, copies."""
-    from storage.catalogue import Catalogue
+    from storage.catalogue import Catalogue, mask_text
     from storage.copies import human_size
 
     catalogue = Catalogue.open(settings)
@@ -25,6 +29,9 @@ def show_command(settings: Settings, aip: str, as_json: bool) -> int:
     for copy in details["copies"]:
         copy["files"] = {f["path"]: f"{copy['url'].rstrip('/')}/{f['path']}"
                          for f in details["files"]}
+    # a path (or an event naming one) may hold an ID number: shown masked; `dangan get`
+    # takes the masked path
+    details = mask_text(details)
     if as_json:
         click.echo(json.dumps(details, ensure_ascii=False, indent=2))
         return 0
@@ -64,10 +71,7 @@ def get_command(settings: Settings, aip: str, path: str | None, out: Path) -> in
     uuid = catalogue.get_aip(aip).uuid
     retriever = Retriever(settings, catalogue)
     if path is not None:
-        try:
-            ref = retriever.file(uuid, path)
-        except UsageError:
-            ref = retriever.file(uuid, f"data/objects/{path}")
+        ref = retriever.file(uuid, _real_path(catalogue, uuid, path))
         if str(out) == "-":
             for chunk in retriever.stream(ref):
                 sys.stdout.buffer.write(chunk)
@@ -88,3 +92,18 @@ def get_command(settings: Settings, aip: str, path: str | None, out: Path) -> in
     click.echo(f"{out}: {len(files)} files, every sha256 verified", err=True)
     return 0
 
+
+
+def _real_path(catalogue: Catalogue, uuid: str, path: str) -> str:
+    """The bag path a user named: as stored, under ``data/objects/``, or as ``dangan show``
+    prints it (ID numbers masked) when that names one file."""
+    from storage.catalogue import mask_text
+
+    paths = [row.path for row in catalogue.files_of(uuid)]
+    for wanted in (path, f"data/objects/{path}"):
+        if wanted in paths:
+            return wanted
+        masked = [p for p in paths if mask_text(p) == wanted]
+        if len(masked) == 1:
+            return masked[0]
+    raise NotFoundError(f"AIP {uuid} has no file {mask_text(path)!r}")

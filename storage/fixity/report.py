@@ -153,6 +153,22 @@ CSV_COLUMNS = [("aip_uuid", "AIP"), ("archival_code", "档号"), ("label", "题�
                ("last_quick_outcome", "快速校验结果"), ("reason", "说明")]
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A value as a CSV cell a spreadsheet program opens safely: text a program would run as
+    a formula (a submitted 题名 ``=HYPERLINK(…)``) is prefixed with ``'`` (OWASP's advice
+    against CSV injection); numbers are left as they are.
+
+    >>> print(csv_cell('=HYPERLINK("x")'), csv_cell("-1"), csv_cell(-1), csv_cell("档案"))
+    '=HYPERLINK("x") '-1 -1 档案
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_reports(report: CoverageReport, folder: Path) -> dict[str, Path]:
     """Write ``fixity-report.html``, ``.csv`` and ``.json`` into ``folder`` (created
     owner-only)."""
@@ -165,8 +181,9 @@ def write_reports(report: CoverageReport, folder: Path) -> dict[str, Path]:
         writer.writerow([title for _, title in CSV_COLUMNS])
         for row in report.copies:
             data = asdict(row)
-            writer.writerow(["是" if data[k] is True else "否" if data[k] is False
-                             else "" if data[k] is None else data[k] for k, _ in CSV_COLUMNS])
+            writer.writerow([csv_cell("是" if data[k] is True else "否" if data[k] is False
+                                      else "" if data[k] is None else data[k])
+                             for k, _ in CSV_COLUMNS])
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     html = env.get_template("fixity-report.html").render(
         report=report, outcome_labels=OUTCOME_LABELS, source_labels=SOURCE_LABELS)

@@ -10,6 +10,7 @@ from access.search.embedded import MASK_MARGIN, highlight, masked_snippet
 from holdings import id_number
 
 WORDS = ["因病", "低保", "光伏", "扶贫手册", "Road"]
+WIDE = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
 
 
 def _text(rng: random.Random, length: int) -> str:
@@ -18,7 +19,15 @@ def _text(rng: random.Random, length: int) -> str:
     pieces = []
     while sum(map(len, pieces)) < length:
         roll = rng.random()
-        if roll < 0.15:
+        if roll < 0.05:   # the other ways numbers are written: groups, full width, x
+            number = id_number(f"{rng.randint(110000, 659999)}19{rng.randint(50, 99)}"
+                               f"{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+                               f"{rng.randint(0, 999):03d}")
+            sep = rng.choice([" ", "-", "\u3000"])
+            form = rng.choice(["groups", "wide", "lower"])
+            pieces.append(f"{number[:6]}{sep}{number[6:14]}{sep}{number[14:]}" if form == "groups"
+                          else number.translate(WIDE) if form == "wide" else number.lower())
+        elif roll < 0.15:
             pieces.append(id_number(f"{rng.randint(110000, 659999)}19{rng.randint(50, 99)}"
                                     f"{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
                                     f"{rng.randint(0, 999):03d}"))
@@ -45,7 +54,7 @@ def test_a_masked_window_is_the_whole_text_masked() -> None:
             highlight(mask_numbers(content), terms, width), (content, terms, width)
         checked += len(content) > 4 * width
     assert checked > 2000          # most cases took the windowed path
-    assert MASK_MARGIN > 2 * 18
+    assert MASK_MARGIN > 2 * (18 + 17)
 
 
 def test_no_id_number_survives_in_a_snippet() -> None:
@@ -55,3 +64,15 @@ def test_no_id_number_survives_in_a_snippet() -> None:
         snippet = masked_snippet(content, terms)
         assert number not in snippet and number[6:14] not in snippet
         assert number[-4:] in snippet        # the last four digits stay, as everywhere
+
+
+def test_grouped_and_full_width_numbers_are_masked_in_snippets() -> None:
+    """``630121 12345678 5633`` (not even a valid number) and full-width digits are masked."""
+    for written, hidden in (("630121 12345678 5633", "12345678"),
+                            ("630121-12345678-5633", "12345678"),
+                            ("６３０１２１１９８００１０１１２３Ｘ".translate(WIDE), "１９８００１０１"),
+                            (id_number("63012119800101123").lower(), "19800101")):
+        content = "因病" * 400 + "备注：户主身份证" + written + "，家庭人口4人。" + "因病" * 400
+        snippet = masked_snippet(content, ["身份证"])
+        assert hidden not in snippet, snippet
+        assert "********" in snippet

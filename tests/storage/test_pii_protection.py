@@ -84,3 +84,79 @@ def test_ingested_id_numbers_are_encrypted_masked_and_findable(home, cli, sample
     assert target[:6] + "********" + target[-4:] in shown.out
     searched = cli("search", target)
     assert target not in searched.out
+
+
+def _transfer_with_numbers_outside_the_id_column(root):
+    """The small transfer with one ID number in 备注 (6-8-4 groups), in a 题名 (full-width)
+    and in a file's name, none of them in the 户主公民身份号码 column."""
+    import csv
+    import io
+
+    from PIL import Image
+
+    import transfers
+
+    transfers.small_transfer(root, rows=3)
+    sheet = root / "归档文件目录.csv"
+    rows = list(csv.reader(io.StringIO(sheet.read_text(encoding="utf-8-sig"))))
+    head = rows[0]
+    rows[1][head.index("备注")] = "户主身份证 630121 19540214 4291"
+    rows[2][head.index("题名")] = "户主（６３０１２１１９５４０２１４４２９１）申请书"
+    photo = f"户卷/003-入户照片-{ID_NUMBER}.jpg"
+    (root / rows[3][head.index("计算机文件名")]).unlink()
+    Image.new("RGB", (8, 8), "white").save(root / photo, "JPEG")
+    rows[3][head.index("计算机文件名")] = photo
+    with open(sheet, "w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return root
+
+
+FORMS = (ID_NUMBER, "630121 19540214 4291", "19540214", "１９５４０２１４")
+
+
+def test_id_numbers_outside_the_id_column_are_encrypted_and_masked(home, cli, tmp_path,
+                                                                   monkeypatch):
+    from access.rules import Reader
+    from access.services import AccessService
+
+    monkeypatch.setenv("DANGAN_FULLTEXT_OCR", "false")   # the photo's event names its path
+    transfer = _transfer_with_numbers_outside_the_id_column(tmp_path / "t")
+    result = cli("ingest", transfer, "--json")
+    assert result.code == 0, result.err
+    uuid = json.loads(result.out)["aips"][0]["uuid"]
+    catalogue = Catalogue.open(home)
+    with catalogue.session() as s:
+        stored = {
+            "items": [(i.title, i.fields) for i in s.scalars(select(models.Item))],
+            "aips": [(a.label, a.record) for a in s.scalars(select(models.Aip))],
+            "files": [f.original_name for f in s.scalars(select(models.File))],
+            "events": [(e.detail, e.outcome_detail) for e in s.scalars(select(models.Event))],
+            "search": [(d.title, d.text) for d in s.scalars(select(models.SearchDoc))],
+            "audit": [e.detail for e in s.scalars(select(models.AuditEntry))],
+        }
+        paths = [f.path for f in s.scalars(select(models.File))]
+    dumped = json.dumps(stored, ensure_ascii=False)
+    for form in FORMS:
+        assert form not in dumped, form
+    assert "630121 ******** 4291" in dumped and "入户照片-630121********4291.jpg" in dumped
+    # the bag path stays as submitted: the stored object's name, in every copy and manifest
+    assert f"data/objects/户卷/003-入户照片-{ID_NUMBER}.jpg" in paths
+    vault = PiiVault.from_settings(home)
+    with catalogue.session() as s:
+        found = {field for _, _, field in find_items(s, vault, "630121-19540214-4291")}
+    assert found == {"remarks", "title", "computer_filename", "file_name"}
+    # what people see: `dangan show`, the staff page, the auditors' events
+    for shown in (cli("show", uuid).out, cli("show", uuid, "--json").out):
+        assert not [f for f in FORMS if f in shown]
+        assert "入户照片-630121********4291.jpg" in shown
+    service = AccessService(home, catalogue)
+    for reader in (Reader("archivist", "a"), Reader("auditor", "b")):
+        view = json.dumps(service.aip(reader, uuid), ensure_ascii=False, default=str)
+        assert not [f for f in FORMS if f in view], reader
+    # the masked path still addresses the file: `dangan get` and the portal's links
+    out = tmp_path / "photo.jpg"
+    got = cli("get", uuid, "data/objects/户卷/003-入户照片-630121********4291.jpg", "-o", out)
+    assert got.code == 0, got.err
+    ref = service.file(Reader("archivist", "a"), uuid,
+                       "data/objects/户卷/003-入户照片-630121********4291.jpg")
+    assert ref.path.endswith(f"{ID_NUMBER}.jpg")
