@@ -51,6 +51,36 @@ class Label:
         return segno.make(self.url, error="m").svg_inline(scale=scale, border=2, omitsize=True)
 
 
+LOOPBACK_HOSTS = ("localhost", "127.", "::1", "[::1]", "0.0.0.0", "ip6-localhost")
+
+
+def public_base_url(configured: str | None) -> str:
+    """The address QR codes carry: ``[portal] public_url`` (or ``--base-url``), checked.
+
+    Raises:
+        UsageError: unset, not an http(s) address, or a loopback host — a label glued on a box
+            must open on any phone, and ``127.0.0.1`` opens nothing there.
+    """
+    from urllib.parse import urlsplit
+
+    url = str(configured or "").strip().rstrip("/")
+    if not url:
+        raise UsageError(
+            "no public address for the QR codes: set [portal] public_url in dangan.toml "
+            "(the address phones reach the portal at), or pass --base-url"
+        )
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise UsageError(f"[portal] public_url = {url!r}: not an http(s) address")
+    if host.startswith(LOOPBACK_HOSTS) or host in LOOPBACK_HOSTS:
+        raise UsageError(
+            f"[portal] public_url = {url!r} is a loopback address: a scanned label would open "
+            "nothing on a phone; set the address the portal is reached at from outside"
+        )
+    return url
+
+
 def _new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
@@ -273,18 +303,73 @@ def box_labels(
     return labels
 
 
-def _font() -> str:
+FONT_PACKAGE = "fonts-wqy-microhei"  # the Debian package of a CJK font reportlab can embed
+
+
+_LOADED: dict[str, tuple[str, str]] = {}  # font file -> (registered name, source)
+_REFUSED: set[str] = set()  # font files reportlab cannot load (missing, CFF outlines)
+
+
+class LabelFontError(RuntimeError):
+    """No font can draw the labels' Chinese text."""
+
+
+def _loadable_font(path: str) -> tuple[str, int] | None:
+    """``(path, subfont index)`` of the first face in ``path`` that reportlab can embed and that
+    has the glyphs of a label (TrueType outlines: a ``.ttc`` of CFF/PostScript outlines such as
+    Debian's Noto Sans CJK is refused by reportlab), else None."""
+    from reportlab.pdfbase.ttfonts import TTFError, TTFont
+
+    if not Path(path).is_file():
+        return None
+    for index in range(4):
+        try:
+            face = TTFont(f"DanganProbe{index}", path, subfontIndex=index)
+        except TTFError:
+            if not path.endswith(".ttc"):
+                return None
+            continue
+        except (OSError, ValueError, IndexError):  # not a font, or no face at this index
+            return None
+        if all(ord(ch) in face.face.charToGlyph for ch in "户卷档案盒"):
+            return path, index
+    return None
+
+
+def label_font() -> tuple[str, str]:
+    """The font the PDF labels are drawn in, registered with reportlab: ``(name, source)``.
+
+    The first of :data:`FONT_CANDIDATES` that reportlab can actually load, else its built-in
+    Adobe-GB1 CID font STSong-Light (no file needed; the PDF then names a font the viewer must
+    have). Raises :class:`LabelFontError` naming the Debian package when neither works."""
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.pdfbase.ttfonts import TTFont
 
-    for path in FONT_CANDIDATES:
-        if Path(path).exists():
-            if "DanganLabel" not in pdfmetrics.getRegisteredFontNames():
-                pdfmetrics.registerFont(TTFont("DanganLabel", path, subfontIndex=0))
-            return "DanganLabel"
-    pdfmetrics.registerFont(UnicodeCIDFont(BUILTIN_FONT))
-    return BUILTIN_FONT
+    for candidate in FONT_CANDIDATES:
+        if candidate in _LOADED:
+            return _LOADED[candidate]
+        found = None if candidate in _REFUSED else _loadable_font(candidate)
+        if found is None:
+            _REFUSED.add(candidate)
+        else:
+            name = f"DanganLabel{len(_LOADED)}"
+            pdfmetrics.registerFont(TTFont(name, found[0], subfontIndex=found[1]))
+            _LOADED[candidate] = (name, f"{found[0]} (face {found[1]})")
+            return _LOADED[candidate]
+    try:
+        pdfmetrics.registerFont(UnicodeCIDFont(BUILTIN_FONT))
+    except Exception as exc:  # noqa: BLE001 - reportlab raises several kinds here
+        raise LabelFontError(
+            f"no font can draw the labels' Chinese text: none of {', '.join(FONT_CANDIDATES)} "
+            f"loads in reportlab (TrueType outlines needed) and its built-in {BUILTIN_FONT} "
+            f"failed ({exc}); install the Debian package {FONT_PACKAGE}"
+        ) from exc
+    return BUILTIN_FONT, "built-in CID font"
+
+
+def _font() -> str:
+    return label_font()[0]
 
 
 def label_sheet_pdf(labels: Sequence[Label], title: str = "档案二维码标签") -> bytes:
@@ -313,8 +398,12 @@ def label_sheet_pdf(labels: Sequence[Label], title: str = "档案二维码标签
             if font == BUILTIN_FONT:
                 line = line.translate(_BUILTIN_FONT_TEXT)
             size = 10 if line_no == 0 else 8
-            pdf.setFont(font, size)
-            _draw_wrapped(pdf, line, x + 49 * mm, y + h - (10 + 9 * line_no) * mm, 43 * mm, size)
+            line_x, line_y = x + 49 * mm, y + h - (10 + 9 * line_no) * mm
+            if line_no == 0:    # the 档号 / 盒号: whole on one line, smaller if it must be
+                _draw_fitted(pdf, font, line, line_x, line_y, 43 * mm, size)
+            else:
+                pdf.setFont(font, size)
+                _draw_wrapped(pdf, line, line_x, line_y, 43 * mm, size)
     pdf.save()
     return out.getvalue()
 
@@ -330,6 +419,31 @@ def _draw_qr(pdf, url: str, x: float, y: float, size: float) -> None:
                 pdf.rect(
                     x + (c + 2) * cell, y + size - (r + 3) * cell, cell, cell, stroke=0, fill=1
                 )
+
+
+MIN_CODE_SIZE = 5.5  # points: the smallest a 档号 is printed before it is split at a separator
+
+
+def _draw_fitted(pdf, font: str, text: str, x: float, y: float, width: float, size: float
+                 ) -> None:
+    """One line, never broken inside: the font shrinks until the text fits; a code too long
+    even at :data:`MIN_CODE_SIZE` is split after its last fitting separator (``-`` or ``·``)."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    while size > MIN_CODE_SIZE and stringWidth(text, font, size) > width:
+        size -= 0.25
+    pdf.setFont(font, size)
+    if stringWidth(text, font, size) <= width:
+        pdf.drawString(x, y, text)
+        return
+    cut = max(text.rfind(sep, 0, len(text) - 1) for sep in "-·\u30fb")
+    while cut > 0 and stringWidth(text[: cut + 1], font, size) > width:
+        cut = max(text.rfind(sep, 0, cut) for sep in "-·\u30fb")
+    if cut <= 0:
+        pdf.drawString(x, y, text)
+        return
+    pdf.drawString(x, y, text[: cut + 1])
+    _draw_fitted(pdf, font, text[cut + 1 :], x, y - size * 1.3, width, size)
 
 
 def _draw_wrapped(pdf, text: str, x: float, y: float, width: float, size: float) -> None:

@@ -291,11 +291,9 @@ def labels_command(
 ) -> int:
     """Print QR labels for household volumes (AIP uuids) to a PDF sheet."""
     from storage.catalogue import Catalogue
-    from access.labels import label_sheet_pdf, volume_labels
+    from access.labels import label_sheet_pdf, public_base_url, volume_labels
 
-    base = base_url or settings.get("portal", "public_url")
-    if not base:
-        raise UsageError("say where the portal is: --base-url or [portal] public_url")
+    base = public_base_url(base_url or settings.get("portal", "public_url"))
     catalogue = Catalogue.open(settings)
     uuids = [catalogue.get_aip(a).uuid for a in aips]
     labels = volume_labels(catalogue, uuids, base, _operator())

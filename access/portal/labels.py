@@ -6,18 +6,33 @@ are GETs that show the tokens that exist. Boxes are addressed by their random re
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from access import labels as lab
 from access.portal.errors import public_message
-from access.portal.views import base_url, login_required, reader, requires, service
-from policies import DanganError, NotFoundError
+from access.portal.views import login_required, reader, requires, service
+from policies import DanganError, NotFoundError, UsageError
 from storage.catalogue import models as m
 
 bp = Blueprint("labels", __name__)
 MAX_LABELS = 500
+
+
+def _public_url() -> tuple[str | None, str | None]:
+    """``(address, None)`` the QR codes carry, or ``(None, why not)``: ``[portal] public_url``
+    unset or loopback — a label must never encode 127.0.0.1 (dead on every phone)."""
+    configured = current_app.extensions["dangan"]["settings"].get("portal", "public_url")
+    try:
+        return lab.public_base_url(configured), None
+    except UsageError:
+        if configured:
+            return None, _("门户公开地址 [portal] public_url = %(url)s 是本机回环地址，手机扫码无法打开。"
+                           "请管理员在 dangan.toml 中设置读者从外部访问门户的地址后再打印标签。",
+                           url=configured)
+        return None, _("尚未设置门户公开地址（dangan.toml 中的 [portal] public_url）：二维码须指向"
+                       "手机能访问的地址，不能是 127.0.0.1。请管理员设置后再打印标签。")
 
 
 def _volumes() -> list[dict]:
@@ -44,7 +59,10 @@ def _choice() -> tuple[list[str], list[str]]:
 def _sheet(aips: list[str], boxes: list[str], create: bool) -> tuple[list[lab.Label], list[str]]:
     """The labels of the chosen volumes and boxes, and the 档号 / 盒号 of those without one.
     With ``create`` false nothing is written: only live tokens are shown."""
-    catalogue, actor, url = service().catalogue, reader().actor, base_url()
+    url, refused = _public_url()
+    if url is None:
+        abort(409, refused)
+    catalogue, actor = service().catalogue, reader().actor
     labels: list[lab.Label] = []
     missing: list[str] = []
     try:
@@ -67,7 +85,8 @@ def _sheet(aips: list[str], boxes: list[str], create: bool) -> tuple[list[lab.La
 @requires("print-labels")
 def labels_page():
     return render_template(
-        "labels.html", volumes=_volumes(), boxes=lab.list_boxes(service().catalogue)
+        "labels.html", volumes=_volumes(), boxes=lab.list_boxes(service().catalogue),
+        no_public_url=_public_url()[1],
     )
 
 
@@ -91,6 +110,10 @@ def sheet():
     """The sheet of the chosen labels that exist; the others are listed, to be made by a
     POST (a GET never writes)."""
     aips, boxes = _choice()
+    refused = _public_url()[1]
+    if refused:
+        return render_template("label_sheet.html", labels=[], pdf_url=None, missing=[],
+                               aips=aips, boxes=boxes, no_public_url=refused), 409
     labels, missing = _sheet(aips, boxes, create=False)
     pdf_url = url_for("labels.sheet_pdf", aip=aips, box=boxes) if labels and not missing else None
     return render_template(
@@ -114,8 +137,13 @@ def sheet_pdf():
     labels, missing = _sheet(*_choice(), create=False)
     if missing:
         abort(409, _("所选户卷或档案盒中有尚未生成标签的，请先在标签页生成。"))
+    try:
+        pdf = lab.label_sheet_pdf(labels)
+    except lab.LabelFontError as exc:
+        abort(503, _("无法生成 PDF 标签页：没有可用的中文字体（%(why)s）。可改用浏览器打印本页。",
+                     why=str(exc)))
     return Response(
-        lab.label_sheet_pdf(labels),
+        pdf,
         mimetype="application/pdf",
         headers={"Content-Disposition": 'inline; filename="labels.pdf"'},
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from holdings import HOUSEHOLDS, PASSWORD, build_transfer  # noqa: E402
+from holdings import HOUSEHOLDS, PASSWORD, build_transfer, served_settings  # noqa: E402
 
 from policies import Settings, load_settings  # noqa: E402
 
@@ -84,7 +84,8 @@ def portal(holding: Holding):
     """The portal app on the holding (one per session; clients are per test)."""
     from access.portal import create_app
 
-    return create_app(holding.settings, {"TESTING": True, "WTF_CSRF_ENABLED": False})
+    return create_app(served_settings(holding.settings),
+                      {"TESTING": True, "WTF_CSRF_ENABLED": False})
 
 
 @pytest.fixture

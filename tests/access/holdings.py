@@ -316,3 +316,17 @@ SECRETS = (
     + [h.disease for h in HOUSEHOLDS]
     + [h.phone for h in HOUSEHOLDS]
 )
+
+
+PUBLIC_URL = "https://dangan.example.gov.cn"
+
+
+def served_settings(settings):
+    """The holding's settings as a served portal has them: ``[portal] public_url`` set (the
+    address QR labels carry; the portal refuses to print labels for a loopback address)."""
+    import copy
+    import dataclasses
+
+    values = copy.deepcopy(settings.values)
+    values["portal"]["public_url"] = PUBLIC_URL
+    return dataclasses.replace(settings, values=values)

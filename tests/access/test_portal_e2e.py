@@ -25,7 +25,9 @@ def server(holding):
 
     from access.portal import create_app
 
-    app = create_app(holding.settings)
+    from holdings import served_settings
+
+    app = create_app(served_settings(holding.settings))
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

@@ -214,3 +214,81 @@ def test_label_sheet_without_font_files_prints_the_archival_code_whole(monkeypat
     assert b"STSong-Light" in data
     text = extract_text(io.BytesIO(data)).replace("\n", "")
     assert code in text and "户卷 · 扫码登录后查看" in text
+
+
+def test_qr_codes_carry_the_public_url_never_loopback(client_for, holding, portal):
+    """Labels encode ``[portal] public_url``; with a loopback address (or none) the portal
+    refuses to print them and says why, as the command does."""
+    from holdings import PUBLIC_URL
+
+    from access.portal import create_app
+
+    archivist = client_for("archivist")
+    made = archivist.post("/labels/sheet", data={"aip": [holding.restricted]})
+    html = archivist.get(made.headers["Location"]).get_data(as_text=True)
+    urls = set(re.findall(r'class="url">([^<]+)<', html))
+    assert urls and all(u.startswith(PUBLIC_URL + "/q/") for u in urls), urls
+
+    for configured in ("", "http://127.0.0.1:5000", "http://localhost:8080/"):
+        settings = type(holding.settings)(holding.settings.home,
+                                          {k: dict(v) for k, v in holding.settings.values.items()},
+                                          holding.settings.source)
+        settings.values["portal"]["public_url"] = configured
+        app = create_app(settings, {"TESTING": True, "WTF_CSRF_ENABLED": False})
+        client = app.test_client()
+        with client.session_transaction() as session:
+            with archivist.session_transaction() as signed_in:
+                session.update(dict(signed_in))
+        page = client.get("/labels")
+        assert page.status_code == 200
+        assert 'id="no-public-url"' in page.get_data(as_text=True)
+        assert "127.0.0.1/q/" not in page.get_data(as_text=True)
+        pdf = client.get("/labels/sheet.pdf", query_string={"aip": [holding.restricted]})
+        assert pdf.status_code == 409 and pdf.data[:4] != b"%PDF"
+        sheet = client.get("/labels/sheet", query_string={"aip": [holding.restricted]})
+        assert sheet.status_code == 409 and "/q/" not in sheet.get_data(as_text=True)
+
+
+def test_cli_refuses_a_loopback_base_url(cli, holding, tmp_path):
+    out = tmp_path / "labels.pdf"
+    result = cli("--home", holding.settings.home, "labels", holding.restricted, "-o", out,
+                 "--base-url", "http://127.0.0.1:5000")
+    assert result.code == 2 and "loopback" in result.err and not out.exists()
+
+
+def test_a_font_with_postscript_outlines_is_passed_over_not_a_500(monkeypatch, artifacts):
+    """Debian's Noto Sans CJK ``.ttc`` has CFF outlines reportlab cannot embed: the label sheet
+    must fall through to a font that loads (here the built-in STSong-Light), never raise."""
+    import glob
+
+    import pytest
+
+    from access import labels
+
+    cff = sorted(glob.glob("/usr/share/fonts/opentype/noto/NotoSansCJK*.ttc"))
+    if not cff:
+        pytest.skip("no CFF-outline CJK font here (Debian package fonts-noto-cjk)")
+    assert labels._loadable_font(cff[0]) is None
+    monkeypatch.setattr(labels, "FONT_CANDIDATES", (cff[0],))
+    monkeypatch.setattr(labels, "_LOADED", {})
+    monkeypatch.setattr(labels, "_REFUSED", set())
+    code = HOUSEHOLDS[0].code
+    label = labels.Label("t" * 24, "https://dangan.example.gov.cn/q/" + "t" * 24, "volume",
+                         (code, "户卷 · 扫码登录后查看"))
+    data = labels.label_sheet_pdf([label])
+    assert data[:4] == b"%PDF" and b"STSong-Light" in data
+
+
+def test_the_installed_truetype_font_is_the_one_used(monkeypatch):
+    """Where a TrueType CJK font is installed (fonts-wqy-microhei), labels embed it."""
+    import pytest
+
+    from access import labels
+
+    monkeypatch.setattr(labels, "_LOADED", {})
+    monkeypatch.setattr(labels, "_REFUSED", set())
+    usable = [p for p in labels.FONT_CANDIDATES if labels._loadable_font(p)]
+    if not usable:
+        pytest.skip("no TrueType CJK font installed (Debian package fonts-wqy-microhei)")
+    name, source = labels.label_font()
+    assert name.startswith("DanganLabel") and usable[0] in source
