@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DANGAN_HOME ?= $(CURDIR)/dangan-home
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv install install-test bench clean
+.PHONY: demo test fuzz venv install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the fuzz targets (tests/fuzz, the portal's parameters, schemathesis on /api/v1) at length
+DANGAN_FUZZ_EXAMPLES ?= 2000
+fuzz: install-test
+	DANGAN_FUZZ_EXAMPLES=$(DANGAN_FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/fuzz \
+	  tests/access/test_fuzz_portal_params.py tests/access/test_portal_api_schema.py
 
 bench: install-test
 	$(BIN)/python -m bench.run

@@ -319,7 +319,16 @@ def _check_collisions(names: list[tuple[str, str]], source: Path) -> None:
         key = rel.casefold()
         if key in seen and seen[key] != original:
             clashes.append((original, f"same name as {seen[key]} after normalisation"))
+        elif key in seen:  # an archive may hold one name twice: which copy is the record?
+            clashes.append((original, "the archive holds this name more than once"))
         seen.setdefault(key, original)
+    for rel, original in names:  # ``a`` a file and ``a/b`` too: ``a`` cannot be both
+        parts = rel.casefold().split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in seen:
+                clashes.append((seen[folder], f"is a file and also the folder of {original}"))
+                break
     if clashes:
         raise UnsafeTransfer(f"{shown_name(str(source))}: names that collide", clashes)
 

@@ -3,6 +3,8 @@ each role, never meet a server error, and the answers conform to the document.""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -53,7 +55,8 @@ def test_no_server_errors(fuzz_app, cookies, role):
         operation = result.ok()
 
         @settings(
-            max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            max_examples=int(os.environ.get("DANGAN_FUZZ_EXAMPLES", "15")), deadline=None,
+            database=None, suppress_health_check=list(HealthCheck),
         )
         @given(case=operation.as_strategy())
         def run(case):
