@@ -40,6 +40,15 @@ AUDIT_WRITTEN: dict[str, set[str]] = {}
 head was last anchored in storage (see :func:`storage.catalogue.auditlog.anchor_written`)."""
 
 
+def as_utc(value: datetime | None) -> datetime | None:
+    """A catalogue timestamp as aware UTC (SQLite hands them back without a zone)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC, to the second."""
     return datetime.now(timezone.utc).replace(microsecond=0)

@@ -38,7 +38,7 @@ _API = {
     "transfer_running": "leftovers",
     # retrieval
     "FileRef": "retrieval",
-    "NoIntactCopy": "retrieval",
+    "NoIntactCopy": "errors",
     "Retriever": "retrieval",
     # worm
     "AppliedLock": "worm",
@@ -62,7 +62,8 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
         CleanReport, RemnantReport, clean, find_remnants, human_age, human_size, parse_age,
         transfer_lock_path, transfer_running,
     )
-    from storage.copies.retrieval import FileRef, NoIntactCopy, Retriever
+    from storage.copies.errors import NoIntactCopy
+    from storage.copies.retrieval import FileRef, Retriever
     from storage.copies.worm import (
         AppliedLock, RetentionLockRecord, WormSettings, deletion_refusal, guard_deletion,
         lock_for, record_locks,
