@@ -105,9 +105,14 @@ def _echo_failures(result: IngestResult) -> None:
 @click.option("--defects", multiple=True, metavar="KIND",
               help="Add a realistic mistake (repeatable); see --list-defects.")
 @click.option("--csv", "as_csv", is_flag=True, help="Write the catalogue sheet as CSV.")
+@click.option("--county", default="630121", show_default=True, metavar="CODE",
+              help="The county (GB/T 2260 code) the transfer comes from; see --list-counties.")
+@click.option("--fonds", metavar="QNNN", help="全宗号 (default: the county's own).")
 @click.option("--list-defects", is_flag=True, help="List the defect kinds and exit.")
+@click.option("--list-counties", is_flag=True, help="List the counties and exit.")
 def sample_transfer_command(out: Path, households: int, seed: int, defects: tuple[str, ...],
-                            as_csv: bool, list_defects: bool) -> int:
+                            as_csv: bool, county: str, fonds: str | None, list_defects: bool,
+                            list_counties: bool) -> int:
     """Generate a realistic (fictional) 精准扶贫 transfer from a county office."""
     from ingest import sample_transfer
 
@@ -115,9 +120,13 @@ def sample_transfer_command(out: Path, households: int, seed: int, defects: tupl
         for kind, what in sample_transfer.DEFECT_KINDS.items():
             click.echo(f"{kind:14} {what}")
         return 0
+    if list_counties:
+        for c in sample_transfer.COUNTIES.values():
+            click.echo(f"{c.code}  {c.fonds}  {c.name}")
+        return 0
     try:
         summary = sample_transfer.generate(out, households=households, seed=seed,
-                                           defects=defects,
+                                           defects=defects, county=county, fonds=fonds,
                                            sheet_format="csv" if as_csv else "xlsx")
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
