@@ -45,6 +45,8 @@ _API = {
     "RetentionLockRecord": "worm",
     "WormSettings": "worm",
     "deletion_refusal": "worm",
+    "forget_lock": "worm",
+    "recorded_locks": "worm",
     "guard_deletion": "worm",
     "lock_for": "worm",
     "record_locks": "worm",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.copies.errors import NoIntactCopy
     from storage.copies.retrieval import FileRef, Retriever
     from storage.copies.worm import (
-        AppliedLock, RetentionLockRecord, WormSettings, deletion_refusal, guard_deletion,
+        AppliedLock, RetentionLockRecord, WormSettings, deletion_refusal, forget_lock,
+        guard_deletion, recorded_locks,
         lock_for, record_locks,
     )
