@@ -81,7 +81,7 @@ def destruction_list_pdf(summary: dict[str, Any], title: str) -> bytes:
                             title=f"{title} {summary['id']}", author="Dangan")
     data = [[Paragraph(c, body) for c in LIST_COLUMNS]]
     data += [[Paragraph(c, body) for c in row] for row in _rows(summary, title == "销毁清册")]
-    widths = [10, 52, 78, 13, 18, 22, 24, 40, 16]
+    widths = [12, 52, 76, 13, 18, 22, 24, 40, 16]
     table = Table(data, colWidths=[w * mm for w in widths], repeatRows=1)
     table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.black),
                                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),

@@ -36,6 +36,9 @@ _API = {
     "reject": "batches",
     "remove_hold": "batches",
     "submit": "batches",
+    "restore_tombstones": "batches",
+    "store_tombstone": "batches",
+    "stored_tombstones": "batches",
     "tombstone_json": "batches",
     "tombstones": "batches",
     # models
@@ -54,6 +57,7 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
         DECISION_LABELS, DISPOSAL_DECISIONS, OPEN_DECISIONS, STATUS_LABELS, TOMBSTONE_OBJECT,
         AppraisalRefused, ExecutionReport, active_holds, add_hold, approve, batch_summary,
         decide, destroy_aip, execute, list_batches, list_holds, propose, reject, remove_hold,
-        submit, tombstone_json, tombstones,
+        submit, restore_tombstones, store_tombstone, stored_tombstones, tombstone_json,
+        tombstones,
     )
     from storage.appraisal.models import AppraisalBatch, AppraisalEntry, Hold, Tombstone

@@ -48,7 +48,7 @@ DECISION_LABELS = {"destroy": "销毁", "extend:D10": "延长至定期10年", "e
 STATUS_LABELS = {"draft": "草拟", "submitted": "待批准", "approved": "已批准", "rejected": "已退回",
                  "executing": "执行中", "executed": "已执行"}
 OPEN_BATCHES = ("draft", "submitted", "approved", "rejected", "executing")
-TOMBSTONE_OBJECT = "tombstone-{uuid}.json"
+TOMBSTONE_OBJECT = "tombstones.json"   # in every location: AIP id -> its tombstone
 
 
 class AppraisalRefused(DanganError):
@@ -557,7 +557,7 @@ def destroy_aip(settings: Settings, catalogue: Catalogue, aip_uuid: str, *, batc
         body = tombstone_json(tomb)
     for location in locations.values():   # the record that it existed, kept in storage too
         try:
-            location.write_admin_object(TOMBSTONE_OBJECT.format(uuid=aip_uuid), body)
+            store_tombstone(location, json.loads(body))
         except StorageError:
             pass                            # written again by the next execution
     if complete:
@@ -578,6 +578,50 @@ def tombstone_json(tomb: Tombstone) -> bytes:
         "destroyed_at": _iso(tomb.destroyed_at), "complete": tomb.complete,
         "files": tomb.files, "size": tomb.size, "digests": tomb.digests, "copies": tomb.copies,
     }, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8")
+
+
+def stored_tombstones(location: Any) -> dict[str, dict[str, Any]]:
+    """The tombstones a location keeps (none yet: empty)."""
+    try:
+        return json.loads(location.read_admin_object(TOMBSTONE_OBJECT))
+    except ObjectNotFound:
+        return {}
+
+
+def store_tombstone(location: Any, tomb: dict[str, Any]) -> None:
+    """Add or update one tombstone in a location's index of them (one PutObject or atomic
+    rename: the index is old or new, never half written; the others it held are kept)."""
+    kept = stored_tombstones(location)
+    kept[tomb["aip"]] = tomb
+    location.write_admin_object(TOMBSTONE_OBJECT, json.dumps(
+        kept, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8"))
+
+
+def restore_tombstones(location: Any, catalogue: Catalogue) -> int:
+    """Put back the tombstones a location keeps that the catalogue lacks (``dangan
+    rebuild``): a destroyed AIP is never resurrected, and its record stays. Returns how many."""
+    restored = 0
+    with catalogue.session() as s:
+        for uuid, t in sorted(stored_tombstones(location).items()):
+            if s.get(Tombstone, uuid) is not None:
+                continue
+            s.add(Tombstone(
+                aip_uuid=uuid, archival_code=t["archival_code"], title=t["title"],
+                retention_period=t["retention_period"],
+                expiry_date=date.fromisoformat(t["expiry_date"]) if t["expiry_date"] else None,
+                batch_id=t["batch"], decision=t["decision"], reason=t["reason"],
+                proposer=t["proposer"], approver=t["approver"], witness=t["witness"],
+                approved_at=datetime.fromisoformat(t["approved_at"]),
+                started_at=datetime.fromisoformat(t["started_at"]),
+                destroyed_at=datetime.fromisoformat(t["destroyed_at"])
+                if t["destroyed_at"] else None,
+                complete=t["complete"], files=t["files"], size=t["size"],
+                digests=t["digests"], copies=t["copies"]))
+            restored += 1
+        if restored:
+            catalogue.append_audit(s, "rebuild", "tombstones-restored", location.url,
+                                   {"count": restored})
+    return restored
 
 
 def tombstones(catalogue: Catalogue) -> list[dict[str, Any]]:

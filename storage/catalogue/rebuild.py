@@ -163,6 +163,7 @@ class RebuildReport:
     compared_with: str | None = None
     differences: list[Difference] = field(default_factory=list)
     later_events: int = 0
+    tombstones: int = 0          # tombstones of destroyed AIPs put back
     not_rebuilt: list[str] = field(default_factory=list)
 
     @property
@@ -232,6 +233,9 @@ class Rebuilder:
                     report.skipped += 1
                     continue
                 self._rebuild_one(uuid, report)
+        from storage.appraisal import restore_tombstones
+
+        report.tombstones = restore_tombstones(self.source, self.target)
         self.target.audit("rebuild", "catalogue-rebuilt", self.source.url,
                           {"found": report.found, "rebuilt": report.rebuilt,
                            "failed": sorted(report.failed), "damaged": sorted(report.damaged)})

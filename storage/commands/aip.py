@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -68,7 +68,7 @@ def get_command(settings: Settings, aip: str, path: str | None, out: Path) -> in
     from storage.copies import Retriever
 
     catalogue = Catalogue.open(settings)
-    uuid = catalogue.get_aip(aip).uuid
+    uuid = _not_destroyed(catalogue.get_aip(aip)).uuid
     retriever = Retriever(settings, catalogue)
     if path is not None:
         ref = retriever.file(uuid, _real_path(catalogue, uuid, path))
@@ -92,6 +92,15 @@ def get_command(settings: Settings, aip: str, path: str | None, out: Path) -> in
     click.echo(f"{out}: {len(files)} files, every sha256 verified", err=True)
     return 0
 
+
+
+def _not_destroyed(aip: Any) -> Any:
+    """The AIP, unless appraisal destroyed it (its tombstone is what remains: dangan show)."""
+    if aip.status in ("DESTROYING", "DESTROYED"):
+        raise NotFoundError(f"AIP {aip.uuid} ({aip.archival_code or aip.label}) 已销毁 by "
+                            "appraisal: nothing of it can be retrieved; `dangan show` gives its "
+                            "destruction record")
+    return aip
 
 
 def _real_path(catalogue: Catalogue, uuid: str, path: str) -> str:

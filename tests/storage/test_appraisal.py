@@ -115,9 +115,20 @@ def test_the_whole_cycle_destroys_every_copy_and_keeps_a_tombstone(office, cli, 
     for step in ("appraisal-propose", "appraisal-decide", "appraisal-submit",
                  "appraisal-approve", "appraisal-execute", "destroy-copy", "destroy"):
         assert step in actions, step
-    stored = json.loads(s3.read_admin_object(TOMBSTONE_OBJECT.format(uuid=office.expired)))
+    stored = json.loads(s3.read_admin_object(TOMBSTONE_OBJECT))[office.expired]
     assert stored["complete"] and stored["archival_code"] == tomb.archival_code
-    assert cli("get", office.expired, "-o", tmp_path / "out").code != 0, "nothing to get"
+    gone = cli("get", office.expired, "-o", tmp_path / "out")
+    assert gone.code == 2 and "已销毁" in gone.err and not (tmp_path / "out").exists()
+
+    url = f"sqlite:///{tmp_path / 'rebuilt.db'}"      # the catalogue lost: rebuilt from S3
+    cli("rebuild", "--from", "s3a", "--into", url, "--json")
+    rebuilt = Catalogue(url)
+    with rebuilt.session() as s:
+        assert s.get(models.Aip, office.expired) is None, "never resurrected"
+        assert s.get(models.Aip, office.kept) is not None
+        back = s.get(Tombstone, office.expired)
+        assert back is not None and back.complete and back.witness == "zhao"
+        assert back.digests == stored_files
 
 
 def test_nobody_approves_their_own_batch(office, cli):
