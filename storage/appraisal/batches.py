@@ -519,8 +519,8 @@ def destroy_aip(settings: Settings, catalogue: Catalogue, aip_uuid: str, *, batc
                                        if location.has_aip(aip_uuid) else None)
             if lock is not None and lock.in_force(now):
                 deferred.append(f"{name}: {lock.describe()}")
-                if getattr(lock, "until", None):
-                    possible.append(lock.until)
+                if lock.retain_until is not None and not lock.legal_hold:
+                    possible.append(lock.retain_until)
                 continue
             try:
                 location.delete_aip(aip_uuid)
