@@ -22,6 +22,7 @@ _API = {
     "ReplicationReport": "replication",
     "Replicator": "replication",
     "expected_of_aip": "replication",
+    "fetch_copy": "replication",
     "record_class": "replication",
     "record_copy_failure": "replication",
     "storage_status": "replication",
@@ -55,7 +56,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _API)
 
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.copies.replication import (
-        CopyAction, LocationSet, ReplicationReport, Replicator, expected_of_aip, record_class,
+        CopyAction, LocationSet, ReplicationReport, Replicator, expected_of_aip, fetch_copy,
+        record_class,
         record_copy_failure, storage_status, write_copies,
     )
     from storage.copies.leftovers import (

@@ -755,6 +755,14 @@ class S3Location(Location):
         finally:
             self._delete_versions(staging, only={staging})
 
+    def put_new_file(self, uuid: str, path: str, source: Path, expected: ExpectedFile) -> None:
+        """Upload an object that is not there yet straight to its key, read back in full
+        (no staging copy: nothing is replaced, so nothing needs keeping aside)."""
+        _check_path(path)
+        self._require(uuid)
+        self._upload_checked(self._key(uuid, path), Path(source), expected,
+                             self.url_for(uuid, path))
+
     def _upload_checked(self, key: str, source: Path, want: ExpectedFile, what: str) -> None:
         for attempt in range(1, self.options.attempts + 1):
             self._upload_file(key, source, want, what)
