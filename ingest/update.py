@@ -35,7 +35,7 @@ from policies import RejectedError, Settings, UsageError
 from policies.config import dangan_version
 from storage.aip import (
     AipDescription, Event, FileEntry, Inventory, Item, Retention, build_mets, hash_file,
-    inventory_of, new_attempt, parse_mets, publish_version, record_version,
+    catalogue_version, inventory_of, new_attempt, parse_mets, publish_version,
     request_fingerprint, stored_by_digest, version_folder, version_objects,
 )
 from storage.catalogue import models
@@ -262,7 +262,6 @@ class Updater(Ingester):
         files: dict[str, dict[str, Any]] = {p: dict(f) for p, f in previous.files.items()
                                              if p not in withdrawn}
         objects: dict[str, ExpectedFile] = {}
-        uses: dict[str, str] = {}
         for path in sorted(set(added) | replaced):
             got = staged[path]
             sha = got.digests["sha256"]
@@ -274,7 +273,6 @@ class Updater(Ingester):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(analysis.staged.root / got.rel, target)
                 objects[stored] = ExpectedFile(got.size, dict(got.digests))
-                uses[stored] = "original"
                 dedup[sha] = (stored, got.size)
             files[path] = {"size": got.size, "digests": dict(got.digests), "stored": stored}
         items, changed_fields = self._items(old, assessment, added)
@@ -313,8 +311,7 @@ class Updater(Ingester):
                               found, "application/json" if path.endswith(".json") else
                               "text/html", None, None, None, "metadata")
             entries = [e for e in entries if e.path != path] + [entry]
-            self._stage_object(root, folder_name, path, source, files, objects, uses,
-                               "metadata", size, found)
+            self._stage_object(root, folder_name, path, source, files, objects, size, found)
         description = AipDescription(
             uuid=aip.uuid, archival_code=old.archival_code, label=old.label, created=now,
             creator_agent_id=tools["dangan"].id, source_organization=old.source_organization,
@@ -325,9 +322,8 @@ class Updater(Ingester):
         mets_file = run / "mets.xml"
         mets_file.write_bytes(build_mets(description))
         size, found = hash_file(mets_file, self.fixity.algorithms)
-        self._stage_object(root, folder_name, METS, mets_file, files, objects, uses, "mets",
-                           size, found)
-        self._tag_files(root, folder_name, aip, files, objects, uses)
+        self._stage_object(root, folder_name, METS, mets_file, files, objects, size, found)
+        self._tag_files(root, folder_name, aip, files, objects)
         inventory = Inventory(aip.uuid, number, previous.number, now, request.agent,
                               request.reason, kind, files, changes,
                               {**previous.withdrawn, **{p: {"version": previous.number,
@@ -340,27 +336,25 @@ class Updater(Ingester):
                                     crash=crash_point)
         crash_point("update-stored")
         objects[inventory.path] = ExpectedFile(*hash_file(root / inventory.path, ["sha256"]))
-        uses[inventory.path] = "tag"
-        self._commit(aip, inventory, description, record, objects, uses, assessment)
+        self._commit(aip, inventory, description, record, objects, assessment)
         return UpdateResult(aip.uuid, "updated", number, changes,
                             str(report_files[0]), str(report_files[1]),
                             [c.to_dict() for c in report.failures()],
                             published.bytes_written, published.objects_written)
 
-    def _stage_object(self, root: Path, folder_name: str, path: str, source: Path,
-                      files: dict, objects: dict, uses: dict, use: str, size: int,
-                      found: dict[str, str]) -> None:
+    @staticmethod
+    def _stage_object(root: Path, folder_name: str, path: str, source: Path, files: dict,
+                      objects: dict, size: int, found: dict[str, str]) -> None:
         stored = f"{folder_name}{path}"
         target = root / stored
         target.parent.mkdir(parents=True, exist_ok=True)
         if source != target:
             shutil.copyfile(source, target)
         objects[stored] = ExpectedFile(size, found)
-        uses[stored] = use
         files[path] = {"size": size, "digests": found, "stored": stored}
 
     def _tag_files(self, root: Path, folder_name: str, aip: models.Aip, files: dict,
-                   objects: dict, uses: dict) -> None:
+                   objects: dict) -> None:
         """bagit.txt, bag-info.txt and the manifests of the version's whole logical bag."""
         tags = root / "tags"
         tags.mkdir()
@@ -376,8 +370,7 @@ class Updater(Ingester):
                 del files[name]
         for tag in sorted(tags.iterdir()):
             size, found = hash_file(tag, self.fixity.algorithms)
-            self._stage_object(root, folder_name, tag.name, tag, files, objects, uses, "tag",
-                               size, found)
+            self._stage_object(root, folder_name, tag.name, tag, files, objects, size, found)
 
     def _items(self, old: AipDescription, assessment: Any,
                added: list[str]) -> tuple[list[Item], list[dict]]:
@@ -476,9 +469,7 @@ class Updater(Ingester):
     def _complete(self, aip: models.Aip, source: Any, inventory: Inventory,
                   locations: list[Any]) -> int:
         """Bring a committed version to every location and into the catalogue."""
-        own = version_objects(inventory)
-        expected = {f["stored"]: ExpectedFile(int(f["size"]), dict(f["digests"]))
-                    for f in inventory.files.values() if f["stored"] in own}
+        expected = version_objects(inventory)
         scratch = self.settings.staging / f"adopt-{aip.uuid}-{inventory.number}"
         shutil.rmtree(scratch, ignore_errors=True)
         try:
@@ -493,9 +484,7 @@ class Updater(Ingester):
             record = json.loads(self._local(scratch, inventory, RECORD, aip.uuid) or b"{}")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        uses = {p: "original" if p.split("/", 2)[-1].startswith(OBJECTS) else "tag"
-                for p in expected}
-        self._commit(aip, inventory, description, record, expected, uses, None)
+        self._commit(aip, inventory, description, record, expected, None)
         return written
 
     def _local(self, scratch: Path, inventory: Inventory, logical_path: str, uuid: str) -> bytes:
@@ -509,28 +498,20 @@ class Updater(Ingester):
 
     # -- the catalogue -------------------------------------------------------------------
     def _commit(self, aip: models.Aip, inventory: Inventory, description: AipDescription,
-                record: dict, objects: dict[str, ExpectedFile], uses: dict[str, str],
-                assessment: Any) -> None:
-        from storage.catalogue import protect_description, store_protected
+                record: dict, objects: dict[str, ExpectedFile], assessment: Any) -> None:
+        from storage.catalogue import protect_description
 
         texts = self._texts(aip.uuid, inventory)
         documents = _documents(description, texts, self.settings.home)
         masked, record, protected = protect_description(
             description, record, self.profile.protected_fields, self.assessor.vault)
         with self.catalogue.session() as s:
-            record_version(s, inventory, objects, uses)
-            self.catalogue.update_aip(s, masked, record=record, documents=documents,
-                                      bytes_added=sum(e.size for e in objects.values()),
-                                      file_count=len(inventory.files))
-            store_protected(s, aip.uuid, protected)
+            catalogue_version(self.catalogue, s, inventory, masked, record, objects, documents,
+                              protected)
             new_codes = {str(i.fields["archival_code"]): aip.uuid for i in description.items
                          if i.fields.get("archival_code")}
             if assessment is not None and inventory.request:
                 self.assessor.registry.assign(s, inventory.request, new_codes)
-            self.catalogue.append_audit(s, inventory.agent, "aip-version", aip.uuid, {
-                "version": inventory.number, "supersedes": inventory.supersedes,
-                "kind": inventory.kind, "reason": inventory.reason,
-                "changes": inventory.changes, "inventory": inventory.path})
 
     def _texts(self, uuid: str, inventory: Inventory) -> dict[str, str]:
         """The extracted full text the version carries (for its search documents)."""

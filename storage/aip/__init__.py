@@ -49,7 +49,9 @@ _API = {
     "Inventory": "versions",
     "PublishedVersion": "versions",
     "VersionInfo": "versions",
+    "catalogue_version": "versions",
     "committed_inventories": "versions",
+    "object_use": "versions",
     "current_version": "versions",
     "first_version": "versions",
     "inventory_of": "versions",
@@ -82,5 +84,9 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
         file_digests, fsync_dir, hash_file, map_files, new_hashers, read_chunks,
     )
     from storage.aip.versions import (
-        INVENTORY, VERSIONS, Inventory, PublishedVersion, VersionInfo, committed_inventories, current_version, first_version, inventory_of, is_version_object, materialise, new_attempt, publish_version, record_version, request_fingerprint, stored_by_digest, version_changes, version_files, version_folder, version_objects, versions_of,
+        INVENTORY, VERSIONS, Inventory, catalogue_version, object_use, PublishedVersion,
+        VersionInfo, committed_inventories, current_version, first_version, inventory_of,
+        is_version_object, materialise, new_attempt, publish_version, record_version,
+        request_fingerprint, stored_by_digest, version_changes, version_files,
+        version_folder, version_objects, versions_of,
     )

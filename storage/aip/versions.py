@@ -330,15 +330,24 @@ def inventory_of(session: Any, aip_uuid: str, number: int | None = None) -> Inve
                      info.kind, entries, info.changes, withdrawn, "", info.inventory)
 
 
-def record_version(session: Any, inventory: Inventory, new_objects: Mapping[str, Any],
-                   uses: Mapping[str, str] | None = None) -> None:
+def object_use(stored: str) -> str:
+    """The catalogue ``use`` of a stored object of a version, from its logical path."""
+    match = _FOLDER.match(stored)
+    rest = stored[match.end():] if match else stored
+    if rest.startswith("data/objects/"):
+        return "original"
+    if rest.endswith("mets.xml"):
+        return "mets"
+    return "metadata" if rest.startswith("data/") else "tag"
+
+
+def record_version(session: Any, inventory: Inventory, new_objects: Mapping[str, Any]) -> None:
     """Catalogue one committed version: its row, its logical files, and the File rows of
     the objects it stored (each object once, whatever the versions that use it)."""
     from sqlalchemy import func, insert, select
 
     from storage.catalogue import models as m
 
-    uses = uses or {}
     if session.scalar(select(func.count()).select_from(m.AipVersion).where(
             m.AipVersion.aip_uuid == inventory.aip,
             m.AipVersion.number == inventory.number)):
@@ -353,7 +362,7 @@ def record_version(session: Any, inventory: Inventory, new_objects: Mapping[str,
                          path=path, original_name=path.rsplit("/", 1)[-1], size=e.size,
                          sha256=e.digests["sha256"], digests=dict(e.digests),
                          mime=None, puid=None, format_name=None, format_version=None,
-                         use=uses.get(path, "tag"), item_key=None))
+                         use=object_use(path), item_key=None))
     if rows:
         session.execute(insert(m.File), rows)
     changes = inventory.changes
@@ -372,11 +381,38 @@ def record_version(session: Any, inventory: Inventory, new_objects: Mapping[str,
         for p, f in sorted(inventory.files.items())])
 
 
-def version_objects(inventory: Inventory) -> set[str]:
-    """The stored paths an inventory's version wrote itself (under its own folder)."""
+def catalogue_version(catalogue: Any, session: Any, inventory: Inventory, description: Any,
+                      record: dict[str, Any], new_objects: Mapping[str, Any],
+                      documents: Iterable[Any], protected: Iterable[Any] = ()) -> None:
+    """Everything the catalogue keeps of a committed version, in the caller's transaction:
+    the version and its files (:func:`record_version`), and the AIP's row, items, events,
+    encrypted values and search documents following its METS (``description`` and
+    ``record`` PII-protected, ``protected`` their encrypted values)."""
+    from sqlalchemy import delete
+
+    from storage.catalogue import PiiValue, store_protected
+
+    record_version(session, inventory, new_objects)
+    session.execute(delete(PiiValue).where(PiiValue.aip_uuid == inventory.aip))
+    store_protected(session, inventory.aip, protected)
+    catalogue.update_aip(session, description, record=record, documents=documents,
+                         bytes_added=sum(e.size for e in new_objects.values()),
+                         file_count=len(inventory.files))
+    catalogue.append_audit(session, inventory.agent, "aip-version", inventory.aip, {
+        "version": inventory.number, "supersedes": inventory.supersedes,
+        "kind": inventory.kind, "reason": inventory.reason, "changes": inventory.changes,
+        "inventory": inventory.path})
+
+
+def version_objects(inventory: Inventory) -> dict[str, Any]:
+    """Stored path -> ExpectedFile of the objects an inventory's version wrote itself (under
+    its own folder), the inventory not included."""
+    from storage.locations import ExpectedFile
+
     assert inventory.path is not None
     folder = inventory.path[: -len(INVENTORY)]
-    return {f["stored"] for f in inventory.files.values() if f["stored"].startswith(folder)}
+    return {f["stored"]: ExpectedFile(int(f["size"]), dict(f["digests"]))
+            for f in inventory.files.values() if f["stored"].startswith(folder)}
 
 
 def materialise(inventory: Inventory, fetch: Callable[[str, str, Path], None], out: Path) -> int:
