@@ -25,7 +25,7 @@ from typing import Any
 
 from ingest.aip import _write_tag_files
 from ingest.analysis import Unit, analyse
-from ingest.findings import CheckResult
+from ingest.findings import CheckResult, not_checked
 from ingest.formats import FormatInfo
 from ingest.pipeline import Ingester, _locked, _now, _run_folder, crash_point
 from ingest.report import Report, write_report
@@ -48,7 +48,7 @@ RECORD = "data/metadata/record.json"
 TEXTS = "data/metadata/text/"
 # checks whose problems about rows describing files already in the AIP are not problems of an
 # update: those files are in the AIP, and their 档号 are held by it
-_HELD_BY_AIP = ("GD-1-8", "GD-2-11", "GD-4-3")
+_HELD_BY_AIP = ("GD-1-8", "GD-2-1", "GD-2-11", "GD-4-3")
 _PERIODS = {"Y": 3, "D30": 2, "D10": 1}
 
 
@@ -137,7 +137,7 @@ class Updater(Ingester):
         with self.catalogue.session() as s:
             previous = inventory_of(s, aip.uuid)
             dedup = stored_by_digest(s, aip.uuid)
-        self._check_paths(previous, request)
+        self._check_sources(request)
         mini = run / "update"
         for source, dest in request.add:
             self._place(source, mini / dest[len(OBJECTS):])
@@ -159,12 +159,16 @@ class Updater(Ingester):
         adopted = self._adopt(aip, previous, request_id)
         if adopted is not None:
             return adopted
+        if previous.path and self._request_of(aip.uuid, previous) == request_id:
+            return UpdateResult(aip.uuid, "already-updated", previous.number, previous.changes)
+        self._check_paths(previous, request)
         analysis = analyse(staged, self.profile)
         rels = sorted(analysis.content)
         analysis.formats.update(self._identify(analysis, rels))
         assessment = self.assessor.assess(analysis, request_id)
         held = {str(i.fields.get("archival_code")) for i in parse_mets(
             self._read(aip.uuid, previous.stored(METS))).items if i.fields.get("archival_code")}
+        self._new_files = bool(request.add or request.replace)
         checks = [self._for_update(c, assessment, held) for c in assessment.checks]
         number = previous.number + 1
         update_id = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"dangan:update:{request_id}"))
@@ -192,10 +196,6 @@ class Updater(Ingester):
             self.assessor.reject(request_id)    # reservations not assigned are released
 
     def _check_paths(self, previous: Inventory, request: UpdateRequest) -> None:
-        if not request.reason.strip():
-            raise UsageError("--reason 不能为空：每个版本都要记录更新原因")
-        if not (request.add or request.replace or request.withdraw or request.record):
-            raise UsageError("没有要做的更新：请给出 --add、--replace、--withdraw 或 --record")
         payload = {p for p in previous.files if p.startswith(OBJECTS)}
         seen: set[str] = set()
         for op, dest in ([("--add", d) for _, d in request.add]
@@ -209,10 +209,22 @@ class Updater(Ingester):
                                     "替换请用 --replace")
             if op != "--add" and dest not in payload:
                 raise RejectedError(f"拒绝更新: {op} {dest}: 第 {previous.number} 版没有此文件")
+
+    @staticmethod
+    def _check_sources(request: UpdateRequest) -> None:
+        if not request.reason.strip():
+            raise UsageError("--reason 不能为空：每个版本都要记录更新原因")
+        if not (request.add or request.replace or request.withdraw or request.record):
+            raise UsageError("没有要做的更新：请给出 --add、--replace、--withdraw 或 --record")
         for source in [s for s, _ in request.add] + [s for _, s in request.replace] + \
                 ([request.record] if request.record else []):
             if not source.is_file():
                 raise UsageError(f"{source}: 文件不存在")
+
+    def _request_of(self, uuid: str, version: Inventory) -> str:
+        """The request fingerprint of a catalogued version (from its stored inventory)."""
+        assert version.path is not None
+        return Inventory.from_json(self._read(uuid, version.path)).request
 
     @staticmethod
     def _place(source: Path, target: Path) -> None:
@@ -221,7 +233,11 @@ class Updater(Ingester):
 
     def _for_update(self, check: CheckResult, assessment: Any, held: set[str]) -> CheckResult:
         """A check's result as it applies to an update: rows describing files the AIP holds
-        (their 档号 held by the AIP itself) are no problem of GD-1-8, GD-2-11, GD-4-3."""
+        (their 档号 held by the AIP itself) are no problem of GD-1-8, GD-2-1, GD-2-11,
+        GD-4-3; an update that only withdraws files or corrects records brings no file for
+        DG-2-0 to find."""
+        if check.code == "DG-2-0" and not self._new_files:
+            return not_checked(check.code, check.name, "本次更新不含新文件（撤回或更正著录）")
         if check.code not in _HELD_BY_AIP or not check.problems:
             return check
         rows = {(r.row.sheet or None, r.row.row): r for r in assessment.records.rows.values()}
