@@ -332,7 +332,7 @@ class Updater(Ingester):
             uuid=aip.uuid, archival_code=old.archival_code, label=old.label, created=now,
             creator_agent_id=tools["dangan"].id, source_organization=old.source_organization,
             files=tuple(entries), items=tuple(items),
-            events=tuple(old.events) + tuple(checked) + (event,),
+            events=_carried(old.events, entries) + tuple(checked) + (event,),
             agents=tuple({a.id: a for a in (*old.agents, *tools.values())}.values()),
             retention=retention, profile=old.profile)
         mets_file = run / "mets.xml"
@@ -542,6 +542,14 @@ def _documents(description: AipDescription, texts: dict[str, str], home: Path) -
     from ingest.redescribe import documents_from_aip
 
     return documents_from_aip(description, texts, home)
+
+
+def _carried(events: tuple[Event, ...], entries: list[FileEntry]) -> tuple[Event, ...]:
+    """The earlier versions' events, each linked to those of its files this version still
+    holds (the files replaced or withdrawn are described in the versions that hold them)."""
+    present = {e.id for e in entries}
+    return tuple(replace(e, file_ids=tuple(f for f in e.file_ids if f in present))
+                 if set(e.file_ids) - present else e for e in events)
 
 
 def _higher(a: Retention | None, b: Retention | None) -> Retention | None:
