@@ -464,7 +464,7 @@ class Updater(Ingester):
         """Catalogue the versions an interrupted run committed in storage (storage is the
         system of record), completing them at every location; the result when the one
         committed is this very update."""
-        from storage.aip import committed_inventories
+        from storage.aip import committed_inventories, discard_uncommitted
 
         locations = self.location_set.for_class(record_class(aip.retention_period,
                                                              self.storage_policy))
@@ -473,6 +473,8 @@ class Updater(Ingester):
             for inventory in committed_inventories(location, aip.uuid):
                 if inventory.number > previous.number:
                     found.setdefault(inventory.number, (location, inventory))
+        for location in locations:
+            discard_uncommitted(location, aip.uuid)
         result = None
         for number in sorted(found):
             location, inventory = found[number]

@@ -157,6 +157,29 @@ def committed_inventories(location: Any, uuid: str) -> list[Inventory]:
     return [found[n] for n in sorted(found)]
 
 
+def discard_uncommitted(location: Any, uuid: str) -> list[str]:
+    """Remove the objects of attempts that never wrote their inventory (an update killed
+    part-way): they belong to no version and nobody reads them. Objects the location refuses
+    to delete (a lock) stay, and an audit lists them as untracked. Callers hold the AIP's
+    update lock. Returns the stored paths removed."""
+    folders: dict[str, list[str]] = {}
+    for info in location.list_files(uuid):
+        match = _FOLDER.match(info.path)
+        if match is not None:
+            folders.setdefault(match.group(0), []).append(info.path)
+    removed = []
+    for folder, paths in sorted(folders.items()):
+        if f"{folder}{INVENTORY}" in paths:
+            continue
+        for path in sorted(paths):
+            try:
+                location.delete_file(uuid, path)
+            except (StorageError, OSError):
+                continue
+            removed.append(path)
+    return removed
+
+
 @dataclass
 class PublishedVersion:
     """What :func:`publish_version` wrote: bytes and objects new at each location."""
