@@ -63,6 +63,7 @@ class UpdateRequest:
     withdraw: list[str] = field(default_factory=list)
     record: Path | None = None
     agent: str = "dangan"
+    record_codes: frozenset[str] | None = None     # only these rows of the sheet (as-update)
 
 
 @dataclass
@@ -244,7 +245,9 @@ class Updater(Ingester):
 
         def ours(problem: Any) -> bool:
             record = rows.get((problem.sheet, problem.row))
-            return record is not None and record.code is not None and record.code.text in held
+            return record is not None and record.code is not None and (
+                record.code.text in held or record.code.volume in held
+                or not self._wanted(record))
 
         kept = [p for p in check.problems if not ours(p)]
         if len(kept) == len(check.problems):
@@ -253,6 +256,14 @@ class Updater(Ingester):
             return replace(check, problems=kept)
         return replace(check, status="passed", problems=[],
                        message=f"{check.message}（更新：所涉档号与文件均属本 AIP）")
+
+    def _wanted(self, record: Any) -> bool:
+        """Whether a sheet row belongs to this update (all rows, unless the update takes
+        one volume's rows of a whole transfer's sheet)."""
+        codes = self.request.record_codes
+        code = record.code
+        return codes is None or (code is not None and (code.text in codes
+                                                       or code.volume in codes))
 
     def _read(self, uuid: str, stored: str) -> bytes:
         retriever = Retriever(self.settings, self.catalogue)
@@ -292,6 +303,8 @@ class Updater(Ingester):
                 dedup[sha] = (stored, got.size)
             files[path] = {"size": got.size, "digests": dict(got.digests), "stored": stored}
         items, changed_fields = self._items(old, assessment, added)
+        if not (added or replaced or withdrawn or changed_fields):
+            return UpdateResult(aip.uuid, "unchanged", previous.number, {})
         entries = self._entries(old, files, staged, analysis, items, withdrawn, replaced)
         tools = self._tools(analysis)
         kind = ("withdrawal" if withdrawn and not (added or replaced) else
@@ -398,6 +411,8 @@ class Updater(Ingester):
         parent = next((i.id for i in old.items if i.level != "件"), None)
         changed: list[dict] = []
         for record in assessment.records.rows.values():
+            if not self._wanted(record):
+                continue
             values = {k: v for k, v in record.values.items() if v not in (None, "")}
             code = str(values.get("archival_code") or "")
             if code in by_code:
@@ -570,5 +585,83 @@ def update(request: UpdateRequest, settings: Settings, profile: str | None = Non
     return Updater(settings, profile).update(request)
 
 
-__all__ = ["UpdateRequest", "UpdateResult", "Updater", "logical", "parse_add", "parse_replace",
-           "update"]
+@dataclass
+class BulkResult:
+    """``dangan ingest --as-update``: the versions made and the new AIPs' ingest."""
+
+    updates: list[UpdateResult]
+    unchanged: list[str]
+    ingested: Any = None
+    held: frozenset[str] = frozenset()          # keys of the units that were updates
+
+    @property
+    def exit_code(self) -> int:
+        """1 when an update or a new volume was refused (the held volumes, refused by the
+        ordinary ingest as duplicates, were updated instead)."""
+        codes = [u.exit_code for u in self.updates]
+        if self.ingested is not None:
+            refused = [u for u in self.ingested.rejected_units if u.get("key") not in self.held]
+            codes.append(1 if self.ingested.status == "rejected" or refused else 0)
+        return max(codes, default=0)
+
+    def to_dict(self) -> dict:
+        return {"status": "rejected" if self.exit_code else "accepted",
+                "updates": [u.to_dict() for u in self.updates], "unchanged": self.unchanged,
+                "ingest": self.ingested.to_dict() if self.ingested is not None else None}
+
+
+def ingest_as_update(source: Path, settings: Settings, profile: str | None = None,
+                     reason: str | None = None, progress: Any = None) -> BulkResult:
+    """Ingest a transfer whose household volumes may already be held: each held volume (same
+    档号) gets a new version with the files that are new or changed and its rows of the sheet
+    as record corrections; the other volumes become new AIPs by the ordinary ingest."""
+    from sqlalchemy import select
+
+    from ingest.analysis import plan_units
+    from ingest.pipeline import ingest
+
+    updater = Updater(settings, profile)
+    source = Path(source).absolute()
+    reason = reason or f"按移交 {shown_text(source.name)} 更新（--as-update）"
+    updates, unchanged, held_codes = [], [], set()
+    with _run_folder(settings.staging) as run:
+        staged = stage(source, run / "transfer", updater.fixity.algorithms, updater.limits,
+                       workers=updater.workers)
+        analysis = analyse(staged, updater.profile)
+        units = plan_units(analysis, source.name)
+        sheet = analysis.staged.root / analysis.sheet_file.rel if analysis.sheet_file else None
+        for unit in units:
+            codes = {unit.archival_code} if unit.archival_code else {
+                str(r.values.get("archival_code")) for r in unit.rows
+                if r.values.get("archival_code")}
+            with updater.catalogue.session() as s:
+                aip = s.scalars(select(models.Aip).join(
+                    models.Item, models.Item.aip_uuid == models.Aip.uuid).where(
+                    models.Item.archival_code.in_(codes),
+                    models.Aip.status == "UPLOADED")).first() if codes else None
+                if aip is None:
+                    continue
+                previous = inventory_of(s, aip.uuid)
+            held_codes.add(unit.key)
+            request = UpdateRequest(aip.uuid, reason, record=sheet,
+                                    record_codes=frozenset(codes))
+            for f in unit.files:
+                rel = f.rel[len(analysis.content_prefix):]
+                dest, path = OBJECTS + rel, analysis.staged.root / f.rel
+                if dest not in previous.files:
+                    request.add.append((path, dest))
+                elif previous.files[dest]["digests"].get("sha256") != f.digests["sha256"]:
+                    request.replace.append((dest, path))
+            result = Updater(settings, profile).update(request)
+            if result.status == "unchanged":
+                unchanged.append(aip.uuid)
+            else:
+                updates.append(result)
+    ingested = None
+    if any(u.key not in held_codes for u in units):
+        ingested = ingest(source, settings, profile, progress, accept_valid=True)
+    return BulkResult(updates, unchanged, ingested, frozenset(held_codes))
+
+
+__all__ = ["BulkResult", "UpdateRequest", "UpdateResult", "Updater", "ingest_as_update",
+           "logical", "parse_add", "parse_replace", "update"]
