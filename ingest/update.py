@@ -266,7 +266,10 @@ class Updater(Ingester):
                                                        or code.volume in codes))
 
     def _read(self, uuid: str, stored: str) -> bytes:
-        retriever = Retriever(self.settings, self.catalogue)
+        """One stored object, verified on the way out."""
+        if getattr(self, "_retriever", None) is None:
+            self._retriever = Retriever(self.settings, self.catalogue)
+        retriever = self._retriever
         return b"".join(retriever.stream(retriever.file(uuid, stored)))
 
     # -- building and storing the version ------------------------------------------------

@@ -386,10 +386,25 @@ class Catalogue:
         known = set(s.scalars(select(m.Event.id).where(m.Event.aip_uuid == desc.uuid)))
         self._insert_events(s, desc, aip.transfer_id, [e for e in desc.events
                                                        if e.id not in known])
-        docs = list(s.scalars(select(m.SearchDoc.id).where(m.SearchDoc.aip_uuid == desc.uuid)))
-        delete_tokens(s, docs)
-        s.execute(delete(m.SearchDoc).where(m.SearchDoc.aip_uuid == desc.uuid))
-        self.index_documents(s, desc.uuid, documents)
+        # only the documents that changed are written again (tokens are the costly part)
+        wanted = {}
+        for d in documents:
+            wanted.setdefault((d.item_key, d.archival_code, _no_nul(d.title), _no_nul(d.text),
+                               json.dumps(d.facets, sort_keys=True, ensure_ascii=False,
+                                          default=_json_default)), []).append(d)
+        stale = []
+        for row in s.scalars(select(m.SearchDoc).where(m.SearchDoc.aip_uuid == desc.uuid)):
+            key = (row.item_key, row.archival_code, row.title, row.text,
+                   json.dumps(row.facets, sort_keys=True, ensure_ascii=False,
+                              default=_json_default))
+            if wanted.get(key):
+                wanted[key].pop()
+            else:
+                stale.append(row.id)
+        delete_tokens(s, stale)
+        if stale:
+            s.execute(delete(m.SearchDoc).where(m.SearchDoc.id.in_(stale)))
+        self.index_documents(s, desc.uuid, [d for docs in wanted.values() for d in docs])
 
     def index_documents(self, s: Session, aip_uuid: str,
                         documents: Iterable[SearchDocument]) -> int:

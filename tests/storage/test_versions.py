@@ -328,3 +328,25 @@ def test_killed_update_leaves_the_old_version_and_rerun_completes_once(home, tmp
 def _audit_passes(cli, uuid: str) -> bool:
     got = cli("audit", "--aip", uuid, "--all", "--no-repair", "--json")
     return got.code == 0 and json.loads(got.out)["summary"]["failed"] == 0
+
+
+def test_fixity_api_check_of_an_aip_covers_every_version(vrepo, cli, tmp_path):
+    """The Storage-Service check (Auditor.check_aip, behind the fixity client's API) reads
+    the objects of every version: damage to an object only version 2 stored is found."""
+    from storage.fixity import Auditor
+
+    settings, uuid, _ = vrepo
+    new = _file(tmp_path, "n.txt", "回头看 入户核查\n" * 3)
+    assert cli("update", uuid, "--add", f"{new}:户卷/009-回头看.txt", "--reason", "回头看").code == 0
+    with Auditor(settings) as auditor:
+        outcomes, earlier = auditor.check_aip(uuid, force=True)
+    assert not earlier and {o.outcome for o in outcomes} == {"pass"}
+    assert {o.files for o in outcomes} == {len(_stored(settings, uuid))}
+    only_v2 = next(p for p in _stored(settings, uuid) if p.endswith("009-回头看.txt"))
+    location = _location(settings, "b")
+    with location.open(uuid, only_v2) as stream:
+        _damage(location, uuid, only_v2, stream.read())
+    with Auditor(settings) as auditor:
+        outcomes, _ = auditor.check_aip(uuid, force=True)
+    bad = {o.location: o for o in outcomes if o.outcome == "fail"}
+    assert list(bad) == ["b"] and only_v2 in {f.path for f in bad["b"].findings}
