@@ -39,7 +39,7 @@ from storage.aip import (
     request_fingerprint, stored_by_digest, version_folder, version_objects,
 )
 from storage.catalogue import models
-from storage.copies import Retriever, fetch_copy, record_class
+from storage.copies import Retriever, fetch_copy, lock_for, lock_for_aip, record_class
 from storage.locations import ExpectedFile
 
 OBJECTS = "data/objects/"
@@ -365,7 +365,7 @@ class Updater(Ingester):
         crash_point("update-built")
         locations = self._locations(retention)
         published = publish_version(locations, aip.uuid, root, objects, inventory,
-                                    crash=crash_point)
+                                    lock=self._lock(retention), crash=crash_point)
         crash_point("update-stored")
         objects[inventory.path] = ExpectedFile(*hash_file(root / inventory.path, ["sha256"]))
         self._commit(aip, inventory, description, record, objects, assessment)
@@ -473,6 +473,12 @@ class Updater(Ingester):
                 best = _higher(best, candidate)
         return best
 
+    def _lock(self, retention: Retention | None) -> Any:
+        """The WORM lock the new objects get (as the AIP's at ingest), or None."""
+        if retention is None:
+            return None
+        return lock_for(retention.period, retention.expiry, self.worm)
+
     def _locations(self, retention: Retention | None) -> list[Any]:
         return self.location_set.for_class(record_class(retention.period if retention else None,
                                                         self.storage_policy))
@@ -513,6 +519,7 @@ class Updater(Ingester):
             fetch_copy(source, aip.uuid, scratch, expected)
             others = [loc for loc in locations if loc.name != source.name]
             written = publish_version(others, aip.uuid, scratch, expected, inventory,
+                                      lock=lock_for_aip(aip, self.worm),
                                       crash=crash_point).bytes_written
             expected[inventory.path] = ExpectedFile(*hash_file(scratch / inventory.path,
                                                                ["sha256"]))

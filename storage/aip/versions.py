@@ -190,7 +190,7 @@ class PublishedVersion:
 
 
 def publish_version(locations: Sequence[Any], uuid: str, folder: Path,
-                    objects: Mapping[str, Any], inventory: Inventory, *,
+                    objects: Mapping[str, Any], inventory: Inventory, *, lock: Any = None,
                     crash: Callable[[str], None] = lambda name: None) -> PublishedVersion:
     """Write a version's new objects to every location, then its inventory, last.
 
@@ -198,7 +198,9 @@ def publish_version(locations: Sequence[Any], uuid: str, folder: Path,
     ``objects`` maps those paths to ExpectedFile. Nothing existing is replaced: an object
     already there with the same bytes (a re-run) is kept. At each location the inventory is
     written only after every object was written and read back, so a version is committed
-    at a location exactly when all of it is there.
+    at a location exactly when all of it is there. With ``lock`` (a RetentionLock) the new
+    objects and the inventory get it, and only they: the objects of earlier versions keep
+    theirs, untouched.
     """
     from storage.aip.digest import hash_file
     from storage.locations import ExpectedFile
@@ -220,6 +222,8 @@ def publish_version(locations: Sequence[Any], uuid: str, folder: Path,
         if location.add_file(uuid, inventory.path, inventory_file, committing):
             result.bytes_written += size
             result.objects_written += 1
+        if lock is not None:
+            location.set_retention(uuid, lock, paths=[*sorted(objects), inventory.path])
         result.locations.append(location.name)
         crash("version-committed-one")
     return result

@@ -48,6 +48,7 @@ _API = {
     "deletion_refusal": "worm",
     "guard_deletion": "worm",
     "lock_for": "worm",
+    "lock_for_aip": "worm",
     "record_locks": "worm",
 }
 
@@ -67,5 +68,5 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.copies.retrieval import FileRef, NoIntactCopy, Retriever
     from storage.copies.worm import (
         AppliedLock, RetentionLockRecord, WormSettings, deletion_refusal, guard_deletion,
-        lock_for, record_locks,
+        lock_for, lock_for_aip, record_locks,
     )

@@ -11,7 +11,7 @@ import io
 import os
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -259,8 +259,10 @@ class Location(ABC):
         raise StorageError(f"location {self.name}: leftovers cannot be removed")
 
     # -- WORM: retention locks where the backend enforces them ----------------------------
-    def set_retention(self, uuid: str, lock: "RetentionLock") -> str:
-        """Apply a retention lock to every object of a published copy.
+    def set_retention(self, uuid: str, lock: "RetentionLock",
+                      paths: "Iterable[str] | None" = None) -> str:
+        """Apply a retention lock to every object of a published copy (or only to ``paths``,
+        the objects a new version added: the others keep their locks untouched).
 
         Returns ``"server"`` when the backend itself now refuses deletion (S3 Object Lock),
         ``"catalogue"`` when only Dangan's own refusal (from the catalogue) protects the copy.

@@ -350,3 +350,50 @@ def test_fixity_api_check_of_an_aip_covers_every_version(vrepo, cli, tmp_path):
         outcomes, _ = auditor.check_aip(uuid, force=True)
     bad = {o.location: o for o in outcomes if o.outcome == "fail"}
     assert list(bad) == ["b"] and only_v2 in {f.path for f in bad["b"].findings}
+
+
+# -------------------------------------------------------------------- WORM (radosgw)
+
+
+def test_a_locked_aip_gets_a_new_version_and_nothing_locked_is_touched(radosgw, tmp_path, cli,
+                                                                        monkeypatch):
+    from test_worm_ceph import _home_with_ceph, lock_bucket, refused, versions
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", radosgw.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", radosgw.secret_key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", radosgw.endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    from s3_servers import s3_client
+
+    client = s3_client(radosgw.endpoint, radosgw.access_key, radosgw.secret_key)
+    bucket = lock_bucket(client)
+    settings = _home_with_ceph(tmp_path, bucket, radosgw.endpoint, "COMPLIANCE")
+    monkeypatch.setenv("DANGAN_HOME", str(settings.home))
+    got = cli("ingest", small_transfer(tmp_path / "t", rows=2), "--json")
+    assert got.code == 0, got.err
+    uuid = json.loads(got.out)["aips"][0]["uuid"]
+    before = versions(client, bucket, f"dangan/{uuid}/")
+    heads = {k: client.head_object(Bucket=bucket, Key=k, VersionId=v) for k, v in before}
+    assert all(h.get("ObjectLockLegalHoldStatus") == "ON" for h in heads.values())
+    new = _file(tmp_path, "n.txt", "回头看 入户核查\n")
+    fixed = _file(tmp_path, "f.txt", "第1件 更正\n")
+    got = cli("update", uuid, "--add", f"{new}:户卷/009-回头看.txt",
+              "--replace", f"户卷/001-申请书.txt:{fixed}", "--reason", "回头看")
+    assert got.code == 0, got.err
+    after = versions(client, bucket, f"dangan/{uuid}/")
+    assert set(before) <= set(after), "every locked object version is still there"
+    for key, version in before:   # the same versions, the same (untouched) modification time
+        head = client.head_object(Bucket=bucket, Key=key, VersionId=version)
+        assert head["LastModified"] == heads[key]["LastModified"]
+        assert head.get("ObjectLockLegalHoldStatus") == "ON"
+    added = sorted(set(after) - set(before))
+    assert added and all(k.startswith(f"dangan/{uuid}/versions/v2-") for k, _ in added)
+    for key, version in added:    # the new objects are locked like the AIP
+        head = client.head_object(Bucket=bucket, Key=key, VersionId=version)
+        assert head.get("ObjectLockLegalHoldStatus") == "ON", key
+    assert refused(client, bucket, *added[0]) == "AccessDenied"
+    _materialised_ok(cli, uuid, 2, tmp_path / "v2")
+    _materialised_ok(cli, uuid, 1, tmp_path / "v1")
