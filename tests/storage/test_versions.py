@@ -18,6 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ingest"))
 from fixity_support import FAST_INGEST, write_policy  # noqa: E402
+from test_worm_ceph import _home_with_ceph, ceph, lock_bucket, refused, versions  # noqa: E402,F401
 from transfers import small_transfer  # noqa: E402
 
 from policies import load_settings, load_storage_policy  # noqa: E402
@@ -355,20 +356,9 @@ def test_fixity_api_check_of_an_aip_covers_every_version(vrepo, cli, tmp_path):
 # -------------------------------------------------------------------- WORM (radosgw)
 
 
-def test_a_locked_aip_gets_a_new_version_and_nothing_locked_is_touched(radosgw, tmp_path, cli,
-                                                                        monkeypatch):
-    from test_worm_ceph import _home_with_ceph, lock_bucket, refused, versions
-
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", radosgw.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", radosgw.secret_key)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", radosgw.endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    from s3_servers import s3_client
-
-    client = s3_client(radosgw.endpoint, radosgw.access_key, radosgw.secret_key)
+def test_a_locked_aip_gets_a_new_version_and_nothing_locked_is_touched(ceph, radosgw, tmp_path,
+                                                                        cli, monkeypatch):
+    client = ceph
     bucket = lock_bucket(client)
     settings = _home_with_ceph(tmp_path, bucket, radosgw.endpoint, "COMPLIANCE")
     monkeypatch.setenv("DANGAN_HOME", str(settings.home))
