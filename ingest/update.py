@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ingest import fulltext
 from ingest.aip import _write_tag_files
 from ingest.analysis import Unit, analyse
 from ingest.findings import CheckResult, not_checked
@@ -326,6 +327,24 @@ class Updater(Ingester):
                                            analysis, tools, report, report.transfer["id"])
                    if e.type != "ingestion"]
         retention = _higher(old.retention, self._retention(items, old.retention))
+        # the text of the new files, for search (the old text of replaced, withdrawn files goes)
+        for gone in replaced | withdrawn:
+            text_path = f"{TEXTS}{gone[len(OBJECTS):]}.txt"
+            files.pop(text_path, None)
+            entries = [e for e in entries if e.path != text_path]
+        unit = Unit("update", aip.archival_code, aip.label,
+                    files=[f for f in analysis.staged.files
+                           if f.rel[len(analysis.content_prefix):] in analysis.content])
+        text = fulltext.extract_unit(unit, analysis, run / "text", self.fulltext)
+        checked.append(fulltext.premis_event(text.results, (tools["dangan"].id,), now))
+        for path, source in text.files:
+            if not path.endswith(".txt"):
+                continue        # the extraction summary of version 1 stays
+            size, found = hash_file(source, self.fixity.algorithms)
+            entries.append(FileEntry(f"file-{uuidlib.uuid4().hex[:12]}", path,
+                                     path.rsplit("/", 1)[-1], size, found, "text/plain", None,
+                                     None, None, "text"))
+            self._stage_object(root, folder_name, path, source, files, objects, size, found)
         # the new version's metadata and logs: its report beside the ingest report
         metadata: dict[str, Path] = {}
         for source in report_files:
@@ -368,7 +387,7 @@ class Updater(Ingester):
                                     lock=self._lock(retention), crash=crash_point)
         crash_point("update-stored")
         objects[inventory.path] = ExpectedFile(*hash_file(root / inventory.path, ["sha256"]))
-        self._commit(aip, inventory, description, record, objects, assessment)
+        self._commit(aip, inventory, description, record, objects, assessment, root)
         return UpdateResult(aip.uuid, "updated", number, changes,
                             str(report_files[0]), str(report_files[1]),
                             [c.to_dict() for c in report.failures()],
@@ -450,10 +469,14 @@ class Updater(Ingester):
                    and e.path in files]
         previous = {e.path: e for e in old.files}
         unknown = FormatInfo(None, None, None, None)
+        volume = next((i.id for i in items if i.level != "件"),
+                      items[0].id if len(items) == 1 else None)
         for path in sorted(p for p in staged if p not in {e.path for e in entries}):
             got = staged[path]
             fmt = analysis.formats.get(path[len(OBJECTS):]) or unknown
-            item = by_name.get(path) or (previous[path].item_id if path in previous else None)
+            # a file no row describes belongs to the volume (or the AIP's only item)
+            item = by_name.get(path) or (previous[path].item_id if path in previous else
+                                         volume)
             entries.append(FileEntry(f"file-{uuidlib.uuid4().hex[:12]}", path,
                                      got.original_name, got.size, dict(got.digests), fmt.mime,
                                      fmt.puid, fmt.format_name, fmt.format_version, "original",
@@ -523,28 +546,21 @@ class Updater(Ingester):
                                       crash=crash_point).bytes_written
             expected[inventory.path] = ExpectedFile(*hash_file(scratch / inventory.path,
                                                                ["sha256"]))
-            description = parse_mets(self._local(scratch, inventory, METS, aip.uuid))
-            record = json.loads(self._local(scratch, inventory, RECORD, aip.uuid) or b"{}")
+            description = parse_mets(self._bytes(aip.uuid, inventory.stored(METS), scratch))
+            record = json.loads(self._bytes(aip.uuid, inventory.stored(RECORD), scratch)) \
+                if RECORD in inventory.files else {}
+            self._commit(aip, inventory, description, record, expected, None, scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        self._commit(aip, inventory, description, record, expected, None)
         return written
-
-    def _local(self, scratch: Path, inventory: Inventory, logical_path: str, uuid: str) -> bytes:
-        """A file of a version being adopted: from the scratch copy when the version stored
-        it, else from the catalogued object of an earlier version."""
-        if logical_path not in inventory.files:
-            return b""
-        stored = inventory.stored(logical_path)
-        local = scratch / stored
-        return local.read_bytes() if local.exists() else self._read(uuid, stored)
 
     # -- the catalogue -------------------------------------------------------------------
     def _commit(self, aip: models.Aip, inventory: Inventory, description: AipDescription,
-                record: dict, objects: dict[str, ExpectedFile], assessment: Any) -> None:
+                record: dict, objects: dict[str, ExpectedFile], assessment: Any,
+                local: Path | None = None) -> None:
         from storage.catalogue import protect_description
 
-        texts = self._texts(aip.uuid, inventory)
+        texts = self._texts(aip.uuid, inventory, local)
         documents = _documents(description, texts, self.settings.home)
         masked, record, protected = protect_description(
             description, record, self.profile.protected_fields, self.assessor.vault)
@@ -556,13 +572,22 @@ class Updater(Ingester):
             if assessment is not None and inventory.request:
                 self.assessor.registry.assign(s, inventory.request, new_codes)
 
-    def _texts(self, uuid: str, inventory: Inventory) -> dict[str, str]:
-        """The extracted full text the version carries (for its search documents)."""
+    def _texts(self, uuid: str, inventory: Inventory, local: Path | None) -> dict[str, str]:
+        """The extracted full text the version carries (for its search documents): what
+        this version stores from ``local`` (its objects in staging), the rest from storage."""
         texts = {}
         for path, entry in inventory.files.items():
             if path.startswith(TEXTS) and path.endswith(".txt"):
-                texts[path] = self._read(uuid, entry["stored"]).decode("utf-8", "replace")
+                texts[path] = self._bytes(uuid, entry["stored"], local).decode("utf-8",
+                                                                               "replace")
         return texts
+
+    def _bytes(self, uuid: str, stored: str, local: Path | None) -> bytes:
+        """A stored object of a version being committed: from ``local`` (the version's
+        objects in staging) when it is there, else from storage (an earlier version's)."""
+        here = local / stored if local is not None else None
+        return here.read_bytes() if here is not None and here.is_file() \
+            else self._read(uuid, stored)
 
 
 def _documents(description: AipDescription, texts: dict[str, str], home: Path) -> list:
