@@ -46,11 +46,18 @@ def _progress_bar(enabled: bool):
 @click.option("--accept-valid", is_flag=True,
               help="Accept the units (household volumes) that pass every check and list the "
                    "rest for resubmission, instead of refusing the whole transfer.")
+@click.option("--as-update", is_flag=True,
+              help="Household volumes already held (same 档号) get a new version with the new "
+                   "or changed files and their corrected rows; the others become new AIPs.")
+@click.option("--reason", help="With --as-update: the reason recorded for each new version.")
 @click.pass_obj
 def ingest_command(settings: Settings, path: Path, profile: str | None, as_json: bool,
-                   accept_valid: bool) -> int:
+                   accept_valid: bool, as_update: bool, reason: str | None) -> int:
     """Ingest a transfer: a folder, a BagIt bag, or a .zip / .tar / .tar.gz file."""
     from ingest.pipeline import ingest
+
+    if as_update:
+        return _as_update(settings, path, profile, as_json, reason)
 
     progress, update = _progress_bar(not as_json and sys.stderr.isatty())
     if progress:
@@ -79,6 +86,33 @@ def ingest_command(settings: Settings, path: Path, profile: str | None, as_json:
                 click.echo(f"    - {problem['code']} {problem.get('message', problem['name'])}",
                            err=True)
     click.echo(f"report: {result.report_html}")
+    return result.exit_code
+
+
+def _as_update(settings: Settings, path: Path, profile: str | None, as_json: bool,
+               reason: str | None) -> int:
+    from ingest.update import ingest_as_update
+
+    result = ingest_as_update(path, settings, profile, reason)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return result.exit_code
+    for update in result.updates:
+        if update.status == "rejected":
+            click.echo(f"拒绝更新 rejected: AIP {update.aip}", err=True)
+            _echo_failures(update)   # type: ignore[arg-type]
+        else:
+            click.echo(f"第 {update.version} 版: AIP {update.aip}  新增 "
+                       f"{len(update.changes.get('added', []))}，替换 "
+                       f"{len(update.changes.get('replaced', []))}，更正著录 "
+                       f"{len(update.changes.get('records', []))}")
+    for uuid in result.unchanged:
+        click.echo(f"无变化 unchanged: AIP {uuid}")
+    if result.ingested is not None:
+        new = [a for a in result.ingested.aips]
+        click.echo(f"新 AIP new: {len(new)}")
+        for aip in new:
+            click.echo(f"  {aip['uuid']}  {aip['archival_code'] or '-'}  {aip['label']}")
     return result.exit_code
 
 
