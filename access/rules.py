@@ -44,6 +44,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
             "manage-users",
             "approve-appraisal",
             "propose-appraisal",
+            "view-appraisal",
             "witness-destruction",
             "place-holds",
             "decide-requests",
@@ -60,6 +61,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "archivist": frozenset(
         {
             "propose-appraisal",
+            "view-appraisal",
             "witness-destruction",
             "place-holds",
             "decide-requests",
@@ -73,7 +75,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     ),
     "auditor": frozenset(
         {"view-events", "view-audit-log", "view-fixity", "view-ingest", "list-restricted",
-         "witness-destruction", "place-holds"}
+         "witness-destruction", "place-holds", "view-appraisal"}
     ),
     "researcher": frozenset({"list-restricted", "request-access"}),
     "public": frozenset(),

@@ -19,7 +19,8 @@ from storage.catalogue import models
 from storage.locations.s3 import S3Location
 
 PASSWORD = "appraisal-test-pw-2026"
-PEOPLE = {"li": "archivist", "wang": "admin", "zhao": "auditor", "chen": "archivist"}
+PEOPLE = {"li": "archivist", "wang": "admin", "zhao": "auditor", "chen": "archivist",
+          "researcher-1": "researcher"}
 
 
 @pytest.fixture
@@ -279,3 +280,42 @@ def test_the_documents_are_written_hashed_and_logged(office, cli, tmp_path):
         logged = {e.detail["document"]: e.detail["sha256"] for e in s.scalars(
             select(models.AuditEntry).where(models.AuditEntry.action == "appraisal-document"))}
     assert logged == {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def test_the_portal_shows_batches_approves_by_another_person_and_lists_the_destroyed(
+        office, cli):
+    from access.portal import create_app
+
+    batch = _batch(cli, "--aip", office.expired, user="wang")
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "destroy",
+        "--reason", "保管期限已满", "--as", "wang")
+    cli("appraisal", "submit", batch, "--as", "wang")
+    app = create_app(office, {"TESTING": True, "WTF_CSRF_ENABLED": False})
+
+    def client(user: str):
+        c = app.test_client()
+        app.test_login(c, PEOPLE.get(user, user), username=user)
+        return c
+
+    anonymous = app.test_client()
+    assert anonymous.get("/appraisal").status_code == 302, "sign in first"
+    assert client("researcher-1").get("/appraisal").status_code == 403
+    page = client("zhao").get(f"/appraisal/{batch}").get_data(as_text=True)
+    assert "待批准" in page and "销毁" in page and 'value="approve"' not in page, \
+        "an auditor sees the batch but has no approving button"
+    admin = client("wang")
+    assert 'value="approve"' in admin.get(f"/appraisal/{batch}").get_data(as_text=True)
+    selfish = admin.post(f"/appraisal/{batch}/decision", data={"decision": "approve"},
+                         follow_redirects=True).get_data(as_text=True)
+    assert "未能办理" in selfish and "another person" in selfish
+    assert _show(cli, batch)["status"] == "submitted", "the portal cannot bypass the rule"
+    assert client("li").post(f"/appraisal/{batch}/decision",
+                             data={"decision": "approve"}).status_code == 403
+    cli("user", "add", "sun", "--role", "admin", "--password-env", "DANGAN_PASSWORD")
+    client("sun").post(f"/appraisal/{batch}/decision", data={"decision": "approve"})
+    assert _show(cli, batch)["approver"] == "sun"
+    pdf = admin.get(f"/appraisal/{batch}/销毁清册.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert cli("appraisal", "execute", batch, "--witness", "zhao").code == 0
+    listing = client("li").get("/appraisal").get_data(as_text=True)
+    assert "已销毁档案" in listing and batch in listing and "zhao" in listing
