@@ -91,10 +91,11 @@ def column_chart(
     return Markup("".join(parts))
 
 
-def gauge(fraction: float, title: str, width: int = 260) -> Markup:
-    """A horizontal gauge 0-100 %."""
+def gauge(fraction: float, title: str, width: int = 260, alarm: bool = False) -> Markup:
+    """A horizontal gauge 0-100 % (red whatever the fraction when ``alarm``)."""
     fraction = min(max(fraction, 0.0), 1.0)
     colour = PALETTE[3] if fraction >= 0.999 else PALETTE[1] if fraction >= 0.8 else PALETTE[0]
+    colour = "#b00020" if alarm else colour
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" '
         f'height="60" viewBox="0 0 {width} 60"><title>{escape(title)}</title>'

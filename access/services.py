@@ -293,7 +293,8 @@ class AccessService:
     ) -> list[dict[str, Any]]:
         item_of = {f["path"]: f["item"] for f in details["files"] if f["item"]}
         fixity = _last_fixity(details["events"])
-        damaged = self.retriever.damaged_everywhere(details["uuid"])
+        damage = self.retriever.known_damage(details["uuid"])
+        damaged = self.retriever.damaged_everywhere(details["uuid"], damage)
         out = []
         for f in details["files"]:
             item = _item_of(f["path"], item_of)
@@ -323,7 +324,7 @@ class AccessService:
                     "item": item,
                     "download": allowed,
                     "preview": allowed and (f["mime"] or "").split(";")[0] in PREVIEW_MIMES,
-                    "last_fixity": fixity.get(f["path"]) or fixity.get(None),
+                    "last_fixity": _file_fixity(f["path"], fixity, damage),
                     "damaged": f["path"] in damaged,
                 }
             )
@@ -704,6 +705,21 @@ def _last_fixity(events: list[dict[str, Any]]) -> dict[str | None, dict[str, Any
             if target not in out or out[target]["at"] <= event["at"]:
                 out[target] = summary
     return out
+
+
+def _file_fixity(path: str, fixity: dict[str | None, dict[str, Any]],
+                 damage: dict[str, set[str]]) -> dict[str, Any] | None:
+    """A file's latest fixity outcome: ``fail`` only where a check found this file damaged
+    (with the locations); a failed check of the whole AIP that found other files damaged
+    read this one intact."""
+    last = fixity.get(path) or fixity.get(None)
+    where = sorted(loc for loc, paths in damage.items() if path in paths)
+    if where:
+        return {**(last or {"at": None, "location": None}), "outcome": "fail",
+                "damaged_at": where}
+    if last is not None and last["outcome"] == "fail" and path not in fixity:
+        return {**last, "outcome": "pass"}
+    return last
 
 
 def to_json(value: Any) -> str:
