@@ -122,6 +122,29 @@ class AccessService:
             self._audit_hits(reader, text, result)
         return result
 
+    def restricted_matches(self, reader: r.Reader, text: str,
+                           filters: dict[str, list[str]] | None, shown: int) -> int | None:
+        """How many records match a search beyond the ``shown`` ones this reader finds:
+        records they may not see (for the page to point to 查档申请). None when the reader
+        sees everything, or the count is below ``[portal] restricted_count_min`` (a small
+        count could tell that one person's file exists)."""
+        least = self.settings.int("portal", "restricted_count_min")
+        if reader.staff or least <= 0:
+            return None
+        query = parse_query(text, filters)
+        if query.empty:
+            return None
+        query.scope = r.Scope(everything=True)
+        key = ("restricted-count", text,
+               tuple(sorted((k, tuple(v)) for k, v in (filters or {}).items())),
+               self.index.generation)
+        result = self._cached(key)
+        if result is None:
+            result = self.engine.search(query, page=1, per_page=1, facet_limit=1)
+            self._remember(key, result)
+        hidden = result.total - shown
+        return hidden if hidden >= least else None
+
     def _cached(self, key: tuple) -> SearchResult | None:
         with self._cache_lock:
             result = self._cache.get(key)
@@ -238,7 +261,7 @@ class AccessService:
                     "archival_code": item["archival_code"],
                     "date": item["date"],
                     "title": r.visible_title(item["title"], f, shown),
-                    "fields": r.visible_fields(item["fields"], f, shown, self.rules),
+                    "fields": _decided(r.visible_fields(item["fields"], f, shown, self.rules), f),
                     "view": shown.value,
                     "open_date": _iso(f.open_date),
                     "control": f.control,
@@ -338,7 +361,7 @@ class AccessService:
                 files = [f for f in view["files"] if f["item"] == key]
                 return {
                     **item,
-                    "aip": {k: view[k] for k in ("uuid", "archival_code", "label")},
+                    "aip": {k: view[k] for k in ("uuid", "archival_code", "label", "profile")},
                     "files": files,
                     "can_request": view["can_request"] and item["view"] != r.Tier.CONTENT.value,
                 }
@@ -704,6 +727,17 @@ def _last_fixity(events: list[dict[str, Any]]) -> dict[str | None, dict[str, Any
         for target in targets:
             if target not in out or out[target]["at"] <= event["at"]:
                 out[target] = summary
+    return out
+
+
+def _decided(fields: dict[str, Any], facts: r.RecordFacts) -> dict[str, Any]:
+    """Fields with the open date and control flag in force (a review decision replaces
+    those described at ingest), so a page never shows two of each."""
+    out = dict(fields)
+    if "open_date" in out:
+        out["open_date"] = _iso(facts.open_date)
+    if "control_id" in out:
+        out["control_id"] = facts.control
     return out
 
 

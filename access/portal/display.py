@@ -26,6 +26,7 @@ EVENT_NAMES = {
     "normalization": "格式转换", "migration": "格式迁移", "metadata modification": "元数据修改",
     "de-identification": "脱敏", "appraisal": "鉴定", "accession": "进馆", "capture": "采集",
     "information package creation": "信息包生成", "transfer": "移交",
+    "metadata extraction": "元数据提取", "quick check": "快速校验",
 }
 """PREMIS event types (the Library of Congress vocabulary's labels) in Chinese."""
 
@@ -145,8 +146,59 @@ def field_value(name: str, value: Any, profile: str | None = None) -> Markup:
     return coded(name, value, profile)
 
 
+_FORMATS: dict[str, str] = {}
+
+
+def format_name(puid: str) -> str | None:
+    """The name of a PRONOM format the holding has (``fmt/43`` -> ``JPEG File Interchange
+    Format 1.01``), read from the catalogue when a PUID is first met."""
+    if puid not in _FORMATS:
+        from sqlalchemy import select
+
+        from storage.catalogue import models as m
+
+        with current_app.extensions["dangan"]["catalogue"].session() as s:
+            for code, name, version in s.execute(
+                    select(m.File.puid, m.File.format_name, m.File.format_version)
+                    .where(m.File.puid.is_not(None)).distinct()):
+                if name:
+                    _FORMATS[code] = f"{name} {version}".strip() if version else name
+        _FORMATS.setdefault(puid, "")
+    return _FORMATS[puid] or None
+
+
+REGION_FACETS = {"county": "县级行政区划代码", "township": "乡级行政区划代码",
+                 "village": "村级行政区划代码"}
+
+
+def facet_value(facet: str, value: Any) -> Markup:
+    """A search facet's value as people read it (the code in a tooltip)."""
+    if facet in FACET_FIELDS:
+        return coded(FACET_FIELDS[facet], value)
+    if facet == "formats":
+        if value == "unknown":
+            return Markup('<span class="term" title="unknown">{}</span>').format(_("未识别格式"))
+        name = format_name(str(value))
+        if name:
+            return Markup('<span class="term" title="{}">{}</span>').format(str(value), name)
+    if facet == "year":
+        return escape(f"{value}年")
+    if facet in REGION_FACETS:
+        return Markup('<span class="term" title="{}">{}</span>').format(
+            _(REGION_FACETS[facet]), str(value))
+    return escape(str(value))
+
+
 def init_app(app: Flask) -> None:
-    """Register the filters (``day``, ``when``) and globals (``coded``, ``field_label``…)."""
+    """Register the filters (``day``, ``when``) and globals (``coded``, ``field_label``…),
+    and answer ``/favicon.ico`` (browsers ask for it on every page)."""
+
+    def favicon():
+        response = app.send_static_file("favicon.ico")
+        response.cache_control.max_age = 86400
+        return response
+
+    app.add_url_rule("/favicon.ico", "favicon", favicon)
     app.jinja_env.filters.update(day=day, when=when)
     app.jinja_env.globals.update(
         coded=coded, field_label=field_label, field_value=field_value, term_label=term_label,
@@ -154,5 +206,5 @@ def init_app(app: Flask) -> None:
         copy_status_name=lambda s: _(COPY_STATUS_NAMES.get(s, s)),
         repair_name=lambda s: _(REPAIR_NAMES.get(s, s or "")),
         check_outcome_name=lambda o: _(OUTCOME_NAMES.get(o, o or "—")),
-        facet_profile_field=FACET_FIELDS.get,
+        facet_value=facet_value,
     )
