@@ -36,7 +36,7 @@ def holdings(catalogue: Catalogue) -> dict[str, Any]:
     """Counts of described records by category, year and county, and the totals."""
     with catalogue.session() as s:
         by_category = [
-            (f"{c} {CATEGORY_NAMES.get(c, '')}".strip(), n) for c, n in _facet_counts(s, "category")
+            (CATEGORY_NAMES.get(c, c), n) for c, n in _facet_counts(s, "category")
         ]
         by_year = _facet_counts(s, "year")
         by_county = sorted(_facet_counts(s, "county"), key=lambda e: -e[1])
