@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from policies import Settings, load_fixity_policy
 from storage.catalogue import models as m
@@ -26,8 +26,12 @@ CATEGORY_NAMES = {
 
 def _facet_counts(s, name: str) -> list[tuple[str, int]]:
     value = m.SearchDoc.facets[name].as_string()
+    level = m.SearchDoc.facets["level"].as_string()
+    # items (件) only, as the totals count them: a household volume's own record is not one
     rows = s.execute(
-        select(value, func.count()).where(m.SearchDoc.item_key.is_not(None)).group_by(value)
+        select(value, func.count())
+        .where(m.SearchDoc.item_key.is_not(None), or_(level.is_(None), level != "户卷"))
+        .group_by(value)
     ).all()
     return sorted(((str(v), n) for v, n in rows if v not in (None, "")), key=lambda e: e[0])
 
@@ -89,7 +93,8 @@ def formats(catalogue: Catalogue, limit: int = 15) -> list[dict[str, Any]]:
             .group_by(m.File.puid, m.File.format_name)
         ).all()
     out = [
-        {"puid": p or "unidentified", "name": n or "", "files": c, "bytes": b}
+        {"puid": p or "unidentified", "name": n or "", "label": n or p or "未识别格式",
+         "files": c, "bytes": b}
         for p, n, c, b in rows
     ]
     return sorted(out, key=lambda e: -e["files"])[:limit]

@@ -536,15 +536,27 @@ class AccessService:
                 a.uuid: (a.archival_code, a.label)
                 for a in s.scalars(select(m.Aip).where(m.Aip.uuid.in_({x.aip_uuid for x in rows})))
             }
+            items = {
+                (i.aip_uuid, i.key): (i.archival_code, i.title)
+                for i in s.scalars(select(m.Item).where(
+                    m.Item.aip_uuid.in_({x.aip_uuid for x in rows if x.item_key}),
+                    m.Item.key.in_({x.item_key for x in rows if x.item_key})))
+            }
+        # the item's title names people: only those who decide requests see it (the others
+        # read its 档号, which names no one)
+        titled = reader.can("decide-requests")
         out = []
         for row in rows:
             code, label = labels.get(row.aip_uuid, (None, ""))
+            item_code, item_title = items.get((row.aip_uuid, row.item_key), (None, None))
             out.append(
                 {
                     "id": row.id,
                     "username": row.username,
                     "aip": row.aip_uuid,
                     "item": row.item_key,
+                    "item_code": item_code,
+                    "item_title": r.mask_numbers(item_title) if titled and item_title else None,
                     "archival_code": code,
                     "purpose": row.purpose,
                     "status": self._status(row),
