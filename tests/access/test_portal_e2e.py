@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from holdings import PASSWORD
+from holdings import HOUSEHOLDS, PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
@@ -237,7 +237,10 @@ def test_every_role_walks_the_portal(server, browser, holding, artifacts, role, 
     answer = page.goto(f"{server}/labels")
     if role in ("archivist", "admin"):
         assert answer.status == 200
-        page.check(f"input[name=aip][value='{holding.opened}']")
+        page.fill(".pick-tools input[type=search]", HOUSEHOLDS[1].code)    # filter, then all
+        page.check(".pick-tools input[type=checkbox]")
+        assert page.is_checked(f"input[name=aip][value='{holding.opened}']")
+        assert not page.is_checked(f"input[name=aip][value='{holding.restricted}']")
         page.click("#make-sheet")
         page.wait_for_load_state()
         assert page.locator(".label svg").count() == 1

@@ -325,3 +325,15 @@ def test_a_qr_decoded_from_the_pdf_sheet_encodes_the_public_url(client_for, hold
     for text in decoded:
         assert re.fullmatch(re.escape(PUBLIC_URL.rstrip("/")) + r"/q/[A-Za-z0-9_-]{24}", text), text
     assert not any("127.0.0.1" in t or "localhost" in t for t in decoded)
+
+
+def test_an_empty_box_is_refused_on_the_labels_page_keeping_the_choice(client_for, holding):
+    archivist = client_for("archivist")
+    empty = archivist.post("/labels/box", data={"code": "空盒-01"})
+    assert empty.status_code == 400
+    html = empty.get_data(as_text=True)
+    assert "未装入任何户卷" in html and 'id="label-error"' in html and "<table class=\"pick\"" in html
+    unnamed = archivist.post("/labels/box", data={"aip": [holding.opened], "code": " "})
+    page = unnamed.get_data(as_text=True)
+    assert unnamed.status_code == 400 and "请填写盒号" in page
+    assert re.search(rf'value="{holding.opened}"[^>]*checked', page)     # the choice is kept
