@@ -15,9 +15,11 @@ def _fmt(value: float) -> str:
 
 
 def bar_chart(
-    data: Sequence[tuple[str, float]], title: str, width: int = 520, unit: str = ""
+    data: Sequence[tuple[str, float]], title: str, width: int = 520, unit: str = "",
+    links: Sequence[str] | None = None,
 ) -> Markup:
-    """Horizontal bars, one per (label, value), largest scale = the largest value."""
+    """Horizontal bars, one per (label, value), largest scale = the largest value; with
+    ``links`` each bar and its label lead to that address (a search of what it counts)."""
     data = list(data)[:20]
     row, label_w, top = 22, 150, 28
     height = top + row * max(len(data), 1) + 10
@@ -32,6 +34,9 @@ def bar_chart(
     for i, (label, value) in enumerate(data):
         y = top + i * row
         bar = max(1.0, span * value / peak) if value else 0
+        link = links[i] if links and i < len(links) else None
+        if link:
+            parts.append(f'<a href="{escape(link)}">')
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">'
             f"{escape(str(label))[:22]}</text>"
@@ -44,6 +49,8 @@ def bar_chart(
         parts.append(
             f'<text x="{label_w + bar + 5:.1f}" y="{y + 15}">{_fmt(value)}{escape(unit)}</text>'
         )
+        if link:
+            parts.append("</a>")
     if not data:
         parts.append(f'<text x="{label_w}" y="{top + 15}">—</text>')
     parts.append("</svg>")

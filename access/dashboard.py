@@ -39,9 +39,8 @@ def _facet_counts(s, name: str) -> list[tuple[str, int]]:
 def holdings(catalogue: Catalogue) -> dict[str, Any]:
     """Counts of described records by category, year and county, and the totals."""
     with catalogue.session() as s:
-        by_category = [
-            (CATEGORY_NAMES.get(c, c), n) for c, n in _facet_counts(s, "category")
-        ]
+        categories = _facet_counts(s, "category")
+        by_category = [(CATEGORY_NAMES.get(c, c), n) for c, n in categories]
         by_year = _facet_counts(s, "year")
         by_county = sorted(_facet_counts(s, "county"), key=lambda e: -e[1])
         totals = {
@@ -62,6 +61,7 @@ def holdings(catalogue: Catalogue) -> dict[str, Any]:
     return {
         "totals": totals,
         "by_category": by_category,
+        "category_codes": [c for c, _ in categories],
         "by_year": by_year,
         "by_county": by_county,
     }

@@ -189,6 +189,13 @@ def facet_value(facet: str, value: Any) -> Markup:
     return escape(str(value))
 
 
+def search_link(value: Any, facet: str) -> str:
+    """The address of a search of everything under one facet value (charts link to it)."""
+    from flask import url_for
+
+    return url_for("search.search_page", **{facet: value})
+
+
 def init_app(app: Flask) -> None:
     """Register the filters (``day``, ``when``) and globals (``coded``, ``field_label``…),
     and answer ``/favicon.ico`` (browsers ask for it on every page)."""
@@ -199,7 +206,7 @@ def init_app(app: Flask) -> None:
         return response
 
     app.add_url_rule("/favicon.ico", "favicon", favicon)
-    app.jinja_env.filters.update(day=day, when=when)
+    app.jinja_env.filters.update(day=day, when=when, search_link=search_link)
     app.jinja_env.globals.update(
         coded=coded, field_label=field_label, field_value=field_value, term_label=term_label,
         event_name=lambda t: _(EVENT_NAMES.get(t, t)),
