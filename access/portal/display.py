@@ -70,11 +70,19 @@ def _profiles(name: str | None) -> list[Any]:
     return [p for p in map(_profile, names) if p is not None]
 
 
+def _english() -> bool:
+    from flask_babel import get_locale
+
+    return str(get_locale() or "zh").startswith("en")
+
+
 def field_label(name: str, profile: str | None = None) -> str:
-    """A field's Chinese name (``category_code`` -> ``档案门类代码``)."""
+    """A field's Chinese name (``category_code`` -> ``档案门类代码``); its English one on
+    English pages when the profile gives it."""
     for p in _profiles(profile):
         if p.has_field(name):
-            return p.field(name).zh
+            spec = p.field(name)
+            return spec.en if spec.en and _english() else spec.zh
     return FIELD_EXTRA.get(name, name)
 
 
@@ -93,6 +101,8 @@ def term_label(field: str, code: Any, profile: str | None = None) -> str | None:
         spec = p.field(field)
         vocabulary = p.vocabularies.get(spec.vocabulary or "")
         term = vocabulary.lookup(text) if vocabulary else None
+        if term is not None and term.en and term.en != text and _english():
+            return term.en
         if term is not None and term.zh and term.zh != text:
             return term.zh
     return None
