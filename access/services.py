@@ -122,6 +122,29 @@ class AccessService:
             self._audit_hits(reader, text, result)
         return result
 
+    def find_by_id_number(self, reader: r.Reader, text: str) -> list[dict[str, Any]] | None:
+        """Staff looking a household up by a full ID number: the records holding it in a
+        protected field, found by its keyed hash (the number is stored only encrypted).
+        Every look-up is audited, the number masked. None when the reader is not staff or
+        the text is not one valid ID number."""
+        from metadata_profiles import mask_id_number, normalise_id_number
+        from storage.catalogue import find_items
+
+        if not reader.staff:
+            return None
+        number = normalise_id_number(text.strip())
+        if number is None:
+            return None
+        with self.catalogue.session() as s:
+            rows = find_items(s, self.vault, number)
+            codes = {(i.aip_uuid, i.key): (i.archival_code, i.level) for i in s.scalars(
+                select(m.Item).where(m.Item.aip_uuid.in_({a for a, _, _ in rows})))}
+        self._audit(reader, "search-id-number", mask_id_number(number),
+                    {"query_hmac": self.vault.text_hash(number), "found": len(rows)})
+        return [{"aip": aip, "item": key, "field": field,
+                 "archival_code": codes.get((aip, key), (None, None))[0],
+                 "level": codes.get((aip, key), (None, None))[1]} for aip, key, field in rows]
+
     def restricted_matches(self, reader: r.Reader, text: str,
                            filters: dict[str, list[str]] | None, shown: int) -> int | None:
         """How many records match a search beyond the ``shown`` ones this reader finds:

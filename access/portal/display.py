@@ -199,6 +199,12 @@ def facet_value(facet: str, value: Any) -> Markup:
     return escape(str(value))
 
 
+def _mask_numbers(text: str) -> str:
+    from access.rules import mask_numbers
+
+    return mask_numbers(text)
+
+
 def search_link(value: Any, facet: str) -> str:
     """The address of a search of everything under one facet value (charts link to it)."""
     from flask import url_for
@@ -223,5 +229,5 @@ def init_app(app: Flask) -> None:
         copy_status_name=lambda s: _(COPY_STATUS_NAMES.get(s, s)),
         repair_name=lambda s: _(REPAIR_NAMES.get(s, s or "")),
         check_outcome_name=lambda o: _(OUTCOME_NAMES.get(o, o or "—")),
-        facet_value=facet_value,
+        facet_value=facet_value, mask_numbers=_mask_numbers,
     )

@@ -125,6 +125,7 @@ def search_page():
     if single:
         notices.append(_("单个汉字（%(w)s）无法检索：请输入至少两个字，如姓名全称或“王家庄”。",
                          w="、".join(single)))
+    by_id = service().find_by_id_number(reader(), text) if text else None
     query = parse_query(text, filters)
     restricted = (service().restricted_matches(reader(), text, filters, result.total)
                   if result is not None else None)
@@ -141,6 +142,7 @@ def search_page():
         views=views,
         notices=notices,
         restricted=restricted,
+        by_id=by_id,
         per_page=per_page,
         facet_names=FACET_NAMES,
         url=lambda **kw: search_url(text, filters, sort, **kw),

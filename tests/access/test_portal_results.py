@@ -111,3 +111,23 @@ def test_requests_name_the_item_and_ask_before_deciding(portal, holding, client_
     portal.test_login(admin, "admin", username="admin")
     users = admin.get("/admin/users").get_data(as_text=True)
     assert "当前账户" in users and "停用账户" in users
+
+
+def test_staff_find_a_household_by_its_id_number_and_the_lookup_is_audited(client_for, holding):
+    from sqlalchemy import select
+
+    from storage.catalogue.database import Catalogue
+    from storage.catalogue.models import AuditEntry
+
+    number = HOUSEHOLDS[0].id_number
+    html = client_for("archivist").get(f"/search?q={number}").get_data(as_text=True)
+    found = html[html.index('id="id-number-matches"'):]
+    found = found[:found.index("</section>")]
+    assert f"/household/{holding.restricted}" in found and HOUSEHOLDS[0].code in found
+    assert number not in found and number not in html[:html.index("</title>")]   # masked
+    with Catalogue.open(holding.settings).session() as s:
+        entries = list(s.scalars(select(AuditEntry).where(
+            AuditEntry.action == "search-id-number")))
+    assert entries and entries[-1].object == number[:6] + "********" + number[-4:]
+    public = client_for("researcher").get(f"/search?q={number}").get_data(as_text=True)
+    assert 'id="id-number-matches"' not in public
