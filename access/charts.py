@@ -15,9 +15,11 @@ def _fmt(value: float) -> str:
 
 
 def bar_chart(
-    data: Sequence[tuple[str, float]], title: str, width: int = 520, unit: str = ""
+    data: Sequence[tuple[str, float]], title: str, width: int = 520, unit: str = "",
+    links: Sequence[str] | None = None,
 ) -> Markup:
-    """Horizontal bars, one per (label, value), largest scale = the largest value."""
+    """Horizontal bars, one per (label, value), largest scale = the largest value; with
+    ``links`` each bar and its label lead to that address (a search of what it counts)."""
     data = list(data)[:20]
     row, label_w, top = 22, 150, 28
     height = top + row * max(len(data), 1) + 10
@@ -32,6 +34,9 @@ def bar_chart(
     for i, (label, value) in enumerate(data):
         y = top + i * row
         bar = max(1.0, span * value / peak) if value else 0
+        link = links[i] if links and i < len(links) else None
+        if link:
+            parts.append(f'<a href="{escape(link)}">')
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">'
             f"{escape(str(label))[:22]}</text>"
@@ -44,6 +49,8 @@ def bar_chart(
         parts.append(
             f'<text x="{label_w + bar + 5:.1f}" y="{y + 15}">{_fmt(value)}{escape(unit)}</text>'
         )
+        if link:
+            parts.append("</a>")
     if not data:
         parts.append(f'<text x="{label_w}" y="{top + 15}">—</text>')
     parts.append("</svg>")
@@ -91,10 +98,11 @@ def column_chart(
     return Markup("".join(parts))
 
 
-def gauge(fraction: float, title: str, width: int = 260) -> Markup:
-    """A horizontal gauge 0-100 %."""
+def gauge(fraction: float, title: str, width: int = 260, alarm: bool = False) -> Markup:
+    """A horizontal gauge 0-100 % (red whatever the fraction when ``alarm``)."""
     fraction = min(max(fraction, 0.0), 1.0)
     colour = PALETTE[3] if fraction >= 0.999 else PALETTE[1] if fraction >= 0.8 else PALETTE[0]
+    colour = "#b00020" if alarm else colour
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" '
         f'height="60" viewBox="0 0 {width} 60"><title>{escape(title)}</title>'

@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from policies import Settings, load_fixity_policy
 from storage.catalogue import models as m
@@ -26,8 +26,12 @@ CATEGORY_NAMES = {
 
 def _facet_counts(s, name: str) -> list[tuple[str, int]]:
     value = m.SearchDoc.facets[name].as_string()
+    level = m.SearchDoc.facets["level"].as_string()
+    # items (件) only, as the totals count them: a household volume's own record is not one
     rows = s.execute(
-        select(value, func.count()).where(m.SearchDoc.item_key.is_not(None)).group_by(value)
+        select(value, func.count())
+        .where(m.SearchDoc.item_key.is_not(None), or_(level.is_(None), level != "户卷"))
+        .group_by(value)
     ).all()
     return sorted(((str(v), n) for v, n in rows if v not in (None, "")), key=lambda e: e[0])
 
@@ -35,9 +39,8 @@ def _facet_counts(s, name: str) -> list[tuple[str, int]]:
 def holdings(catalogue: Catalogue) -> dict[str, Any]:
     """Counts of described records by category, year and county, and the totals."""
     with catalogue.session() as s:
-        by_category = [
-            (f"{c} {CATEGORY_NAMES.get(c, '')}".strip(), n) for c, n in _facet_counts(s, "category")
-        ]
+        categories = _facet_counts(s, "category")
+        by_category = [(CATEGORY_NAMES.get(c, c), n) for c, n in categories]
         by_year = _facet_counts(s, "year")
         by_county = sorted(_facet_counts(s, "county"), key=lambda e: -e[1])
         totals = {
@@ -58,6 +61,7 @@ def holdings(catalogue: Catalogue) -> dict[str, Any]:
     return {
         "totals": totals,
         "by_category": by_category,
+        "category_codes": [c for c, _ in categories],
         "by_year": by_year,
         "by_county": by_county,
     }
@@ -89,7 +93,8 @@ def formats(catalogue: Catalogue, limit: int = 15) -> list[dict[str, Any]]:
             .group_by(m.File.puid, m.File.format_name)
         ).all()
     out = [
-        {"puid": p or "unidentified", "name": n or "", "files": c, "bytes": b}
+        {"puid": p or "unidentified", "name": n or "", "label": n or p or "未识别格式",
+         "files": c, "bytes": b}
         for p, n, c, b in rows
     ]
     return sorted(out, key=lambda e: -e["files"])[:limit]

@@ -170,7 +170,7 @@ def box_into(catalogue: Catalogue, aip_uuids: Sequence[str], code: str, actor: s
         UsageError: a volume is already in another box, or the code is empty.
     """
     if not code.strip():
-        raise UsageError("a box needs a code (盒号)")
+        raise UsageError("请填写盒号（档案盒须有盒号）。")
     with catalogue.session() as s:
         box = s.scalars(select(Box).where(Box.code == code.strip())).first()
         if box is None:
@@ -184,11 +184,11 @@ def box_into(catalogue: Catalogue, aip_uuids: Sequence[str], code: str, actor: s
         )
         for uuid in aip_uuids:
             if s.get(m.Aip, uuid) is None:
-                raise NotFoundError(f"no AIP {uuid}")
+                raise NotFoundError(f"没有 AIP {uuid}")
             member = s.scalars(select(BoxMember).where(BoxMember.aip_uuid == uuid)).first()
             if member is not None:
                 if member.box_id != box.id:
-                    raise UsageError(f"{uuid} is already in another box")
+                    raise UsageError(f"户卷 {s.get(m.Aip, uuid).archival_code or uuid} 已装入另一个档案盒。")
                 continue
             position += 1
             s.add(BoxMember(box_id=box.id, aip_uuid=uuid, position=position))

@@ -122,6 +122,52 @@ class AccessService:
             self._audit_hits(reader, text, result)
         return result
 
+    def find_by_id_number(self, reader: r.Reader, text: str) -> list[dict[str, Any]] | None:
+        """Staff looking a household up by a full ID number: the records holding it in a
+        protected field, found by its keyed hash (the number is stored only encrypted).
+        Every look-up is audited, the number masked. None when the reader is not staff or
+        the text is not one valid ID number."""
+        from metadata_profiles import mask_id_number, normalise_id_number
+        from storage.catalogue import find_items
+
+        if not reader.staff:
+            return None
+        number = normalise_id_number(text.strip())
+        if number is None:
+            return None
+        with self.catalogue.session() as s:
+            rows = find_items(s, self.vault, number)
+            codes = {(i.aip_uuid, i.key): (i.archival_code, i.level) for i in s.scalars(
+                select(m.Item).where(m.Item.aip_uuid.in_({a for a, _, _ in rows})))}
+        self._audit(reader, "search-id-number", mask_id_number(number),
+                    {"query_hmac": self.vault.text_hash(number), "found": len(rows)})
+        return [{"aip": aip, "item": key, "field": field,
+                 "archival_code": codes.get((aip, key), (None, None))[0],
+                 "level": codes.get((aip, key), (None, None))[1]} for aip, key, field in rows]
+
+    def restricted_matches(self, reader: r.Reader, text: str,
+                           filters: dict[str, list[str]] | None, shown: int) -> int | None:
+        """How many records match a search beyond the ``shown`` ones this reader finds:
+        records they may not see (for the page to point to 查档申请). None when the reader
+        sees everything, or the count is below ``[portal] restricted_count_min`` (a small
+        count could tell that one person's file exists)."""
+        least = self.settings.int("portal", "restricted_count_min")
+        if reader.staff or least <= 0:
+            return None
+        query = parse_query(text, filters)
+        if query.empty:
+            return None
+        query.scope = r.Scope(everything=True)
+        key = ("restricted-count", text,
+               tuple(sorted((k, tuple(v)) for k, v in (filters or {}).items())),
+               self.index.generation)
+        result = self._cached(key)
+        if result is None:
+            result = self.engine.search(query, page=1, per_page=1, facet_limit=1)
+            self._remember(key, result)
+        hidden = result.total - shown
+        return hidden if hidden >= least else None
+
     def _cached(self, key: tuple) -> SearchResult | None:
         with self._cache_lock:
             result = self._cache.get(key)
@@ -238,7 +284,7 @@ class AccessService:
                     "archival_code": item["archival_code"],
                     "date": item["date"],
                     "title": r.visible_title(item["title"], f, shown),
-                    "fields": r.visible_fields(item["fields"], f, shown, self.rules),
+                    "fields": _decided(r.visible_fields(item["fields"], f, shown, self.rules), f),
                     "view": shown.value,
                     "open_date": _iso(f.open_date),
                     "control": f.control,
@@ -293,7 +339,8 @@ class AccessService:
     ) -> list[dict[str, Any]]:
         item_of = {f["path"]: f["item"] for f in details["files"] if f["item"]}
         fixity = _last_fixity(details["events"])
-        damaged = self.retriever.damaged_everywhere(details["uuid"])
+        damage = self.retriever.known_damage(details["uuid"])
+        damaged = self.retriever.damaged_everywhere(details["uuid"], damage)
         out = []
         for f in details["files"]:
             item = _item_of(f["path"], item_of)
@@ -323,7 +370,7 @@ class AccessService:
                     "item": item,
                     "download": allowed,
                     "preview": allowed and (f["mime"] or "").split(";")[0] in PREVIEW_MIMES,
-                    "last_fixity": fixity.get(f["path"]) or fixity.get(None),
+                    "last_fixity": _file_fixity(f["path"], fixity, damage),
                     "damaged": f["path"] in damaged,
                 }
             )
@@ -337,7 +384,7 @@ class AccessService:
                 files = [f for f in view["files"] if f["item"] == key]
                 return {
                     **item,
-                    "aip": {k: view[k] for k in ("uuid", "archival_code", "label")},
+                    "aip": {k: view[k] for k in ("uuid", "archival_code", "label", "profile")},
                     "files": files,
                     "can_request": view["can_request"] and item["view"] != r.Tier.CONTENT.value,
                 }
@@ -512,15 +559,27 @@ class AccessService:
                 a.uuid: (a.archival_code, a.label)
                 for a in s.scalars(select(m.Aip).where(m.Aip.uuid.in_({x.aip_uuid for x in rows})))
             }
+            items = {
+                (i.aip_uuid, i.key): (i.archival_code, i.title)
+                for i in s.scalars(select(m.Item).where(
+                    m.Item.aip_uuid.in_({x.aip_uuid for x in rows if x.item_key}),
+                    m.Item.key.in_({x.item_key for x in rows if x.item_key})))
+            }
+        # the item's title names people: only those who decide requests see it (the others
+        # read its 档号, which names no one)
+        titled = reader.can("decide-requests")
         out = []
         for row in rows:
             code, label = labels.get(row.aip_uuid, (None, ""))
+            item_code, item_title = items.get((row.aip_uuid, row.item_key), (None, None))
             out.append(
                 {
                     "id": row.id,
                     "username": row.username,
                     "aip": row.aip_uuid,
                     "item": row.item_key,
+                    "item_code": item_code,
+                    "item_title": r.mask_numbers(item_title) if titled and item_title else None,
                     "archival_code": code,
                     "purpose": row.purpose,
                     "status": self._status(row),
@@ -704,6 +763,32 @@ def _last_fixity(events: list[dict[str, Any]]) -> dict[str | None, dict[str, Any
             if target not in out or out[target]["at"] <= event["at"]:
                 out[target] = summary
     return out
+
+
+def _decided(fields: dict[str, Any], facts: r.RecordFacts) -> dict[str, Any]:
+    """Fields with the open date and control flag in force (a review decision replaces
+    those described at ingest), so a page never shows two of each."""
+    out = dict(fields)
+    if "open_date" in out:
+        out["open_date"] = _iso(facts.open_date)
+    if "control_id" in out:
+        out["control_id"] = facts.control
+    return out
+
+
+def _file_fixity(path: str, fixity: dict[str | None, dict[str, Any]],
+                 damage: dict[str, set[str]]) -> dict[str, Any] | None:
+    """A file's latest fixity outcome: ``fail`` only where a check found this file damaged
+    (with the locations); a failed check of the whole AIP that found other files damaged
+    read this one intact."""
+    last = fixity.get(path) or fixity.get(None)
+    where = sorted(loc for loc, paths in damage.items() if path in paths)
+    if where:
+        return {**(last or {"at": None, "location": None}), "outcome": "fail",
+                "damaged_at": where}
+    if last is not None and last["outcome"] == "fail" and path not in fixity:
+        return {**last, "outcome": "pass"}
+    return last
 
 
 def to_json(value: Any) -> str:

@@ -44,7 +44,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "portal": {"host": "127.0.0.1", "port": 5000, "secret_key": "", "public_url": "",
                "session_hours": 8, "secure_cookies": False, "login_max_failures": 5,
                "login_window_seconds": 900, "login_account_max_failures": 100,
-               "default_locale": "zh", "search_cache": 512, "workers": 2},
+               "default_locale": "zh", "search_cache": 512, "workers": 2,
+               # how many restricted records match a search is told to those who cannot
+               # see them, from this many on (0: never told); fewer are not, so that a
+               # person's name does not tell that their file exists
+               "restricted_count_min": 10},
     "fulltext": {"enabled": True, "ocr": True, "ocr_languages": "chi_sim", "ocr_dpi": 300,
                  "ocr_workers": 2, "ocr_timeout": 300, "min_chars_per_page": 10,
                  "max_chars": 2_000_000},

@@ -93,6 +93,10 @@ def create_app(
     for blueprint in (auth.bp, search.bp, records.bp, labels.bp, dashboard.bp, api.bp,
                       appraisal.bp):
         app.register_blueprint(blueprint)
+    from access.portal import display, fixity
+
+    display.init_app(app)
+    app.register_blueprint(fixity.bp)
     _register_optional(app)
     errors.init_app(app)
     if app.config.get("TESTING"):

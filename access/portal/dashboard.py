@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, render_template
 
 from access import dashboard as stats
+from access import fixity
 from access.portal.views import login_required, reader, service
 
 bp = Blueprint("dashboard", __name__)
@@ -30,4 +31,5 @@ def figures() -> dict[str, Any]:
 @bp.get("/dashboard")
 @login_required
 def dashboard_page():
-    return render_template("dashboard.html", figures=figures())
+    damage = fixity.alert(service().catalogue) if reader().can("view-fixity") else None
+    return render_template("dashboard.html", figures=figures(), damage=damage)

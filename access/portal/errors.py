@@ -61,10 +61,37 @@ def _status_of(exc: DanganError) -> int:
     return 400
 
 
+PAGE_TITLES = {400: "请求有误", 401: "需要登录", 403: "无权访问", 404: "未找到",
+               405: "不支持的请求方式", 409: "无法完成", 413: "请求内容过大",
+               416: "请求的范围无效", 429: "请求过多", 500: "内部错误", 503: "服务暂不可用"}
+PAGE_MESSAGES = {
+    400: "请求的参数有误，请返回上一页重试。",
+    401: "请先登录。",
+    403: "您没有查看此页面或此档案内容的权限。如需查阅受控档案，请登录后提交查档申请。",
+    404: "没有找到这个页面或档案。档案可能不存在，或者您无权知道它的存在。",
+    405: "此地址不接受这种请求方式。",
+    413: "提交的内容过大。",
+    429: "请求过于频繁，请稍后再试。",
+    500: "服务器内部错误，请稍后再试。",
+    503: "服务暂时不可用，请稍后再试。",
+}
+"""Page texts in Chinese for errors whose own message is Werkzeug's English default or an
+English sentence meant for the API."""
+
+
+def _page_message(code: int, message: str) -> str:
+    """The message a page shows: the error's own when it is written in Chinese (or names an
+    incident), else the Chinese text of the status."""
+    written = any("\u4e00" <= ch <= "\u9fff" for ch in message)
+    return message if written or code not in PAGE_MESSAGES else _(PAGE_MESSAGES[code])
+
+
 def _answer(code: int, name: str, message: str, **extra):
     if request.path.startswith("/api/"):
         return jsonify({"error": code, "name": name, "message": message, **extra}), code
-    return render_template("error.html", code=code, name=name, message=message, **extra), code
+    title = _(PAGE_TITLES[code]) if code in PAGE_TITLES else name
+    return render_template("error.html", code=code, name=name, title=title,
+                           message=_page_message(code, message), **extra), code
 
 
 def _repair_note(repair: str | None) -> str:

@@ -95,12 +95,20 @@ def labels_page():
 def make_box():
     catalogue = service().catalogue
     try:
+        if not request.form.getlist("aip"):     # a box is packed here: never an empty one
+            raise UsageError(_("档案盒 %(code)s 未装入任何户卷：请先勾选要装盒的户卷。",
+                               code=request.form.get("code", "").strip()))
         ref = lab.box_into(
             catalogue, request.form.getlist("aip"), request.form.get("code", ""), reader().actor
         )
         lab.token_for(catalogue, "box", lab.box_id(catalogue, ref), reader().actor)
     except DanganError as exc:
-        abort(400, public_message(exc))
+        # the labels page again, the choice kept, the reason on top
+        return render_template(
+            "labels.html", volumes=_volumes(), boxes=lab.list_boxes(catalogue),
+            no_public_url=_public_url()[1], error=public_message(exc),
+            chosen=set(request.form.getlist("aip")), code=request.form.get("code", ""),
+        ), 400
     return redirect(url_for("labels.sheet", box=ref))
 
 

@@ -9,7 +9,7 @@ from policies.lazy import lazy_exports
 
 _API = {
     "AuditRequest": "audit", "AuditResult": "audit", "Auditor": "audit",
-    "Finding": "compare",
+    "Finding": "compare", "KIND_LABELS": "compare",
     "CheckOutcome": "records", "as_utc": "records", "describe_findings": "records",
     "summarise_kinds": "records",
     "RepairResult": "repair", "Repairer": "repair",
@@ -25,7 +25,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _API)
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.fixity import apikeys, models, scan
     from storage.fixity.audit import Auditor, AuditRequest, AuditResult
-    from storage.fixity.compare import Finding
+    from storage.fixity.compare import KIND_LABELS, Finding
     from storage.fixity.models import AuditAnchor, CopyCheck, RepairRequest
     from storage.fixity.premis import premis_xml
     from storage.fixity.records import CheckOutcome, as_utc, describe_findings, summarise_kinds

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from holdings import PASSWORD
+from holdings import HOUSEHOLDS, PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
@@ -122,3 +122,142 @@ def test_archivist_prints_a_qr_label_page(server, browser, holding, artifacts):
     page.goto(f"{server}/?lang=en")
     assert "Search the archives" in page.inner_text("main")
     context.close()
+
+
+# -- the five roles through the portal at a desktop's and a phone's width ---------------------
+
+WIDTHS = (1366, 390)
+WALKERS = ("public", "researcher", "archivist", "auditor", "admin")
+
+
+def _vocabulary_codes() -> tuple[set[str], set[str]]:
+    """Codes of the profiles' vocabularies that have a label of their own (``Y`` -> 永久),
+    and the profiles' English field names (``category_code``): neither may reach a page."""
+    from metadata_profiles import available_profiles, load_profile
+
+    codes, names = {"zho"}, {"seq", "language"}
+    for name in available_profiles():
+        profile = load_profile(name)
+        for vocabulary in profile.vocabularies.values():
+            codes |= {t.code for t in vocabulary.terms if t.zh and t.zh != t.code
+                      and t.code.isascii()}
+        names |= {spec.name for spec in profile.fields if "_" in spec.name}
+    return codes, names
+
+
+def _raw_words(text: str, words: set[str]) -> list[str]:
+    """The ``words`` standing alone in ``text`` (not inside a 档号, a date or a digest)."""
+    import re
+
+    edge = r"A-Za-z0-9·\-_/.:*＊"
+    return sorted({w for w in words
+                   if re.search(rf"(?<![{edge}]){re.escape(w)}(?![{edge}])", text)})
+
+
+def _shots_dir(artifacts: Path) -> Path:
+    import os
+
+    folder = Path(os.environ.get("DANGAN_SHOTS") or artifacts / "walk")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _check_page(page, role: str, width: int, name: str, shots: Path, problems: list[str]) -> None:
+    codes, names = _vocabulary_codes()
+    text = page.inner_text("body")
+    # event details are the preservation tools' own (English) notes: codes are not looked
+    # for there, field names are
+    events = page.locator("table.events").all_inner_texts()
+    plain = text
+    for block in events:
+        plain = plain.replace(block, "")
+    where = f"{role} {name} @{width}"
+    if found := _raw_words(plain, {c for c in codes if not c.islower()}):
+        problems.append(f"{where}: raw vocabulary codes {found}")
+    fields = " ".join(page.locator("table.fields, table.meta").all_inner_texts())
+    if found := _raw_words(fields, {c for c in codes if c.islower()}):
+        problems.append(f"{where}: raw codes in field tables {found}")
+    if found := _raw_words(text, names):
+        problems.append(f"{where}: English field names {found}")
+    if width < 500:
+        scroll, inner = page.evaluate(
+            "[document.documentElement.scrollWidth, window.innerWidth]")
+        if scroll > inner:
+            problems.append(f"{where}: {scroll} px wide in a {inner} px window")
+        if page.locator("header nav.top-nav").count():
+            box = page.locator("header nav.top-nav").bounding_box()
+            header = page.locator("header").bounding_box()
+            if box is None or box["y"] + box["height"] > header["y"] + header["height"] + 1:
+                problems.append(f"{where}: the navigation leaves the header bar")
+        button = page.locator("header .top-search button").bounding_box()
+        if button and button["height"] > 60:
+            problems.append(f"{where}: the search button wraps ({button['height']} px high)")
+    page.screenshot(path=str(shots / f"{role}-{name}-{width}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("role", WALKERS)
+def test_every_role_walks_the_portal(server, browser, holding, artifacts, role, width):
+    """Search, a facet, a record, a household, requests, labels, the dashboard, the fixity
+    page, 403 and 404: in Chinese labels (no vocabulary code, no English field name), and at
+    390 px without a horizontal scroll bar, the navigation inside the header."""
+    shots = _shots_dir(artifacts)
+    context = browser.new_context(locale="zh-CN", viewport={"width": width, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    if role != "public":
+        _login(page, server, role)
+    seen = lambda name: _check_page(page, role, width, name, shots, problems)  # noqa: E731
+
+    page.goto(f"{server}/search?q=扶贫")
+    assert "条结果" in page.inner_text(".summary")
+    seen("search")
+    if page.locator(".facets li a").count():
+        if width < 500:
+            assert not page.locator(".facets").is_visible()       # folded on a phone
+            page.click("label.facet-toggle-label")
+            assert page.locator(".facets").is_visible()
+            seen("facets-open")
+        page.click(".facets li a >> nth=0")
+        page.wait_for_load_state()
+        assert page.locator(".filter").count() == 1
+        seen("facet")
+    page.goto(f"{server}/search?q=扶贫")
+    if page.locator(".hit a.title").count():
+        page.click(".hit a.title >> nth=0")
+        page.wait_for_load_state()
+        seen("record")
+    answer = page.goto(f"{server}/household/{holding.opened}")
+    if answer.status == 200:
+        seen("household")
+    page.goto(f"{server}/aip/{holding.restricted}")
+    seen("aip-restricted")
+    page.goto(f"{server}/requests")
+    seen("requests")
+    answer = page.goto(f"{server}/labels")
+    if role in ("archivist", "admin"):
+        assert answer.status == 200
+        page.fill(".pick-tools input[type=search]", HOUSEHOLDS[1].code)    # filter, then all
+        page.check(".pick-tools input[type=checkbox]")
+        assert page.is_checked(f"input[name=aip][value='{holding.opened}']")
+        assert not page.is_checked(f"input[name=aip][value='{holding.restricted}']")
+        page.click("#make-sheet")
+        page.wait_for_load_state()
+        assert page.locator(".label svg").count() == 1
+        seen("labels")
+    elif role != "public":
+        assert answer.status == 403 and "无权访问" in page.inner_text("h1")
+        seen("403")
+    page.goto(f"{server}/dashboard")
+    seen("dashboard")
+    answer = page.goto(f"{server}/fixity")
+    if role in ("archivist", "auditor", "admin"):
+        assert answer.status == 200 and "各副本最近一次全量校验" in page.inner_text("main")
+        seen("fixity")
+    answer = page.goto(f"{server}/aip/00000000-0000-4000-8000-000000000000")
+    assert answer.status == 404 and "未找到" in page.inner_text("h1")
+    assert "Not Found" not in page.inner_text("body")
+    seen("404")
+    assert page.request.get(f"{server}/favicon.ico").ok
+    context.close()
+    assert not problems, "\n".join(problems)

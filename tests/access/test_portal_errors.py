@@ -25,7 +25,7 @@ def test_an_unexpected_error_is_a_clean_500(holding, monkeypatch):
     page = client.get("/search?q=因病")
     assert page.status_code == 500
     body = page.get_data(as_text=True)
-    assert "Internal Server Error" in body
+    assert "内部错误" in body and "Internal Server Error" not in body
     assert "secret detail" not in body and "Traceback" not in body
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 from holdings import HOUSEHOLDS, SECRETS
 
 
@@ -292,3 +294,46 @@ def test_the_installed_truetype_font_is_the_one_used(monkeypatch):
         pytest.skip("no TrueType CJK font installed (Debian package fonts-wqy-microhei)")
     name, source = labels.label_font()
     assert name.startswith("DanganLabel") and usable[0] in source
+
+
+def test_a_qr_decoded_from_the_pdf_sheet_encodes_the_public_url(client_for, holding, tmp_path):
+    """Print the PDF sheet, render it to pixels as a scanner would see it, decode every QR
+    code: each one is the configured public address followed by an opaque token."""
+    import shutil
+    import subprocess
+
+    zxingcpp = pytest.importorskip("zxingcpp", reason="pip install zxing-cpp (QR decoder)")
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm is not installed: apt-get install poppler-utils")
+    from PIL import Image
+
+    from holdings import PUBLIC_URL
+
+    archivist = client_for("archivist")
+    chosen = {"aip": [holding.restricted, holding.opened]}
+    assert archivist.post("/labels/sheet", data=chosen).status_code == 303
+    pdf = archivist.get("/labels/sheet.pdf", query_string=chosen)
+    assert pdf.status_code == 200
+    (tmp_path / "sheet.pdf").write_bytes(pdf.data)
+    subprocess.run(["pdftoppm", "-r", "200", "-png", "-f", "1", "-l", "1",
+                    str(tmp_path / "sheet.pdf"), str(tmp_path / "page")], check=True,
+                   timeout=120)
+    image = Image.open(next(tmp_path.glob("page*.png")))
+    decoded = [r.text for r in zxingcpp.read_barcodes(image)
+               if r.format == zxingcpp.BarcodeFormat.QRCode]
+    assert len(decoded) == 2, decoded
+    for text in decoded:
+        assert re.fullmatch(re.escape(PUBLIC_URL.rstrip("/")) + r"/q/[A-Za-z0-9_-]{24}", text), text
+    assert not any("127.0.0.1" in t or "localhost" in t for t in decoded)
+
+
+def test_an_empty_box_is_refused_on_the_labels_page_keeping_the_choice(client_for, holding):
+    archivist = client_for("archivist")
+    empty = archivist.post("/labels/box", data={"code": "空盒-01"})
+    assert empty.status_code == 400
+    html = empty.get_data(as_text=True)
+    assert "未装入任何户卷" in html and 'id="label-error"' in html and "<table class=\"pick\"" in html
+    unnamed = archivist.post("/labels/box", data={"aip": [holding.opened], "code": " "})
+    page = unnamed.get_data(as_text=True)
+    assert unnamed.status_code == 400 and "请填写盒号" in page
+    assert re.search(rf'value="{holding.opened}"[^>]*checked', page)     # the choice is kept
