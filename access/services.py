@@ -26,7 +26,7 @@ from access.search_access import AccessIndex
 from policies import DanganError, NotFoundError, Settings, UsageError
 from storage.catalogue import models as m
 from storage.catalogue import Catalogue
-from storage.catalogue import PiiVault
+from storage.catalogue import FOLLOWS, PiiVault, followers, named_record
 from storage.copies import NoIntactCopy
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 TEXT_PREFIX = "data/metadata/text/"
 OBJECTS = "data/objects/"
 PREVIEW_MIMES = ("application/pdf", "image/jpeg", "image/png", "image/gif", "text/plain")
-FOLLOWS = "follows"   # the profile field naming the household file a record follows (关联档号)
 RANK = {r.Tier.HIDDEN: 0, r.Tier.LISTED: 1, r.Tier.MASKED: 2, r.Tier.CONTENT: 3}
 
 
@@ -251,7 +250,7 @@ class AccessService:
                 named = str((item.get("fields") or {}).get(FOLLOWS) or "").strip()
                 if not named:
                     continue
-                target = resolve_follows(s, named)
+                target = named_record(s, named)
                 if target is not None and target[0] != details["uuid"] \
                         and self._sees(reader, s, target[0]):
                     out.append({"item": item["key"], "named": named, "aip": target[0],
@@ -269,9 +268,7 @@ class AccessService:
         names.discard("")
         out = []
         with self.catalogue.session() as s:
-            rows = s.scalars(select(m.Item).where(
-                m.Item.fields[FOLLOWS].as_string().in_(sorted(names)),
-                m.Item.aip_uuid != details["uuid"]).order_by(m.Item.aip_uuid, m.Item.id))
+            rows = followers(s, names, exclude=details["uuid"])
             seen: dict[str, bool] = {}
             for row in rows:
                 if row.aip_uuid not in seen:
@@ -809,18 +806,6 @@ def _unique_shown(paths: Iterator[str] | list[str], logical: Any = lambda p: p) 
         taken.add(shown)
         names[path] = shown
     return lambda path: names.get(path, r.mask_numbers(logical(path)))
-
-
-def resolve_follows(s: Any, named: str) -> tuple[str, str | None] | None:
-    """(AIP UUID, 档号) of the record a ``follows`` value names: an AIP by its UUID or 档号,
-    or the AIP holding a record with that 档号; None when nothing holds it."""
-    aip = s.get(m.Aip, named)
-    if aip is None:
-        aip = s.scalars(select(m.Aip).where(m.Aip.archival_code == named)).first()
-    if aip is not None:
-        return aip.uuid, aip.archival_code
-    item = s.scalars(select(m.Item).where(m.Item.archival_code == named)).first()
-    return (item.aip_uuid, item.archival_code) if item is not None else None
 
 
 def _at_version(s: Any, details: dict[str, Any], number: int | None) -> None:
