@@ -251,6 +251,8 @@ class AccessService:
                 if not named:
                     continue
                 target = named_record(s, named)
+                if any(o["named"] == named for o in out):
+                    continue        # a volume and its documents name the same file
                 if target is not None and target[0] != details["uuid"] \
                         and self._sees(reader, s, target[0]):
                     out.append({"item": item["key"], "named": named, "aip": target[0],
@@ -273,7 +275,7 @@ class AccessService:
             for row in rows:
                 if row.aip_uuid not in seen:
                     seen[row.aip_uuid] = self._sees(reader, s, row.aip_uuid)
-                if seen[row.aip_uuid]:
+                if seen[row.aip_uuid] and row.aip_uuid not in {o["aip"] for o in out}:
                     out.append({"aip": row.aip_uuid, "item": row.key,
                                 "archival_code": row.archival_code,
                                 "date": (row.fields or {}).get("monitoring_identified_date")})

@@ -308,6 +308,8 @@ class Updater(Ingester):
         items, changed_fields = self._items(old, assessment, added)
         if not (added or replaced or withdrawn or changed_fields):
             return UpdateResult(aip.uuid, "unchanged", previous.number, {})
+        texts = self._version_texts(analysis, staged, set(added) | replaced, withdrawn, run,
+                                    files)
         entries = self._entries(old, files, staged, analysis, items, withdrawn, replaced)
         tools = self._tools(analysis)
         kind = ("withdrawal" if withdrawn and not (added or replaced) else
@@ -337,6 +339,12 @@ class Updater(Ingester):
         record_file.write_text(json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True),
                                encoding="utf-8")
         metadata[RECORD] = record_file
+        for path, source in texts:         # the full text of the added and replaced files
+            size, found = hash_file(source, self.fixity.algorithms)
+            entries = [e for e in entries if e.path != path] + [FileEntry(
+                f"file-v{number}-t{len(entries) + 1:05d}", path, source.name, size, found,
+                "text/plain", None, None, None, "text")]
+            self._stage_object(root, folder_name, path, source, files, objects, size, found)
         for path, source in metadata.items():
             size, found = hash_file(source, self.fixity.algorithms)
             entry = FileEntry(f"file-v{number}-{len(entries) + 1:05d}", path, source.name, size,
@@ -368,11 +376,32 @@ class Updater(Ingester):
                                     lock=self._lock(retention), crash=crash_point)
         crash_point("update-stored")
         objects[inventory.path] = ExpectedFile(*hash_file(root / inventory.path, ["sha256"]))
-        self._commit(aip, inventory, description, record, objects, assessment)
+        self._commit(aip, inventory, description, record, objects, assessment,
+                     self._texts(aip.uuid, inventory, root))
         return UpdateResult(aip.uuid, "updated", number, changes,
                             str(report_files[0]), str(report_files[1]),
                             [c.to_dict() for c in report.failures()],
                             published.bytes_written, published.objects_written)
+
+    def _version_texts(self, analysis: Any, staged: dict, changed: set[str],
+                       withdrawn: set[str], run: Path, files: dict) -> list[tuple[str, Path]]:
+        """The derived full text follows the version: the text of a replaced or withdrawn
+        file leaves it (search no longer finds its words), that of an added or replaced
+        file is extracted as at ingest; returns (bag path, file) of the new texts."""
+        from ingest import fulltext
+
+        for path in changed | withdrawn:
+            files.pop(f"{TEXTS}{path[len(OBJECTS):]}.txt", None)
+        if not changed:
+            return []
+        unknown = FormatInfo(None, None, None, None)
+        sources = {p[len(OBJECTS):]: (analysis.staged.root / staged[p].rel,
+                                      (analysis.formats.get(p[len(OBJECTS):]) or unknown).mime)
+                   for p in sorted(changed)}
+        results = fulltext.extract_texts(sources, self.fulltext)
+        return [(path, source) for path, source in
+                fulltext.write_texts(results, run / "version-text")
+                if not path.endswith("/extraction.json")]
 
     @staticmethod
     def _stage_object(root: Path, folder_name: str, path: str, source: Path, files: dict,
@@ -525,9 +554,10 @@ class Updater(Ingester):
                                                                ["sha256"]))
             description = parse_mets(self._local(scratch, inventory, METS, aip.uuid))
             record = json.loads(self._local(scratch, inventory, RECORD, aip.uuid) or b"{}")
+            texts = self._texts(aip.uuid, inventory, scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        self._commit(aip, inventory, description, record, expected, None)
+        self._commit(aip, inventory, description, record, expected, None, texts)
         return written
 
     def _local(self, scratch: Path, inventory: Inventory, logical_path: str, uuid: str) -> bytes:
@@ -541,10 +571,10 @@ class Updater(Ingester):
 
     # -- the catalogue -------------------------------------------------------------------
     def _commit(self, aip: models.Aip, inventory: Inventory, description: AipDescription,
-                record: dict, objects: dict[str, ExpectedFile], assessment: Any) -> None:
+                record: dict, objects: dict[str, ExpectedFile], assessment: Any,
+                texts: dict[str, str]) -> None:
         from storage.catalogue import protect_description
 
-        texts = self._texts(aip.uuid, inventory)
         documents = _documents(description, texts, self.settings.home)
         masked, record, protected = protect_description(
             description, record, self.profile.protected_fields, self.assessor.vault)
@@ -556,12 +586,14 @@ class Updater(Ingester):
             if assessment is not None and inventory.request:
                 self.assessor.registry.assign(s, inventory.request, new_codes)
 
-    def _texts(self, uuid: str, inventory: Inventory) -> dict[str, str]:
-        """The extracted full text the version carries (for its search documents)."""
+    def _texts(self, uuid: str, inventory: Inventory, scratch: Path) -> dict[str, str]:
+        """The extracted full text the version carries (for its search documents): texts the
+        version stores itself from ``scratch``, earlier ones from their catalogued objects."""
         texts = {}
-        for path, entry in inventory.files.items():
+        for path in inventory.files:
             if path.startswith(TEXTS) and path.endswith(".txt"):
-                texts[path] = self._read(uuid, entry["stored"]).decode("utf-8", "replace")
+                texts[path] = self._local(scratch, inventory, path, uuid).decode("utf-8",
+                                                                                   "replace")
         return texts
 
 
