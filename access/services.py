@@ -297,6 +297,17 @@ class AccessService:
                 "current_version": view["current_version"],
                 "versions": self.history(reader, view["uuid"])}
 
+    def _field_names(self, profile: str | None) -> dict[str, str]:
+        """Field name -> its heading (题名, 关联档号 …) in the record's metadata profile."""
+        from metadata_profiles import ProfileError, load_profile
+
+        try:
+            spec = load_profile(profile or self.settings.get("ingest", "profile"),
+                                self.settings.home)
+        except (ProfileError, OSError):
+            return {}
+        return {f.name: f.zh for f in spec.fields}
+
     def history(self, reader: r.Reader, uuid: str) -> list[dict[str, Any]]:
         """The versions of an AIP the reader was already shown (no visibility check, no
         audit: callers went through :meth:`aip`), newest first."""
@@ -304,6 +315,8 @@ class AccessService:
 
         with self.catalogue.session() as s:
             infos = versions_of(s, uuid)
+            profile = s.get(m.Aip, uuid).profile
+        names = self._field_names(profile)
         out = []
         for info in reversed(infos):
             changes = info.changes or {}
@@ -313,6 +326,7 @@ class AccessService:
                 records.append({
                     "archival_code": change.get("archival_code"),
                     "new": bool(change.get("new")),
+                    "names": {k: names.get(k, k) for k in fields},
                     "fields": ({k: v for k, v in fields.items()} if reader.staff
                                else {k: None for k in fields}),
                 })

@@ -114,8 +114,30 @@ def versioned(tmp_path_factory) -> Versioned:
     got = update(UpdateRequest(general, "撤回误归档的扫描件", withdraw=[SCAN],
                                agent="archivist"), settings)
     assert got.status == "updated" and got.version == 3, got.failures
+    # a record correction of the restricted household: the title of its photo's record
+    sheet = _sheet(root / "更正目录.csv", transfer, f"{HOUSEHOLDS[0].code}-002",
+                   题名=CORRECTED_TITLE)
+    got = update(UpdateRequest(uuids[HOUSEHOLDS[0].code], "更正题名", record=sheet,
+                               agent="archivist"), settings)
+    assert got.status == "updated" and got.version == 2, got.failures
     return Versioned(settings, general, uuids[HOUSEHOLDS[0].code], household,
                      uuids[MONITORING_CODE], old_docx, new.read_bytes())
+
+
+CORRECTED_TITLE = f"{HOUSEHOLDS[0].head}户入户走访照片（更正）"
+
+
+def _sheet(path: Path, transfer: Path, code: str, **changes: str) -> Path:
+    """A --record sheet: the transfer's row with 档号 ``code``, some columns changed."""
+    with open(transfer / "归档文件目录.csv", encoding="utf-8-sig", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["档号"] == code]
+    assert len(rows) == 1
+    rows[0].update(changes)
+    with open(path, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -336,3 +358,44 @@ def test_unknown_follows_is_a_finding(versioned, tmp_path):
                                 code=f"Q001-JF·06·{MONITORED.village}-0003", keep_rows=False)
     result = ingest(transfer, versioned.settings)
     assert result.status == "accepted", result.failures
+
+
+def test_record_correction_in_history(versioned, client_for):
+    """Changed record fields are listed; their values (personal here) only to staff."""
+    staff = client_for("archivist").get(
+        f"/api/v1/aips/{versioned.restricted}/versions").get_json()
+    newest = staff["versions"][0]
+    assert newest["version"] == 2 and newest["reason"] == "更正题名"
+    record = newest["records"][0]
+    assert record["archival_code"] == f"{HOUSEHOLDS[0].code}-002"
+    assert record["fields"]["title"][1] == CORRECTED_TITLE
+    body = _page(client_for("archivist"), f"/aip/{versioned.restricted}")
+    assert "更正著录" in body and CORRECTED_TITLE in body and "第 2 版" in body
+    assert f"{HOUSEHOLDS[0].code}-002: 题名" in body
+    researcher = client_for("researcher").get(
+        f"/api/v1/aips/{versioned.restricted}/versions").get_json()
+    fields = researcher["versions"][0]["records"][0]["fields"]
+    assert fields == {"title": None}, "the field's name, not its values"
+    page = _page(client_for("researcher"), f"/aip/{versioned.restricted}")
+    assert "更正著录" in page and HOUSEHOLDS[0].head not in page
+
+
+def test_update_naming_an_unknown_household_is_refused(versioned, tmp_path):
+    """DG-1-10 at update too: a --record correction pointing 关联档号 at nothing changes
+    nothing."""
+    from ingest.update import UpdateRequest, update
+    from storage.catalogue import Catalogue
+    from storage.aip import versions_of
+
+    sheet = tmp_path / "监测更正.csv"
+    with open(sheet, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, HEADER + MONITORING_COLUMNS)
+        writer.writeheader()
+        writer.writerow(_monitoring_row(MONITORED, "Q001-JF·02·630121100299-0009",
+                                        MONITORING_CODE,
+                                        f"{MONITORING_CODE}/001-监测对象认定表.pdf"))
+    got = update(UpdateRequest(versioned.monitoring, "改关联档号", record=sheet), versioned.settings)
+    assert got.status == "rejected"
+    assert "DG-1-10" in {f["code"] for f in got.failures}, got.failures
+    with Catalogue.open(versioned.settings).session() as s:
+        assert [v.number for v in versions_of(s, versioned.monitoring)] == [1]
