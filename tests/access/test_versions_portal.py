@@ -399,3 +399,49 @@ def test_update_naming_an_unknown_household_is_refused(versioned, tmp_path):
     assert "DG-1-10" in {f["code"] for f in got.failures}, got.failures
     with Catalogue.open(versioned.settings).session() as s:
         assert [v.number for v in versions_of(s, versioned.monitoring)] == [1]
+
+
+@pytest.fixture
+def es_home(home, es_target, monkeypatch):
+    """The test home with search on the server under test (as tests/access/test_elastic.py)."""
+    for name, value in es_target.environ().items():
+        monkeypatch.setenv(name, value)
+    return load_settings(home.home)
+
+
+def test_external_search_follows_the_newest_version_through_the_outbox(es_home, cli,
+                                                                        tmp_path):
+    """On Elasticsearch (osmem-server; a real cluster with DANGAN_TEST_ES_URL) an update's
+    search documents reach the index through the same outbox as ingest: after the drain the
+    replaced document's new words are found, its old ones are not, and monitored:yes works."""
+    from access.search.base import open_engine
+    from ingest.update import UpdateRequest, update
+    from storage.catalogue import Catalogue
+    from storage.index import outbox
+
+    ingested = cli("ingest", _with_monitoring(tmp_path / "t", MONITORED.code), "--json")
+    assert ingested.code == 0, ingested.err
+    aips = {a["archival_code"] or "general": a["uuid"] for a in json.loads(ingested.out)["aips"]}
+    assert cli("index", "drain").code == 0
+    catalogue = Catalogue.open(es_home)
+    engine = open_engine(es_home, catalogue)
+    engine.refresh()
+
+    def found(word: str) -> set[str]:
+        got = cli("search", word, "--json")
+        assert got.code == 0, got.err
+        return {h["aip"] for h in json.loads(got.out)["hits"]}
+
+    assert found(OLD_WORD) == {aips["general"]} and found(NEW_WORD) == set()
+    assert found("monitored:yes") == {aips[MONITORING_CODE]}
+    new = tmp_path / "new.docx"
+    docx_file(new, NEW_TEXT)
+    got = update(UpdateRequest(aips["general"], "更正进度汇报", replace=[(DOCX, new)]), es_home)
+    assert got.status == "updated", got.failures
+    with catalogue.session() as s:
+        assert outbox.outbox_status(s).pending == 1, "the update owes its re-indexing"
+    drained = cli("index", "drain")
+    assert drained.code == 0 and "1 AIPs indexed" in drained.out, drained.out
+    engine.refresh()
+    assert found(NEW_WORD) == {aips["general"]}
+    assert found(OLD_WORD) == set()
