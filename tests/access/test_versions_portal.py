@@ -445,3 +445,36 @@ def test_external_search_follows_the_newest_version_through_the_outbox(es_home, 
     engine.refresh()
     assert found(NEW_WORD) == {aips["general"]}
     assert found(OLD_WORD) == set()
+
+
+def test_on_postgresql(tmp_path, pg_catalogue_url):
+    """The same on a PostgreSQL catalogue: versions, the links (a JSON field query) and
+    search by the newest version with monitored:yes."""
+    from access.rules import Reader
+    from access.services import AccessService
+    from ingest.pipeline import ingest
+    from ingest.update import UpdateRequest, update
+
+    (tmp_path / "home").mkdir()
+    settings = load_settings(tmp_path / "home", environ={"DANGAN_CATALOGUE_URL": pg_catalogue_url})
+    result = ingest(_with_monitoring(tmp_path / "t", MONITORED.code), settings)
+    assert result.status == "accepted", result.failures
+    aips = {a["archival_code"] or "general": a["uuid"] for a in result.aips}
+    new = tmp_path / "new.docx"
+    docx_file(new, NEW_TEXT)
+    got = update(UpdateRequest(aips["general"], "更正进度汇报", replace=[(DOCX, new)]), settings)
+    assert got.status == "updated", got.failures
+    service = AccessService(settings)
+    staff = Reader("archivist", "archivist")
+    history = service.versions(staff, aips["general"])
+    assert history["current_version"] == 2 and history["versions"][0]["replaced"] == [DOCX]
+    household = service.aip(staff, aips[MONITORED.code])
+    assert [f["aip"] for f in household["followed_by"]] == [aips[MONITORING_CODE]]
+    monitoring = service.aip(staff, aips[MONITORING_CODE])
+    assert [f["aip"] for f in monitoring["follows"]] == [aips[MONITORED.code]]
+    assert {h.aip_uuid for h in service.search(staff, NEW_WORD).hits} == {aips["general"]}
+    assert service.search(staff, OLD_WORD).total == 0
+    assert {h.aip_uuid for h in service.search(staff, "monitored:yes").hits} == \
+        {aips[MONITORING_CODE]}
+    ref = service.file(staff, aips["general"], DOCX, version=1)
+    assert ref.path == DOCX and service.file(staff, aips["general"], DOCX).path != DOCX
