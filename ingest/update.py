@@ -344,7 +344,12 @@ class Updater(Ingester):
             entries = [e for e in entries if e.path != path] + [FileEntry(
                 f"file-v{number}-t{len(entries) + 1:05d}", path, source.name, size, found,
                 "text/plain", None, None, None, "text")]
+            known = dedup.get(found["sha256"])
+            if known is not None and known[1] == size:     # a plain-text file's own bytes
+                files[path] = {"size": size, "digests": found, "stored": known[0]}
+                continue
             self._stage_object(root, folder_name, path, source, files, objects, size, found)
+            dedup[found["sha256"]] = (f"{folder_name}{path}", size)
         for path, source in metadata.items():
             size, found = hash_file(source, self.fixity.algorithms)
             entry = FileEntry(f"file-v{number}-{len(entries) + 1:05d}", path, source.name, size,
