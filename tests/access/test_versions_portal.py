@@ -38,7 +38,8 @@ class Versioned:
     general: str        # updated twice: v2 replaces the DOCX, v3 withdraws the scan
     restricted: str     # household volume, restricted (anonymous: 404)
     household: str      # household volume opened by a decision, followed by the monitoring
-    monitoring: str     # the 防返贫监测 record's AIP
+    monitoring: str     # the 防返贫监测 record's AIP (关联档号: the household's 档号)
+    by_uuid: str        # another one, naming the household file by its AIP UUID
     old_docx: bytes
     new_docx: bytes
 
@@ -120,8 +121,16 @@ def versioned(tmp_path_factory) -> Versioned:
     got = update(UpdateRequest(uuids[HOUSEHOLDS[0].code], "更正题名", record=sheet,
                                agent="archivist"), settings)
     assert got.status == "updated" and got.version == 2, got.failures
+    # a second monitoring record naming the household file by its AIP UUID
+    second = _with_monitoring(root / "t2", household, code=SECOND_CODE, keep_rows=False)
+    result = ingest(second, settings)
+    assert result.status == "accepted", result.failures
     return Versioned(settings, general, uuids[HOUSEHOLDS[0].code], household,
-                     uuids[MONITORING_CODE], old_docx, new.read_bytes())
+                     uuids[MONITORING_CODE], result.aips[0]["uuid"], old_docx,
+                     new.read_bytes())
+
+
+SECOND_CODE = f"Q001-JF·06·{MONITORED.village}-0003"
 
 
 CORRECTED_TITLE = f"{HOUSEHOLDS[0].head}户入户走访照片（更正）"
@@ -310,7 +319,11 @@ def test_monitoring_record_links_to_household_both_ways(versioned, client_for):
         assert "防返贫监测档案" in links
         assert f"/aip/{versioned.monitoring}#" in links and MONITORING_CODE in links
     api = staff.get(f"/api/v1/aips/{versioned.household}").get_json()
-    assert [f["aip"] for f in api["followed_by"]] == [versioned.monitoring]
+    assert sorted(f["aip"] for f in api["followed_by"]) == \
+        sorted([versioned.monitoring, versioned.by_uuid])
+    api = staff.get(f"/api/v1/aips/{versioned.by_uuid}").get_json()
+    assert [(f["aip"], f["named"]) for f in api["follows"]] == \
+        [(versioned.household, versioned.household)], "named by its AIP UUID"
     api = staff.get(f"/api/v1/aips/{versioned.monitoring}").get_json()
     assert [(f["aip"], f["found"]) for f in api["follows"]] == [(versioned.household, True)]
     # an anonymous visitor sees the opened household file, but not the restricted
@@ -327,13 +340,14 @@ def test_filter_monitored_households(versioned, client_for):
     staff = client_for("archivist")
     for q in ("monitored:yes", "监测:yes"):
         found = staff.get("/api/v1/search", query_string={"q": q, "per_page": 100}).get_json()
-        assert {h["aip_uuid"] for h in found["hits"]} == {versioned.monitoring}, q
-        assert found["total"] >= 1
+        assert {h["aip_uuid"] for h in found["hits"]} == \
+            {versioned.monitoring, versioned.by_uuid}, q
     # a facet link does the same, combined with words
     found = staff.get("/api/v1/search", query_string={"q": "认定表", "monitored": "yes"})
-    assert {h["aip_uuid"] for h in found.get_json()["hits"]} == {versioned.monitoring}
+    assert {h["aip_uuid"] for h in found.get_json()["hits"]} == \
+        {versioned.monitoring, versioned.by_uuid}
     facets = staff.get("/api/v1/search", query_string={"q": "认定表"}).get_json()["facets"]
-    assert facets["monitored"] == [["yes", 1]]
+    assert facets["monitored"] == [["yes", 2]]
     everything = staff.get("/api/v1/search", query_string={"q": "因病"}).get_json()
     assert everything["total"] > 1, "without the filter, more than the monitoring record"
 
@@ -353,11 +367,6 @@ def test_unknown_follows_is_a_finding(versioned, tmp_path):
     assert "DG-1-10" in failures, result.failures
     assert "Q001-JF·02·630121100299-0009" in json.dumps(failures["DG-1-10"], ensure_ascii=False)
     assert Catalogue.open(versioned.settings).count_aips() == before
-    # naming the household file by its AIP UUID is as good as by its 档号
-    transfer = _with_monitoring(tmp_path / "t2", versioned.household,
-                                code=f"Q001-JF·06·{MONITORED.village}-0003", keep_rows=False)
-    result = ingest(transfer, versioned.settings)
-    assert result.status == "accepted", result.failures
 
 
 def test_record_correction_in_history(versioned, client_for):
