@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ingest import fulltext
 from ingest.aip import _write_tag_files
 from ingest.analysis import Unit, analyse
 from ingest.findings import CheckResult, not_checked
@@ -137,7 +138,6 @@ class Updater(Ingester):
     def _update(self, aip: models.Aip, request: UpdateRequest, run: Path) -> UpdateResult:
         with self.catalogue.session() as s:
             previous = inventory_of(s, aip.uuid)
-            dedup = stored_by_digest(s, aip.uuid)
         self._check_sources(request)
         mini = run / "update"
         for source, dest in request.add:
@@ -160,6 +160,9 @@ class Updater(Ingester):
         adopted = self._adopt(aip, previous, request_id)
         if adopted is not None:
             return adopted
+        with self.catalogue.session() as s:     # versions adopted just now come before ours
+            previous = inventory_of(s, aip.uuid)
+            dedup = stored_by_digest(s, aip.uuid)
         if previous.path and self._request_of(aip.uuid, previous) == request_id:
             return UpdateResult(aip.uuid, "already-updated", previous.number, previous.changes)
         self._check_paths(previous, request)
@@ -308,8 +311,6 @@ class Updater(Ingester):
         items, changed_fields = self._items(old, assessment, added)
         if not (added or replaced or withdrawn or changed_fields):
             return UpdateResult(aip.uuid, "unchanged", previous.number, {})
-        texts = self._version_texts(analysis, staged, set(added) | replaced, withdrawn, run,
-                                    files)
         entries = self._entries(old, files, staged, analysis, items, withdrawn, replaced)
         tools = self._tools(analysis)
         kind = ("withdrawal" if withdrawn and not (added or replaced) else
@@ -328,6 +329,24 @@ class Updater(Ingester):
                                            analysis, tools, report, report.transfer["id"])
                    if e.type != "ingestion"]
         retention = _higher(old.retention, self._retention(items, old.retention))
+        # the text of the new files, for search (the old text of replaced, withdrawn files goes)
+        for gone in replaced | withdrawn:
+            text_path = f"{TEXTS}{gone[len(OBJECTS):]}.txt"
+            files.pop(text_path, None)
+            entries = [e for e in entries if e.path != text_path]
+        unit = Unit("update", aip.archival_code, aip.label,
+                    files=[f for f in analysis.staged.files
+                           if f.rel[len(analysis.content_prefix):] in analysis.content])
+        text = fulltext.extract_unit(unit, analysis, run / "text", self.fulltext)
+        checked.append(fulltext.premis_event(text.results, (tools["dangan"].id,), now))
+        for path, source in text.files:
+            if not path.endswith(".txt"):
+                continue        # the extraction summary of version 1 stays
+            size, found = hash_file(source, self.fixity.algorithms)
+            entries.append(FileEntry(f"file-{uuidlib.uuid4().hex[:12]}", path,
+                                     path.rsplit("/", 1)[-1], size, found, "text/plain", None,
+                                     None, None, "text"))
+            self._stage_object(root, folder_name, path, source, files, objects, size, found)
         # the new version's metadata and logs: its report beside the ingest report
         metadata: dict[str, Path] = {}
         for source in report_files:
@@ -339,17 +358,6 @@ class Updater(Ingester):
         record_file.write_text(json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True),
                                encoding="utf-8")
         metadata[RECORD] = record_file
-        for path, source in texts:         # the full text of the added and replaced files
-            size, found = hash_file(source, self.fixity.algorithms)
-            entries = [e for e in entries if e.path != path] + [FileEntry(
-                f"file-v{number}-t{len(entries) + 1:05d}", path, source.name, size, found,
-                "text/plain", None, None, None, "text")]
-            known = dedup.get(found["sha256"])
-            if known is not None and known[1] == size:     # a plain-text file's own bytes
-                files[path] = {"size": size, "digests": found, "stored": known[0]}
-                continue
-            self._stage_object(root, folder_name, path, source, files, objects, size, found)
-            dedup[found["sha256"]] = (f"{folder_name}{path}", size)
         for path, source in metadata.items():
             size, found = hash_file(source, self.fixity.algorithms)
             entry = FileEntry(f"file-v{number}-{len(entries) + 1:05d}", path, source.name, size,
@@ -381,32 +389,11 @@ class Updater(Ingester):
                                     lock=self._lock(retention), crash=crash_point)
         crash_point("update-stored")
         objects[inventory.path] = ExpectedFile(*hash_file(root / inventory.path, ["sha256"]))
-        self._commit(aip, inventory, description, record, objects, assessment,
-                     self._texts(aip.uuid, inventory, root))
+        self._commit(aip, inventory, description, record, objects, assessment, root)
         return UpdateResult(aip.uuid, "updated", number, changes,
                             str(report_files[0]), str(report_files[1]),
                             [c.to_dict() for c in report.failures()],
                             published.bytes_written, published.objects_written)
-
-    def _version_texts(self, analysis: Any, staged: dict, changed: set[str],
-                       withdrawn: set[str], run: Path, files: dict) -> list[tuple[str, Path]]:
-        """The derived full text follows the version: the text of a replaced or withdrawn
-        file leaves it (search no longer finds its words), that of an added or replaced
-        file is extracted as at ingest; returns (bag path, file) of the new texts."""
-        from ingest import fulltext
-
-        for path in changed | withdrawn:
-            files.pop(f"{TEXTS}{path[len(OBJECTS):]}.txt", None)
-        if not changed:
-            return []
-        unknown = FormatInfo(None, None, None, None)
-        sources = {p[len(OBJECTS):]: (analysis.staged.root / staged[p].rel,
-                                      (analysis.formats.get(p[len(OBJECTS):]) or unknown).mime)
-                   for p in sorted(changed)}
-        results = fulltext.extract_texts(sources, self.fulltext)
-        return [(path, source) for path, source in
-                fulltext.write_texts(results, run / "version-text")
-                if not path.endswith("/extraction.json")]
 
     @staticmethod
     def _stage_object(root: Path, folder_name: str, path: str, source: Path, files: dict,
@@ -484,10 +471,14 @@ class Updater(Ingester):
                    and e.path in files]
         previous = {e.path: e for e in old.files}
         unknown = FormatInfo(None, None, None, None)
+        volume = next((i.id for i in items if i.level != "件"),
+                      items[0].id if len(items) == 1 else None)
         for path in sorted(p for p in staged if p not in {e.path for e in entries}):
             got = staged[path]
             fmt = analysis.formats.get(path[len(OBJECTS):]) or unknown
-            item = by_name.get(path) or (previous[path].item_id if path in previous else None)
+            # a file no row describes belongs to the volume (or the AIP's only item)
+            item = by_name.get(path) or (previous[path].item_id if path in previous else
+                                         volume)
             entries.append(FileEntry(f"file-{uuidlib.uuid4().hex[:12]}", path,
                                      got.original_name, got.size, dict(got.digests), fmt.mime,
                                      fmt.puid, fmt.format_name, fmt.format_version, "original",
@@ -557,29 +548,21 @@ class Updater(Ingester):
                                       crash=crash_point).bytes_written
             expected[inventory.path] = ExpectedFile(*hash_file(scratch / inventory.path,
                                                                ["sha256"]))
-            description = parse_mets(self._local(scratch, inventory, METS, aip.uuid))
-            record = json.loads(self._local(scratch, inventory, RECORD, aip.uuid) or b"{}")
-            texts = self._texts(aip.uuid, inventory, scratch)
+            description = parse_mets(self._bytes(aip.uuid, inventory.stored(METS), scratch))
+            record = json.loads(self._bytes(aip.uuid, inventory.stored(RECORD), scratch)) \
+                if RECORD in inventory.files else {}
+            self._commit(aip, inventory, description, record, expected, None, scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        self._commit(aip, inventory, description, record, expected, None, texts)
         return written
-
-    def _local(self, scratch: Path, inventory: Inventory, logical_path: str, uuid: str) -> bytes:
-        """A file of a version being adopted: from the scratch copy when the version stored
-        it, else from the catalogued object of an earlier version."""
-        if logical_path not in inventory.files:
-            return b""
-        stored = inventory.stored(logical_path)
-        local = scratch / stored
-        return local.read_bytes() if local.exists() else self._read(uuid, stored)
 
     # -- the catalogue -------------------------------------------------------------------
     def _commit(self, aip: models.Aip, inventory: Inventory, description: AipDescription,
                 record: dict, objects: dict[str, ExpectedFile], assessment: Any,
-                texts: dict[str, str]) -> None:
+                local: Path | None = None) -> None:
         from storage.catalogue import protect_description
 
+        texts = self._texts(aip.uuid, inventory, local)
         documents = _documents(description, texts, self.settings.home)
         masked, record, protected = protect_description(
             description, record, self.profile.protected_fields, self.assessor.vault)
@@ -591,15 +574,22 @@ class Updater(Ingester):
             if assessment is not None and inventory.request:
                 self.assessor.registry.assign(s, inventory.request, new_codes)
 
-    def _texts(self, uuid: str, inventory: Inventory, scratch: Path) -> dict[str, str]:
-        """The extracted full text the version carries (for its search documents): texts the
-        version stores itself from ``scratch``, earlier ones from their catalogued objects."""
+    def _texts(self, uuid: str, inventory: Inventory, local: Path | None) -> dict[str, str]:
+        """The extracted full text the version carries (for its search documents): what
+        this version stores from ``local`` (its objects in staging), the rest from storage."""
         texts = {}
-        for path in inventory.files:
+        for path, entry in inventory.files.items():
             if path.startswith(TEXTS) and path.endswith(".txt"):
-                texts[path] = self._local(scratch, inventory, path, uuid).decode("utf-8",
-                                                                                   "replace")
+                texts[path] = self._bytes(uuid, entry["stored"], local).decode("utf-8",
+                                                                               "replace")
         return texts
+
+    def _bytes(self, uuid: str, stored: str, local: Path | None) -> bytes:
+        """A stored object of a version being committed: from ``local`` (the version's
+        objects in staging) when it is there, else from storage (an earlier version's)."""
+        here = local / stored if local is not None else None
+        return here.read_bytes() if here is not None and here.is_file() \
+            else self._read(uuid, stored)
 
 
 def _documents(description: AipDescription, texts: dict[str, str], home: Path) -> list:
