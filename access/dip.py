@@ -62,17 +62,20 @@ def _opened(retriever: Retriever, ref: FileRef, omitted: list[tuple[str, str]]
         return None
 
 
-def stream_zip(retriever: Retriever, refs: Iterable[FileRef], prefix: str) -> Iterator[bytes]:
+def stream_zip(retriever: Retriever, refs: Iterable[FileRef], prefix: str,
+               name: Callable[[str], str] = lambda path: path) -> Iterator[bytes]:
     """Yield a zip of the given files (stored, not compressed: archives are mostly PDFs and
-    JPEGs), each under ``prefix/<bag path>``, with ZIP64 for files over 4 GiB; files no copy
-    serves are named in ``prefix/OMITTED.txt``."""
+    JPEGs), each under ``prefix/<bag path>`` (``name``: the bag path of a stored path, for
+    a version's objects), with ZIP64 for files over 4 GiB; files no copy serves are named in
+    ``prefix/OMITTED.txt``."""
     pipe = _Pipe()
     omitted: list[tuple[str, str]] = []
     with zipfile.ZipFile(pipe, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[arg-type]
         for ref in refs:
             chunks = _opened(retriever, ref, omitted)
             if chunks is not None:
-                yield from _members(pipe, archive, f"{prefix}/{ref.path}", ref.size, chunks)
+                yield from _members(pipe, archive, f"{prefix}/{name(ref.path)}", ref.size,
+                                    chunks)
         if omitted:
             note = _omitted_note(omitted)
             yield from _members(pipe, archive, f"{prefix}/{OMITTED}", len(note), [note])

@@ -26,7 +26,7 @@ from access.search_access import AccessIndex
 from policies import DanganError, NotFoundError, Settings, UsageError
 from storage.catalogue import models as m
 from storage.catalogue import Catalogue
-from storage.catalogue import PiiVault
+from storage.catalogue import FOLLOWS, PiiVault, followers, named_record
 from storage.copies import NoIntactCopy
 
 if TYPE_CHECKING:
@@ -239,32 +239,158 @@ class AccessService:
         return self._vault
 
     # -- records ---------------------------------------------------------------------------
-    def _load(self, uuid: str) -> tuple[dict[str, Any], dict[str | None, r.RecordFacts]]:
+    def _load(self, uuid: str, version: int | None = None
+              ) -> tuple[dict[str, Any], dict[str | None, r.RecordFacts]]:
+        """An AIP's catalogue details with the files of one version (default: the newest)
+        under their logical paths, and the access facts of its records."""
         try:
             details = self.catalogue.aip_details(uuid)
         except NotFoundError:
             raise NotFoundError(f"no record {uuid}") from None
         with self.catalogue.session() as s:
             _, _, facts = load_aip_facts(s, details["uuid"], self.rules)
+            _at_version(s, details, version)
         return details, facts
 
-    def aip(self, reader: r.Reader, uuid: str, via: str = "page") -> dict[str, Any]:
-        """An AIP (household volume or a set of items) as this reader may see it.
+    def aip(self, reader: r.Reader, uuid: str, via: str = "page",
+            version: int | None = None) -> dict[str, Any]:
+        """An AIP (household volume or a set of items) as this reader may see it; with
+        ``version``, the files of that version (an earlier one: staff only).
+
+        Raises:
+            NotFoundError: no such AIP or version, or the reader may not know it exists.
+            Forbidden: an earlier version asked for by a reader who is not staff.
+        """
+        details, facts = self._load(uuid, version)
+        view = self._view(reader, details, facts)
+        if view["view"] == r.Tier.HIDDEN.value:
+            raise NotFoundError(f"no record {uuid}")
+        _earlier_for_staff(reader, details)
+        view["version"], view["current_version"] = details["version"], details["current_version"]
+        view["follows"] = self._follows(reader, details)
+        view["followed_by"] = self._followed_by(reader, details)
+        if any(
+            r.needs_audit(reader, facts[i["key"]], r.Tier(i["view"])) for i in view["items"]
+        ) or r.needs_audit(reader, facts[None], r.Tier(view["view"])):
+            detail = {"via": via, "view": view["view"]}
+            if details["version"] != details["current_version"]:
+                detail["version"] = details["version"]
+            self._audit(reader, "view-restricted", details["uuid"], detail)
+        return view
+
+    # -- 防返贫监测 ↔ 建档立卡 (the profile's ``follows`` field, 关联档号) ----------------------
+    def _sees(self, reader: r.Reader, s: Any, uuid: str) -> bool:
+        """Whether the reader may know the AIP exists (any of its records not hidden)."""
+        try:
+            _, _, facts = load_aip_facts(s, uuid, self.rules)
+        except KeyError:
+            return False
+        return any(r.tier(reader, f, self.rules) is not r.Tier.HIDDEN for f in facts.values())
+
+    def _follows(self, reader: r.Reader, details: dict[str, Any]) -> list[dict[str, Any]]:
+        """The 建档立卡 household files this AIP's monitoring records follow (by 档号 or AIP),
+        those the reader may know of; a name no record holds is listed as not found."""
+        out = []
+        with self.catalogue.session() as s:
+            for item in details["items"]:
+                named = str((item.get("fields") or {}).get(FOLLOWS) or "").strip()
+                if not named:
+                    continue
+                target = named_record(s, named)
+                if any(o["named"] == named for o in out):
+                    continue        # a volume and its documents name the same file
+                if target is not None and target[0] != details["uuid"] \
+                        and self._sees(reader, s, target[0]):
+                    out.append({"item": item["key"], "named": named, "aip": target[0],
+                                "archival_code": target[1], "found": True})
+                elif target is None and reader.staff:
+                    out.append({"item": item["key"], "named": named, "aip": None,
+                                "archival_code": None, "found": False})
+        return out
+
+    def _followed_by(self, reader: r.Reader, details: dict[str, Any]) -> list[dict[str, Any]]:
+        """The monitoring records (in other AIPs) that name this household file: by its AIP
+        UUID, its 档号 or the 档号 of one of its records; those the reader may know of."""
+        names = {details["uuid"]} | {details["archival_code"] or ""} | \
+            {i["archival_code"] for i in details["items"] if i["archival_code"]}
+        names.discard("")
+        out = []
+        with self.catalogue.session() as s:
+            rows = followers(s, names, exclude=details["uuid"])
+            seen: dict[str, bool] = {}
+            for row in rows:
+                if row.aip_uuid not in seen:
+                    seen[row.aip_uuid] = self._sees(reader, s, row.aip_uuid)
+                if seen[row.aip_uuid] and row.aip_uuid not in {o["aip"] for o in out}:
+                    out.append({"aip": row.aip_uuid, "item": row.key,
+                                "archival_code": row.archival_code,
+                                "date": (row.fields or {}).get("monitoring_identified_date")})
+        return out
+
+    # -- versions (storage.aip: versions_of) ------------------------------------------------
+    def versions(self, reader: r.Reader, uuid: str) -> dict[str, Any]:
+        """An AIP's 版本历史 as this reader may see it: every version with its date, agent,
+        reason and changes (added / replaced / withdrawn paths, changed record fields).
+
+        Paths are shown masked (ID numbers) as pages show them; the old and new values of
+        changed record fields only to staff (they may be personal), the field names to all.
 
         Raises:
             NotFoundError: no such AIP, or the reader may not know it exists.
         """
-        details, facts = self._load(uuid)
-        view = self._view(reader, details, facts)
-        if view["view"] == r.Tier.HIDDEN.value:
-            raise NotFoundError(f"no record {uuid}")
-        if any(
-            r.needs_audit(reader, facts[i["key"]], r.Tier(i["view"])) for i in view["items"]
-        ) or r.needs_audit(reader, facts[None], r.Tier(view["view"])):
-            self._audit(
-                reader, "view-restricted", details["uuid"], {"via": via, "view": view["view"]}
-            )
-        return view
+        view = self.aip(reader, uuid, via="versions")
+        return {"aip": view["uuid"], "archival_code": view["archival_code"],
+                "current_version": view["current_version"],
+                "versions": self.history(reader, view["uuid"])}
+
+    def _field_names(self, profile: str | None) -> dict[str, str]:
+        """Field name -> its heading (题名, 关联档号 …) in the record's metadata profile."""
+        from metadata_profiles import ProfileError, load_profile
+
+        try:
+            spec = load_profile(profile or self.settings.get("ingest", "profile"),
+                                self.settings.home)
+        except (ProfileError, OSError):
+            return {}
+        return {f.name: f.zh for f in spec.fields}
+
+    def history(self, reader: r.Reader, uuid: str) -> list[dict[str, Any]]:
+        """The versions of an AIP the reader was already shown (no visibility check, no
+        audit: callers went through :meth:`aip`), newest first."""
+        from storage.aip import versions_of
+
+        with self.catalogue.session() as s:
+            infos = versions_of(s, uuid)
+            profile = s.get(m.Aip, uuid).profile
+        names = self._field_names(profile)
+        out = []
+        for info in reversed(infos):
+            changes = info.changes or {}
+            records = []
+            for change in changes.get("records") or []:
+                fields = change.get("fields") or {}
+                records.append({
+                    "archival_code": change.get("archival_code"),
+                    "new": bool(change.get("new")),
+                    "names": {k: names.get(k, k) for k in fields},
+                    "fields": ({k: v for k, v in fields.items()} if reader.staff
+                               else {k: None for k in fields}),
+                })
+            out.append({
+                "version": info.number,
+                "created": info.created,
+                "agent": info.agent,
+                "reason": r.mask_numbers(info.reason or ""),
+                "kind": info.kind,
+                "supersedes": info.supersedes,
+                "files": info.file_count,
+                "added": [r.mask_numbers(p) for p in changes.get("added") or []],
+                "replaced": [r.mask_numbers(p) for p in changes.get("replaced") or []],
+                "withdrawn": [r.mask_numbers(p) for p in changes.get("withdrawn") or []],
+                "records": records,
+                "current": info.number == infos[-1].number,
+            })
+        return out
 
     def _view(
         self, reader: r.Reader, details: dict[str, Any], facts: dict[str | None, r.RecordFacts]
@@ -370,8 +496,8 @@ class AccessService:
                     "item": item,
                     "download": allowed,
                     "preview": allowed and (f["mime"] or "").split(";")[0] in PREVIEW_MIMES,
-                    "last_fixity": _file_fixity(f["path"], fixity, damage),
-                    "damaged": f["path"] in damaged,
+                    "last_fixity": _file_fixity(f.get("stored", f["path"]), fixity, damage),
+                    "damaged": f.get("stored", f["path"]) in damaged,
                 }
             )
         return out
@@ -390,14 +516,17 @@ class AccessService:
                 }
         raise NotFoundError(f"no record {uuid}/{key}")
 
-    def file(self, reader: r.Reader, uuid: str, path: str, purpose: str = "download") -> FileRef:
-        """A file the reader may download or preview.
+    def file(self, reader: r.Reader, uuid: str, path: str, purpose: str = "download",
+             version: int | None = None) -> FileRef:
+        """A file the reader may download or preview: of the newest version, or with
+        ``version`` of that one (an earlier version: staff only, the same rules besides);
+        its bytes are read back verified, as every download is.
 
         Raises:
-            NotFoundError: no such file, or the reader may not know it exists.
+            NotFoundError: no such file or version, or the reader may not know it exists.
             Forbidden: the reader sees the record but not its content.
         """
-        details, facts = self._load(uuid)
+        details, facts = self._load(uuid, version)
         known = {f["path"]: f for f in details["files"]}
         path = _stored_path(path, known)
         if path not in known:
@@ -413,12 +542,14 @@ class AccessService:
             raise NotFoundError(f"no file {r.mask_numbers(path)}")
         if not r.file_allowed(shown):
             raise Forbidden("this record's content is not open to you; apply for access (查档申请)")
-        if r.needs_audit(reader, record, shown):
+        _earlier_for_staff(reader, details)
+        earlier = details["version"] != details["current_version"]
+        if r.needs_audit(reader, record, shown) or earlier:
             self._audit(
                 reader, f"{purpose}-restricted", f"{details['uuid']}/{r.mask_numbers(path)}",
-                {"item": item},
+                {"item": item, **({"version": details["version"]} if earlier else {})},
             )
-        return self.retriever.file(details["uuid"], path)
+        return self.retriever.file(details["uuid"], known[path].get("stored", path))
 
     def dip(self, reader: r.Reader, uuid: str) -> tuple[str, Iterator[bytes]]:
         """A DIP zip of everything in the AIP this reader may see (file name, byte stream).
@@ -431,30 +562,38 @@ class AccessService:
         """
         view = self.aip(reader, uuid, via="dip")
         uuid = view["uuid"]
-        stored = {f.path: f for f in self.catalogue.files_of(uuid)}
+        details, _ = self._load(uuid)
+        # logical path (as pages show it, or as stored) -> stored path of the newest version
+        stored = {f["path"]: f.get("stored", f["path"]) for f in details["files"]}
+        logical = {v: k for k, v in stored.items()}
+
+        def ref(path: str) -> FileRef:
+            return self.retriever.file(uuid, stored.get(_stored_path(path, stored), path))
+
         if reader.staff:
-            refs = [self.retriever.file(uuid, _stored_path(f["path"], stored))
-                    for f in view["files"]]
-            for tag in self.retriever.tag_files(uuid):
-                if tag not in {ref.path for ref in refs}:
-                    refs.append(self.retriever.file(uuid, tag))
+            refs = [ref(f["path"]) for f in view["files"]]
+            if view["current_version"] == 1:
+                for tag in self.retriever.tag_files(uuid):
+                    if tag not in {ref.path for ref in refs}:
+                        refs.append(self.retriever.file(uuid, tag))
             refs = self._servable(uuid, refs)
             self._audit_dip(reader, view, len(refs))
             from access.dip import stream_zip
 
-            return f"{uuid}.zip", stream_zip(self.retriever, refs, uuid)
+            return f"{uuid}.zip", stream_zip(self.retriever, refs, uuid,
+                                             lambda path: logical.get(path, path))
         files = [f for f in view["files"] if f["download"]]
         if not files:
             raise Forbidden("none of this record's files is open to you")
-        refs = self._servable(uuid, [self.retriever.file(uuid, _stored_path(f["path"], stored))
-                                     for f in files])
+        refs = self._servable(uuid, [ref(f["path"]) for f in files])
         record = {k: v for k, v in view.items() if k not in ("events", "copies")}
         record["files"] = files
         self._audit_dip(reader, view, len(refs))
         from access.dip import stream_view_dip
 
-        return f"{uuid}-dip.zip", stream_view_dip(self.retriever, refs, record, f"{uuid}-dip",
-                                                  _unique_shown(ref.path for ref in refs))
+        return f"{uuid}-dip.zip", stream_view_dip(
+            self.retriever, refs, record, f"{uuid}-dip",
+            _unique_shown([ref.path for ref in refs], lambda path: logical.get(path, path)))
 
     def _servable(self, uuid: str, refs: list[FileRef]) -> list[FileRef]:
         """The files of a DIP: all of them (a damaged one is left out as it streams, and
@@ -727,19 +866,66 @@ def _stored_path(path: str, known: Any) -> str:
     return matches[0] if len(matches) == 1 else path
 
 
-def _unique_shown(paths: Iterator[str] | list[str]) -> Any:
-    """path -> its masked form, numbered when two files would be shown under one name."""
+def _unique_shown(paths: Iterator[str] | list[str], logical: Any = lambda p: p) -> Any:
+    """stored path -> its masked (logical) form, numbered when two files would be shown
+    under one name."""
     names: dict[str, str] = {}
     taken: set[str] = set()
     for path in paths:
-        shown, n = r.mask_numbers(path), 1
+        base = r.mask_numbers(logical(path))
+        shown, n = base, 1
         while shown in taken:
             n += 1
-            stem, dot, ext = r.mask_numbers(path).rpartition(".")
-            shown = f"{stem}-{n}.{ext}" if dot else f"{r.mask_numbers(path)}-{n}"
+            stem, dot, ext = base.rpartition(".")
+            shown = f"{stem}-{n}.{ext}" if dot else f"{base}-{n}"
         taken.add(shown)
         names[path] = shown
-    return lambda path: names.get(path, r.mask_numbers(path))
+    return lambda path: names.get(path, r.mask_numbers(logical(path)))
+
+
+def _at_version(s: Any, details: dict[str, Any], number: int | None) -> None:
+    """Put one version's files (default: the newest) into ``details["files"]`` under their
+    logical paths, each with the stored path of the object holding its bytes, and set
+    ``details["version"]`` and ``details["current_version"]``. An AIP never updated is its
+    version 1: logical paths are its stored paths."""
+    import mimetypes
+
+    from storage.aip import current_version, is_version_object, version_files
+
+    uuid = details["uuid"]
+    current = current_version(s, uuid)
+    number = current if number is None else number
+    if not 1 <= number <= current:
+        raise NotFoundError(f"record {uuid} has no version {number}")
+    details["version"], details["current_version"] = number, current
+    if current == 1:
+        return
+    by_stored = {f["path"]: f for f in details["files"]}
+    first = {p: f for p, f in by_stored.items() if not is_version_object(p)}
+    named = {OBJECTS + str(i["fields"]["computer_filename"]): i["key"] for i in details["items"]
+             if (i.get("fields") or {}).get("computer_filename")}
+    files = []
+    for path, row in sorted(version_files(s, uuid, number).items()):
+        entry = dict(by_stored.get(row.path) or {"path": row.path, "size": row.size,
+                                                   "digests": {"sha256": row.sha256},
+                                                   "mime": row.mime, "puid": row.puid,
+                                                   "format_name": row.format_name,
+                                                   "format_version": row.format_version,
+                                                   "use": row.use, "item": row.item_key})
+        entry["stored"], entry["path"] = row.path, path
+        base = first.get(path)
+        if entry["item"] is None and path.startswith(OBJECTS):
+            entry["item"] = named.get(path) or (base["item"] if base else None)
+        if entry["mime"] is None and path.startswith(OBJECTS):
+            entry["mime"] = mimetypes.guess_type(path)[0]
+        files.append(entry)
+    details["files"] = files
+
+
+def _earlier_for_staff(reader: r.Reader, details: dict[str, Any]) -> None:
+    """An earlier version than the newest is shown to archive staff only."""
+    if details["version"] != details["current_version"] and not reader.staff:
+        raise Forbidden("earlier versions of a record are open to archive staff only")
 
 
 def _item_of(path: str, item_of: dict[str, str]) -> str | None:

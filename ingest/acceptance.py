@@ -130,8 +130,23 @@ class Assessor:
         except CatalogueError:
             catalogue_ok = False
         analysis.records, analysis.scan = records, scan
-        context = CheckContext(analysis, records, self.formats, inspections, scan, catalogue_ok)
+        context = CheckContext(analysis, records, self.formats, inspections, scan, catalogue_ok,
+                               self._follows(records) if catalogue_ok else None)
         return Assessment(run_checks(context), records, inspections, scan, quarantined)
+
+    def _follows(self, records: RecordSet) -> dict[str, bool] | None:
+        """Each 关联档号 (``follows``) of the rows -> whether the repository holds it."""
+        from storage.catalogue import named_record
+
+        names = {str(r.values.get("follows") or "").strip() for r in records.rows.values()}
+        names.discard("")
+        if not names:
+            return {}
+        try:
+            with self.catalogue.session() as s:
+                return {n: named_record(s, n) is not None for n in sorted(names)}
+        except CatalogueError:
+            return None
 
     def _quarantine(self, analysis: Analysis, scan: ScanResult | None,
                     fingerprint: str) -> list[str]:

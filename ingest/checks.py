@@ -47,6 +47,7 @@ class CheckContext:
     inspections: dict[str, Inspection] = field(default_factory=dict)
     scan: ScanResult | None = None
     catalogue_ok: bool = True
+    follows: dict[str, bool] | None = None    # ``follows`` value -> held (None: not looked up)
 
     def row_problem(self, record: RowRecord, finding: Finding) -> Problem:
         """A validator finding as a report problem with sheet, row and column."""
@@ -154,6 +155,34 @@ def check_duplicates(ctx: CheckContext) -> CheckResult:
             problems.append(Problem(f"文号与题名重复: {pair[0]} {pair[1]}", **{
                 **where, "column": sheet.heading(record.row.sheet, "document_no") or "文号"}))
     return from_problems("GD-1-8", name, problems, "目录内及与库内均无重复档号", "档号重复")
+
+
+def check_follows(ctx: CheckContext) -> CheckResult:
+    """DG-1-10: a 防返贫监测 record's 关联档号 names a household file the repository holds (by
+    档号 or AIP UUID) or the same transfer brings."""
+    name = "关联档号指向已有的建档立卡户档"
+    sheet = ctx.analysis.sheet
+    named = [(r, str(r.values.get("follows") or "").strip())
+             for r in ctx.records.rows.values()]
+    named = [(r, v) for r, v in named if v]
+    if not named:
+        return not_checked("DG-1-10", name, "目录中没有关联档号")
+    if ctx.follows is None:
+        return not_checked("DG-1-10", name, "档案数据库不可用，未能核对关联档号")
+    here = {r.code.text for r in ctx.records.rows.values() if r.code is not None}
+    here |= {r.code.volume for r in ctx.records.rows.values()
+             if r.code is not None and r.code.volume}
+    problems = []
+    for record, value in named:
+        if value in here or ctx.follows.get(value):
+            continue
+        problems.append(Problem(f"关联档号未找到（库内及本次移交均无此档号或 AIP）: {value}",
+                                path=sheet.path if sheet else None,
+                                sheet=record.row.sheet or None, row=record.row.row,
+                                column=(sheet.heading(record.row.sheet, "follows")
+                                        if sheet else None) or "关联档号", actual=value))
+    return from_problems("DG-1-10", name, problems,
+                         f"{len(named)} 条关联档号均指向已有户档", "关联档号未找到")
 
 
 def check_retention_schedule(ctx: CheckContext) -> CheckResult:
@@ -565,7 +594,8 @@ def check_filing_security(ctx: CheckContext) -> CheckResult:
 
 CHECKS: tuple[Check, ...] = (
     check_signatures, check_lengths, check_types, check_vocabularies, check_plausibility,
-    check_characters, check_archival_codes, check_duplicates, check_retention_schedule,
+    check_characters, check_archival_codes, check_duplicates, check_follows,
+    check_retention_schedule,
     check_files_match_metadata, check_metadata_points_at_file, check_catalogue_present,
     check_bag_structure, check_bag_digests,
     check_not_empty, check_item_count, check_byte_count, check_columns, check_mandatory,

@@ -225,6 +225,9 @@ def _documents(items: list[Item], unit: Unit, analysis: Analysis, item_of: dict[
             "household_type": fields.get("household_type"),
             "poverty_causes": fields.get("poverty_causes"),
             "control": fields.get("control_id"),
+            # under 防返贫监测 and following a 建档立卡 household file (checked: DG-1-10)
+            "monitored": "yes" if fields.get("jzfp_category") == "06" and fields.get("follows")
+            else None,
             "formats": sorted({(analysis.formats[r].puid or "unknown")
                                for r in files_by_item.get(item.id, []) if r in analysis.formats}),
         }

@@ -138,7 +138,6 @@ class Updater(Ingester):
     def _update(self, aip: models.Aip, request: UpdateRequest, run: Path) -> UpdateResult:
         with self.catalogue.session() as s:
             previous = inventory_of(s, aip.uuid)
-            dedup = stored_by_digest(s, aip.uuid)
         self._check_sources(request)
         mini = run / "update"
         for source, dest in request.add:
@@ -161,6 +160,9 @@ class Updater(Ingester):
         adopted = self._adopt(aip, previous, request_id)
         if adopted is not None:
             return adopted
+        with self.catalogue.session() as s:     # versions adopted just now come before ours
+            previous = inventory_of(s, aip.uuid)
+            dedup = stored_by_digest(s, aip.uuid)
         if previous.path and self._request_of(aip.uuid, previous) == request_id:
             return UpdateResult(aip.uuid, "already-updated", previous.number, previous.changes)
         self._check_paths(previous, request)

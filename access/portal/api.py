@@ -13,7 +13,7 @@ from flask_wtf.csrf import generate_csrf
 from access import labels as lab
 from access.portal import dashboard
 from access.portal.openapi import openapi_document
-from access.portal.records import download_file, download_zip
+from access.portal.records import download_file, download_zip, version_arg
 from access.portal.search import search_args
 from access.portal.views import login_required, reader, requires, service
 from access.rules import CAPABILITIES
@@ -102,7 +102,12 @@ def search():
 
 @bp.get("/aips/<uuid>")
 def aip(uuid: str):
-    return jsonify(_call(service().aip, reader(), uuid, "api"))
+    return jsonify(_call(service().aip, reader(), uuid, "api", version_arg()))
+
+
+@bp.get("/aips/<uuid>/versions")
+def versions(uuid: str):
+    return jsonify(_call(service().versions, reader(), uuid))
 
 
 @bp.get("/aips/<uuid>/items/<key>")

@@ -250,6 +250,15 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("Aip")), **_errors(404)},
             }
         },
+        "/aips/{uuid}/versions": {
+            "get": {
+                "summary": "An AIP's 版本历史: every version, its date, agent, reason and changes",
+                "parameters": [_UUID],
+                "responses": {"200": _json({"type": "object",
+                                            "required": ["aip", "current_version", "versions"]}),
+                              **_errors(404)},
+            }
+        },
         "/aips/{uuid}/items/{key}": {
             "get": {
                 "summary": "One item (件 or 户卷)",

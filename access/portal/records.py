@@ -37,10 +37,21 @@ def _or_404(call, *args, **kwargs):
         abort(403, str(exc))
 
 
+def version_arg() -> int | None:
+    """``?version=N`` (None without it); anything but a positive number is a bad request."""
+    value = request.args.get("version")
+    if value in (None, ""):
+        return None
+    if not value.isdigit() or int(value) < 1:
+        abort(400, _("版本号须为正整数。"))
+    return int(value)
+
+
 @bp.get("/aip/<uuid>")
 def aip_page(uuid: str):
-    view = _or_404(service().aip, reader(), uuid)
-    return render_template("aip.html", aip=view)
+    view = _or_404(service().aip, reader(), uuid, "page", version_arg())
+    history = service().history(reader(), view["uuid"])
+    return render_template("aip.html", aip=view, history=history)
 
 
 @bp.get("/aip/<uuid>/item/<key>")
@@ -98,7 +109,8 @@ def send_file_ref(ref, inline: bool) -> Response:
 @bp.get("/aip/<uuid>/file/<path:path>")
 def download_file(uuid: str, path: str):
     inline = request.args.get("inline") == "1"
-    ref = _or_404(service().file, reader(), uuid, path, "preview" if inline else "download")
+    ref = _or_404(service().file, reader(), uuid, path, "preview" if inline else "download",
+                  version_arg())
     return send_file_ref(ref, inline)
 
 

@@ -26,6 +26,7 @@ FACET_NAMES = {
     "poverty_causes": "致贫原因",
     "formats": "格式",
     "level": "层次",
+    "monitored": "防返贫监测",
 }
 
 

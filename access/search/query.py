@@ -1,7 +1,8 @@
 """The search query language shared by every engine.
 
 ``因病 低保`` (all words), ``"易地扶贫搬迁"`` (a phrase), ``field:value`` (a filter on a facet
-field: ``category:02``, ``year:2016``, ``retention:Y``), ``-word`` (exclude). Words are
+field: ``category:02``, ``year:2016``, ``retention:Y``, ``monitored:yes``: 防返贫监测 records
+that follow a 建档立卡 household file), ``-word`` (exclude). Words are
 matched as Chinese bigram phrases (see :mod:`storage.index.textseg`), so 2-character words are found
 wherever they stand.
 """
@@ -13,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FACET_FIELDS = ("category", "year", "retention", "county", "township", "village",
-                "household_type", "poverty_causes", "formats", "level")
+                "household_type", "poverty_causes", "formats", "level", "monitored")
 FIELD_ALIASES = {"类别": "category", "年度": "year", "保管期限": "retention", "县": "county",
                  "乡镇": "township", "村": "village", "贫困户属性": "household_type",
                  "致贫原因": "poverty_causes", "格式": "formats", "层次": "level",
-                 "cause": "poverty_causes", "format": "formats"}
+                 "cause": "poverty_causes", "format": "formats", "监测": "monitored"}
 _TOKEN = re.compile(r'(-?)(?:(\w+):)?(?:"([^"]*)"|(\S+))')
 
 

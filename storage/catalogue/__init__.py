@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 from policies.lazy import lazy_exports
 
 _API = {
+    # links
+    "FOLLOWS": "links",
+    "followers": "links",
+    "named_record": "links",
     # database
     "AUDIT_WRITTEN": "database",
     "Catalogue": "database",
@@ -55,6 +59,7 @@ __all__ = sorted(_API)
 __getattr__, __dir__ = lazy_exports(__name__, _API)
 
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
+    from storage.catalogue.links import FOLLOWS, followers, named_record
     from storage.catalogue.database import AUDIT_WRITTEN, Catalogue, GENESIS, MIGRATIONS, SearchDocument, as_utc, chain_hash, utcnow
     from storage.catalogue import models
     from storage.catalogue.models import Base
