@@ -44,7 +44,7 @@ def cookies(fuzz_app):
 def test_document_is_valid_openapi(fuzz_app):
     schema = _schema(fuzz_app)
     operations = [op for op in schema.get_all_operations()]
-    assert len(operations) == 13 and all(op.ok() for op in operations)
+    assert len(operations) == 14 and all(op.ok() for op in operations)
 
 
 @pytest.mark.parametrize("role", ["public", "researcher", "auditor", "archivist", "admin"])
