@@ -45,6 +45,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "session_hours": 8, "secure_cookies": False, "login_max_failures": 5,
                "login_window_seconds": 900, "login_account_max_failures": 100,
                "default_locale": "zh", "search_cache": 512, "workers": 2},
+    # OAI-PMH provider (/oai): page_size = records per ListRecords/ListIdentifiers answer;
+    # repository_id = the namespace of oai: identifiers; admin_email is required by Identify
+    "oai": {"repository_name": "Dangan 档案馆", "repository_id": "dangan",
+            "admin_email": "archives@dangan.invalid", "page_size": 100},
     "fulltext": {"enabled": True, "ocr": True, "ocr_languages": "chi_sim", "ocr_dpi": 300,
                  "ocr_workers": 2, "ocr_timeout": 300, "min_chars_per_page": 10,
                  "max_chars": 2_000_000},

@@ -86,11 +86,12 @@ def create_app(
     }
     Babel(app, locale_selector=_locale)
     csrf.init_app(app)
-    from access.portal import api, auth, dashboard, errors, labels, records, search, views
+    from access.portal import api, auth, dashboard, errors, labels, oai, records, search, views
 
     views.init_app(app)
-    for blueprint in (auth.bp, search.bp, records.bp, labels.bp, dashboard.bp, api.bp):
+    for blueprint in (auth.bp, search.bp, records.bp, labels.bp, dashboard.bp, api.bp, oai.bp):
         app.register_blueprint(blueprint)
+    csrf.exempt(oai.bp)   # OAI-PMH harvesters may POST; the endpoint changes nothing
     _register_optional(app)
     errors.init_app(app)
     if app.config.get("TESTING"):
