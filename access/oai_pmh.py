@@ -9,7 +9,7 @@ anonymous search does not list it.
 
 * Identifiers: ``oai:<repository_id>:<aip uuid>/<item key>``.
 * Datestamps: when the record's public view last changed — the latest of its AIP's ingest, the
-  latest review decision on that AIP and its open date — in seconds, UTC.
+  latest review decision on the record or its whole AIP, and its open date — in seconds, UTC.
 * Sets: ``fonds:<全宗号>``, ``category:<精准扶贫类别代码>``, ``year:<年度>`` (each under its parent
   set ``fonds``, ``category``, ``year``), listed only where an anonymous reader sees a record.
 * Formats: ``oai_dc`` (题名 → title, 责任者 → creator, 日期 → date, 档号 → identifier,
@@ -17,7 +17,8 @@ anonymous search does not list it.
 * Resumption tokens carry the keyset cursor (datestamp, document id) of the last record sent
   and the original ``metadataPrefix``/``from``/``until``/``set``, never an offset: records
   ingested while a harvest is under way come after the cursor (their datestamp is newer) and
-  are sent on a later page; none is skipped or sent twice.
+  are sent on a later page; a record withdrawn meanwhile shifts nothing, so none is skipped; a
+  record changed meanwhile (a review decision) is sent again with its new datestamp.
 * Deleted records: ``deletedRecord`` is ``no`` — the archive keeps no tombstones yet (no
   disposition). :meth:`OaiProvider.tombstones` is where they would be listed, as
   ``<header status="deleted">``.
@@ -203,13 +204,14 @@ class OaiProvider:
         service.index.sync()
         scope = r.scope_for(self.reader, service.rules)
         with service.catalogue.session() as s:
-            decided = dict(
-                s.execute(
-                    select(OpenDecision.aip_uuid, func.max(OpenDecision.decided_at)).group_by(
-                        OpenDecision.aip_uuid
-                    )
-                ).all()
-            )
+            decided = {
+                (aip, key): at
+                for aip, key, at in s.execute(
+                    select(OpenDecision.aip_uuid, OpenDecision.item_key,
+                           func.max(OpenDecision.decided_at))
+                    .group_by(OpenDecision.aip_uuid, OpenDecision.item_key)
+                )
+            }
             rows = s.execute(
                 select(
                     SearchAccess.doc_id,
@@ -235,7 +237,8 @@ class OaiProvider:
                       "control": row.control, "open_date": row.open_date}
             if row.item_key is None or not scope.listed_visible(access):
                 continue
-            times = [_utc(row.created_at), _utc(decided.get(row.aip_uuid))]
+            times = [_utc(row.created_at), _utc(decided.get((row.aip_uuid, None))),
+                     _utc(decided.get((row.aip_uuid, row.item_key)))]
             if row.open_date:
                 times.append(_utc(date.fromisoformat(str(row.open_date))))
             stamp = max(t for t in times if t is not None)
@@ -534,6 +537,15 @@ def _texts(value: Any) -> list[str]:
     return [str(value)]
 
 
+def _w3cdtf(text: str) -> str:
+    """A 日期 as Dublin Core recommends (W3CDTF): 20150412 -> 2015-04-12, 201504 -> 2015-04."""
+    if re.fullmatch(r"\d{8}", text):
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    if re.fullmatch(r"\d{6}", text):
+        return f"{text[:4]}-{text[4:]}"
+    return text
+
+
 def oai_dc(view: Mapping[str, Any], identifier: str) -> etree._Element:
     """Simple Dublin Core of a record's anonymous view."""
     dc = etree.Element(f"{{{OAI_DC}}}dc", nsmap={"oai_dc": OAI_DC, "dc": DC, "xsi": XSI})
@@ -546,7 +558,7 @@ def oai_dc(view: Mapping[str, Any], identifier: str) -> etree._Element:
 
     add("title", _texts(view.get("title") or fields.get("title")))
     add("creator", _texts(fields.get("creator")))
-    add("date", _texts(fields.get("date") or view.get("date")))
+    add("date", [_w3cdtf(t) for t in _texts(fields.get("date") or view.get("date"))])
     add("identifier", _texts(view.get("archival_code") or fields.get("archival_code")))
     add("identifier", [identifier])
     category = fields.get("jzfp_category")
