@@ -343,8 +343,10 @@ class AccessService:
                 }
         raise NotFoundError(f"no record {uuid}/{key}")
 
-    def file(self, reader: r.Reader, uuid: str, path: str, purpose: str = "download") -> FileRef:
-        """A file the reader may download or preview.
+    def file(self, reader: r.Reader, uuid: str, path: str, purpose: str = "download",
+             audit: bool = True) -> FileRef:
+        """A file the reader may download or preview (``audit``: False when the caller
+        audits the view itself, e.g. once per image rather than per IIIF tile).
 
         Raises:
             NotFoundError: no such file, or the reader may not know it exists.
@@ -366,7 +368,7 @@ class AccessService:
             raise NotFoundError(f"no file {r.mask_numbers(path)}")
         if not r.file_allowed(shown):
             raise Forbidden("this record's content is not open to you; apply for access (查档申请)")
-        if r.needs_audit(reader, record, shown):
+        if audit and r.needs_audit(reader, record, shown):
             self._audit(
                 reader, f"{purpose}-restricted", f"{details['uuid']}/{r.mask_numbers(path)}",
                 {"item": item},
