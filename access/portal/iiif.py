@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
 
-from access.iiif import IMAGE_MIMES, PRESENTATION_PROFILE, Iiif, IiifError
+from access.iiif import IMAGE_MIMES, IMAGE_PROFILE, PRESENTATION_PROFILE, Iiif, IiifError
 from access.portal.views import reader, service
 from access.services import Forbidden
 from policies import NotFoundError
@@ -45,6 +45,12 @@ def _json(body: dict[str, Any], mimetype: str) -> Response:
     return response
 
 
+def _negotiated(profile: str) -> str:
+    """JSON-LD (with its profile) when the client asks for it, else plain JSON (both APIs)."""
+    wanted = request.accept_mimetypes.best_match(["application/json", "application/ld+json"])
+    return profile if wanted == "application/ld+json" else "application/json"
+
+
 def _base() -> str:
     return request.host_url.rstrip("/")
 
@@ -52,9 +58,7 @@ def _base() -> str:
 @bp.get("/iiif/<uuid>/manifest")
 def manifest(uuid: str) -> Response:
     body = _answer(iiif().manifest, reader(), uuid, _base())
-    wanted = request.accept_mimetypes.best_match(["application/ld+json", "application/json"])
-    return _json(body, PRESENTATION_PROFILE if wanted == "application/ld+json"
-                 else "application/json")
+    return _json(body, _negotiated(PRESENTATION_PROFILE))
 
 
 @bp.get("/iiif/<uuid>/image/<image_id>")
@@ -66,7 +70,7 @@ def image_base(uuid: str, image_id: str) -> Response:
 def image_info(uuid: str, image_id: str) -> Response:
     entry = _answer(iiif().entry, reader(), uuid, image_id)
     body = iiif().info(entry, f"{_base()}/iiif/{uuid}/image/{image_id}")
-    return _json(body, "application/json")
+    return _json(body, _negotiated(IMAGE_PROFILE))
 
 
 @bp.get("/iiif/<uuid>/image/<image_id>/<region>/<size>/<rotation>/<quality>.<fmt>")

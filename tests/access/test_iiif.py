@@ -61,11 +61,43 @@ def scans(tmp_path_factory):
         result = ingest(_scan_transfer(root / name, codes), settings)
         assert result.status == "accepted", result.failures
         uuids.append(result.aips[0]["uuid"])
+    squares = _squares_transfer(root / "squares")
+    result = ingest(squares, settings)
+    assert result.status == "accepted", result.failures
+    uuids.append(result.aips[0]["uuid"])
     service = AccessService(settings)
-    service.record_decision(Reader("archivist", "fixture"), uuids[0], None,
-                            open_date=date(2020, 1, 1), control="开放", basis="扫描件已公开")
+    for uuid in (uuids[0], uuids[2]):
+        service.record_decision(Reader("archivist", "fixture"), uuid, None,
+                                open_date=date(2020, 1, 1), control="开放", basis="扫描件已公开")
     accounts.add_user(service.catalogue, "researcher", PASSWORD, "researcher")
-    return settings, uuids[0], uuids[1]
+    return settings, uuids[0], uuids[1], uuids[2]
+
+
+def _squares_transfer(root: Path) -> Path:
+    """The IIIF Image API validator's test image (1000×1000, 10×10 squares of the colours
+    its tests expect), drawn from the validator's own table, as one open county document."""
+    from iiif_validator.validator import ValidationInfo
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (1000, 1000), (0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    for x, column in enumerate(ValidationInfo().colorInfo):
+        for y, colour in enumerate(column):
+            draw.rectangle((x * 100, y * 100, x * 100 + 99, y * 100 + 99), fill=colour)
+    folder = root / "综合"
+    folder.mkdir(parents=True)
+    code = "Q001-WS·2016-Y-FPB-0501"
+    image.save(folder / f"{code}.png", "PNG")
+    row = dict.fromkeys(HEADER, "")
+    row.update({"序号": "1", "档号": code, "责任者": "大通县扶贫开发局", "题名": "色块测试图",
+                "日期": "20160501", "密级": "公开", "页数": "1", "保管期限": "永久",
+                "精准扶贫类别": "01", "全宗号": "Q001", "年度": "2016", "文件组合类型": "单件",
+                "计算机文件名": f"综合/{code}.png"})
+    with open(root / "归档文件目录.csv", "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, HEADER)
+        writer.writeheader()
+        writer.writerow(row)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +125,22 @@ def validate_manifest(body: dict) -> None:
 
     if not SCHEMA.exists():
         pytest.fail(f"{SCHEMA} is missing")
-    jsonschema.validate(body, json.loads(SCHEMA.read_text(encoding="utf-8")))
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft7Validator(schema).validate(body)   # its $schema names no draft; 7 fits
+
+
+def test_the_manifest_schema_can_fail():
+    bad = {"@context": "http://iiif.io/api/presentation/3/context.json", "type": "Manifest",
+           "id": "http://127.0.0.1/iiif/x/manifest", "label": "a plain string", "items": []}
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError):
+        validate_manifest(bad)
+    validate_manifest({**bad, "label": {"zh": ["题名"]}})
 
 
 def test_manifest_of_open_scans(scan_portal, scans):
-    _, opened, _ = scans
+    _, opened, _, _ = scans
     client = scan_portal.test_client()
     answer = client.get(f"/iiif/{opened}/manifest", headers={"Accept": "application/ld+json"})
     assert answer.status_code == 200
@@ -125,7 +168,7 @@ def test_manifest_of_open_scans(scan_portal, scans):
 def test_image_requests(scan_portal, scans):
     from PIL import Image
 
-    _, opened, _ = scans
+    _, opened, _, _ = scans
     client = scan_portal.test_client()
     body = client.get(f"/iiif/{opened}/manifest").get_json()
     base = "/" + body["items"][0]["items"][0]["items"][0]["body"]["service"][0]["id"] \
@@ -168,7 +211,7 @@ def test_closed_scans_are_not_served(scan_portal, scans):
     from storage.catalogue import Catalogue
     from storage.catalogue import models as m
 
-    settings, _, closed = scans
+    settings, _, closed, _ = scans
     with Catalogue.open(settings).session() as s:
         sha = s.scalars(select(m.File.sha256).where(m.File.aip_uuid == closed,
                                                     m.File.path.like("data/objects/%"))).first()
@@ -239,7 +282,7 @@ def test_viewer_loads_the_manifest_in_chromium(server, scans):
         pytest.skip("the viewer is not installed: make viewer (needs npm)")
     from playwright.sync_api import sync_playwright
 
-    _, opened, _ = scans
+    _, opened, _, _ = scans
     requests: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -264,3 +307,38 @@ def test_viewer_loads_the_manifest_in_chromium(server, scans):
     assert any("/info.json" in u for u in requests)
     assert any(u.endswith("/default.jpg") for u in requests)
     assert all(u.startswith(server) for u in requests), "the viewer fetched from elsewhere"
+
+
+def test_image_service_passes_the_iiif_validator(server, scans):
+    """The IIIF Image API validator (iiif-validator, the IIIF community's) runs every test of
+    its levels 0 and 1 for Image API 3.0 against the served image."""
+    from iiif_validator.validator import ImageAPI, TestSuite, ValidationInfo
+    from sqlalchemy import select
+
+    from storage.catalogue import Catalogue
+    from storage.catalogue import models as m
+
+    settings, _, _, squares = scans
+    with Catalogue.open(settings).session() as s:
+        sha = s.scalars(select(m.File.sha256).where(m.File.aip_uuid == squares,
+                                                    m.File.path.like("%.png"))).one()
+    host = server.split("://", 1)[1]
+    tests = TestSuite(ValidationInfo()).list_tests("3.0")
+    run, failures = [], []
+    for name, test in sorted(tests.items()):
+        if test["level"] > 1:
+            continue
+        result = ImageAPI(sha[:16], host, f"iiif/{squares}/image", "http", "", "3.0",
+                          debug=False)
+        try:
+            TestSuite(ValidationInfo()).run_test(name, result)
+            error = result.exception
+        except Exception as exc:   # noqa: BLE001 - the validator's own failure report
+            error = exc
+        run.append(name)
+        if error is not None and not getattr(error, "warning", False):
+            failures.append(f"{name}: {getattr(error, 'message', error)} "
+                            f"(got {getattr(error, 'got', '?')}, "
+                            f"expected {getattr(error, 'expected', '?')}) {result.urls}")
+    assert len(run) >= 10, run
+    assert not failures, "\n".join(failures)

@@ -294,7 +294,7 @@ def _county_transfer(root, codes: list[str]):
     return root
 
 
-def test_resumption_survives_ingest_and_withdrawal(tmp_path):
+def test_resumption_survives_ingest_and_withdrawal(home, tmp_path):
     """A harvest paused after its first page: meanwhile a record already sent is withdrawn
     (控制) and a new transfer is ingested. The token goes on from where it was: nothing
     skipped (an offset would have skipped the first record of page 2), the new records come
@@ -308,11 +308,8 @@ def test_resumption_survives_ingest_and_withdrawal(tmp_path):
     from access.rules import Reader
     from access.services import AccessService
     from ingest.pipeline import ingest
-    from policies import load_settings
 
-    home = tmp_path / "home"
-    home.mkdir()
-    settings = load_settings(home, environ={})
+    settings = home    # on PostgreSQL too when DANGAN_TEST_CATALOGUE=postgresql
     archivist = Reader("archivist", "fixture")
 
     def ingest_open(name: str, codes: list[str]) -> str:
