@@ -14,8 +14,9 @@ once per tile.
   file's SHA-256; ``info.json`` and ``{region}/{size}/{rotation}/{quality}.{format}`` with
   region ``full``, ``square`` or ``x,y,w,h``; size ``max``, ``w,``, ``,h``, ``w,h`` or
   ``!w,h`` (no upscaling); rotation ``0``; quality ``default``; format ``jpg`` or ``png``.
-* Decoded images are kept in memory (:data:`CACHE_PIXELS` pixels in all) so that the tiles of
-  one image are cut from one decode.
+* Decoded images, and their halvings as zoomed-out tiles need them, are kept in memory
+  (:data:`CACHE_PIXELS` pixels in all) so that the tiles of one image are cut from one decode
+  (figures: ``bench/iiif_tiles.py``).
 """
 
 from __future__ import annotations
@@ -168,11 +169,7 @@ class Iiif:
             image = image.convert("RGB")
         with self._lock:
             self._sizes[sha256] = image.size
-            self._decoded[sha256] = image
-            total = sum(i.width * i.height for i in self._decoded.values())
-            while total > CACHE_PIXELS and len(self._decoded) > 1:
-                _, dropped = self._decoded.popitem(last=False)
-                total -= dropped.width * dropped.height
+        self._keep(sha256, image)
         return image
 
     def render(self, reader: r.Reader, uuid: str, image_id: str, region: str, size: str,
@@ -195,13 +192,44 @@ class Iiif:
         image = self._decode(reader, uuid, entry.path, entry.sha256, audit=False)
         from PIL import Image
 
+        # a downscaled answer is cut from the nearest halving of the image at or above its
+        # scale (kept with the image), so a zoomed-out tile reads few pixels
+        scale = min((box[2] - box[0]) / width, (box[3] - box[1]) / height)
+        factor = 1
+        while factor * 2 <= scale and factor < 64:
+            factor *= 2
+        if factor > 1:
+            image = self._reduced(entry.sha256, image, factor)
+            box = (box[0] // factor, box[1] // factor, max(box[0] // factor + 1, box[2] // factor),
+                   max(box[1] // factor + 1, box[3] // factor))
         out = image.crop(box)
         if out.size != (width, height):
-            out = out.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            out = out.resize((width, height), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         kind, mime = FORMATS[fmt]
         out.save(buffer, kind, **({"quality": 85} if kind == "JPEG" else {}))
         return buffer.getvalue(), mime
+
+    def _reduced(self, sha256: str, image: PILImage.Image, factor: int) -> PILImage.Image:
+        """The image reduced by ``factor`` (a power of 2), made once from the next level."""
+        key = f"{sha256}/{factor}"
+        with self._lock:
+            known = self._decoded.get(key)
+            if known is not None:
+                self._decoded.move_to_end(key)
+                return known
+        source = image if factor == 2 else self._reduced(sha256, image, factor // 2)
+        reduced = source.reduce(2)
+        self._keep(key, reduced)
+        return reduced
+
+    def _keep(self, key: str, image: PILImage.Image) -> None:
+        with self._lock:
+            self._decoded[key] = image
+            total = sum(i.width * i.height for i in self._decoded.values())
+            while total > CACHE_PIXELS and len(self._decoded) > 1:
+                _, dropped = self._decoded.popitem(last=False)
+                total -= dropped.width * dropped.height
 
     # -- documents -------------------------------------------------------------------------
     def info(self, entry: ImageEntry, service_id: str) -> dict[str, Any]:
