@@ -116,9 +116,14 @@ class Iiif:
     def _size(self, reader: r.Reader, uuid: str, path: str, sha256: str) -> tuple[int, int]:
         with self._lock:
             known = self._sizes.get(sha256)
-        if known is None:
-            image = self._decode(reader, uuid, path, sha256, audit=False)
-            known = image.size
+        if known is None:   # the header alone: a manifest of many scans decodes none
+            from PIL import Image
+
+            ref = self.service.file(reader, uuid, path, "iiif", audit=False)
+            with Image.open(io.BytesIO(b"".join(self.service.retriever.open(ref)))) as image:
+                known = image.size
+            with self._lock:
+                self._sizes[sha256] = known
         return known
 
     def entry(self, reader: r.Reader, uuid: str, image_id: str) -> ImageEntry:
