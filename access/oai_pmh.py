@@ -19,9 +19,11 @@ anonymous search does not list it.
   ingested while a harvest is under way come after the cursor (their datestamp is newer) and
   are sent on a later page; a record withdrawn meanwhile shifts nothing, so none is skipped; a
   record changed meanwhile (a review decision) is sent again with its new datestamp.
-* Deleted records: ``deletedRecord`` is ``no`` — the archive keeps no tombstones yet (no
-  disposition). :meth:`OaiProvider.tombstones` is where they would be listed, as
-  ``<header status="deleted">``.
+* Deleted records: ``deletedRecord`` is ``persistent``. An AIP deleted by an appraisal
+  decision (``dangan delete``) keeps its catalogue record (status DELETED); its items that an
+  anonymous reader could see when it was deleted are listed as ``<header status="deleted">``
+  stamped with the deletion (:meth:`OaiProvider.tombstones`). Records withdrawn from public
+  view by a review decision (控制) are not deletions: they just stop being listed.
 
 The protocol is written with lxml (see README, "OAI-PMH" for why no library serves it); every
 answer validates against the OAI-PMH 2.0 schema (``access/schemas``).
@@ -249,15 +251,53 @@ class OaiProvider:
         return out
 
     def tombstones(self) -> list[Entry]:
-        """Records withdrawn from public view that harvesters must be told of (``deleted``
-        entries). None yet: the archive has no disposition, so Identify says
-        ``deletedRecord`` ``no``; when it has, this returns them and Identify says
-        ``persistent``."""
-        return []
+        """The deleted records harvesters are told of (``<header status="deleted">``): the
+        items of AIPs deleted by an appraisal decision (status DELETED: their catalogue
+        record stays, so the list is persistent) that an anonymous reader could see on the
+        day they were deleted. A record never public is never announced, not even as
+        deleted. Datestamp: the deletion."""
+        from access.facts import decisions_for, facts_of_items
+
+        service = self.service
+        with service.catalogue.session() as s:
+            aips = {a.uuid: a for a in s.scalars(select(m.Aip).where(m.Aip.status == "DELETED"))}
+            if not aips:
+                return []
+            deleted_at = dict(
+                s.execute(
+                    select(m.Event.aip_uuid, func.max(m.Event.at))
+                    .where(m.Event.aip_uuid.in_(aips), m.Event.type == "deletion",
+                           m.Event.outcome == "pass")
+                    .group_by(m.Event.aip_uuid)
+                ).all()
+            )
+            items: dict[str, list[m.Item]] = {}
+            for item in s.scalars(select(m.Item).where(m.Item.aip_uuid.in_(aips))
+                                  .order_by(m.Item.id)):
+                items.setdefault(item.aip_uuid, []).append(item)
+            decisions = decisions_for(s, list(aips))
+        out = []
+        for uuid, aip in aips.items():
+            when = _utc(deleted_at.get(uuid))
+            if when is None:
+                continue
+            facts = facts_of_items(aip, items.get(uuid, []), service.rules, decisions)
+            for item in items.get(uuid, []):
+                record = facts.get(item.key)
+                if record is None or r.tier(self.reader, record, service.rules,
+                                            today=when.date()) is r.Tier.HIDDEN:
+                    continue
+                fields = item.fields or {}
+                facets = {"category": fields.get("jzfp_category"), "year": fields.get("year")}
+                # keyset ids of tombstones are negative: never equal to a search document's
+                out.append(Entry(when, -item.id, uuid, item.key, _sets(facets, fields),
+                                 deleted=True))
+        return out
 
     @property
     def deleted_record(self) -> str:
-        return "persistent" if self.tombstones() else "no"
+        """``persistent``: a deleted AIP's catalogue record is kept, so are its tombstones."""
+        return "persistent"
 
     def identifier(self, entry: Entry) -> str:
         return f"oai:{self.config.repository_id}:{entry.aip_uuid}/{entry.item_key}"

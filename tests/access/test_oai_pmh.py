@@ -95,7 +95,7 @@ def test_identify_and_formats(server, schema):
     doc = get(server, schema, verb="Identify")
     identify = doc.find(f"{OAI}Identify")
     assert identify.findtext(f"{OAI}protocolVersion") == "2.0"
-    assert identify.findtext(f"{OAI}deletedRecord") == "no"
+    assert identify.findtext(f"{OAI}deletedRecord") == "persistent"
     assert identify.findtext(f"{OAI}granularity") == "YYYY-MM-DDThh:mm:ssZ"
     assert identify.findtext(f"{OAI}baseURL") == "https://dangan.example.gov.cn/oai"
     doc = get(server, schema, verb="ListMetadataFormats")
@@ -110,7 +110,7 @@ def test_full_harvest_with_resumption_equals_anonymous_search(server, holding, s
 
     sickle = Sickle(f"{server}/oai", max_retries=0, timeout=60)
     records = list(sickle.ListRecords(metadataPrefix="oai_dc"))
-    harvested = [local_id(r.header.identifier) for r in records]
+    harvested = [local_id(r.header.identifier) for r in records if not r.header.deleted]
     assert len(harvested) == len(set(harvested))
     assert len(harvested) > PAGE, "the harvest must have needed resumption"
     assert set(harvested) == anonymous_search_ids(server, holding)
@@ -270,7 +270,7 @@ def test_post_is_answered_like_get(server, schema):
     assert doc.find(f"{OAI}Identify") is not None
 
 
-def _county_transfer(root, codes: list[str]):
+def _county_transfer(root, codes: list[str], year: str = "2016", retention: str = "永久"):
     """A transfer of county documents (no personal information), one PDF each."""
     import csv
 
@@ -283,9 +283,9 @@ def _county_transfer(root, codes: list[str]):
         text_pdf(folder / f"{code}.pdf", f"扶贫项目资金公示第{n}号", f"村级扶贫项目资金公示第{n}号。")
         row = dict.fromkeys(HEADER, "")
         row.update({"序号": str(n), "档号": code, "责任者": "大通县扶贫开发局",
-                    "题名": f"扶贫项目资金公示第{n}号", "日期": f"201603{n:02d}", "密级": "公开",
-                    "页数": "1", "保管期限": "永久", "精准扶贫类别": "03", "全宗号": "Q001",
-                    "年度": "2016", "文件组合类型": "单件", "计算机文件名": f"综合/{code}.pdf"})
+                    "题名": f"扶贫项目资金公示第{n}号", "日期": f"{year}03{n:02d}", "密级": "公开",
+                    "页数": "1", "保管期限": retention, "精准扶贫类别": "03", "全宗号": "Q001",
+                    "年度": year, "文件组合类型": "单件", "计算机文件名": f"综合/{code}.pdf"})
         rows.append(row)
     with open(root / "归档文件目录.csv", "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.DictWriter(handle, HEADER)
@@ -346,3 +346,66 @@ def test_resumption_survives_ingest_and_withdrawal(home, tmp_path):
     assert [h.split("/")[0] for h in harvested[-2:]] == [second, second]
     assert f"{first}/{withdrawn}" not in after and len(after) == 6
     assert set(after) == set(harvested) - {f"{first}/{withdrawn}"}
+
+
+def test_deleted_records_are_announced_only_if_they_were_public(home, tmp_path):
+    """Two AIPs past their retention (定期10年, 2010) are deleted by appraisal decisions: the
+    one that was open is announced as deleted (header status="deleted", no metadata, stamped
+    with the deletion, in its sets, on an incremental harvest too); the one never open is
+    not announced at all."""
+    from datetime import date
+
+    from sickle import Sickle
+    from werkzeug.serving import make_server
+
+    from access.portal import create_app
+    from access.rules import Reader
+    from access.services import AccessService
+    from ingest.pipeline import ingest
+    from storage.catalogue import Catalogue
+    from storage.copies import Replicator
+
+    settings = home
+    archivist = Reader("archivist", "fixture")
+    uuids = []
+    for name, codes in (("open", ["Q001-WS·2010-D10-FPB-0001", "Q001-WS·2010-D10-FPB-0002"]),
+                        ("closed", ["Q001-WS·2010-D10-FPB-0003"])):
+        result = ingest(_county_transfer(tmp_path / name, codes, "2010", "定期10年"), settings)
+        assert result.status == "accepted", result.failures
+        uuids.append(result.aips[0]["uuid"])
+    opened, closed = uuids
+    AccessService(settings).record_decision(archivist, opened, None, open_date=date(2015, 1, 1),
+                                            control="开放", basis="公示材料")
+    app = create_app(served_settings(settings))
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{httpd.server_port}/oai"
+        sickle = Sickle(base, max_retries=0, timeout=60)
+        before = list(sickle.ListIdentifiers(metadataPrefix="oai_dc"))
+        assert {local_id(h.identifier).split("/")[0] for h in before} == {opened}
+        assert not any(h.deleted for h in before)
+        since = max(h.datestamp for h in before)
+        for uuid in (opened, closed):
+            Replicator(settings, Catalogue.open(settings)).delete(uuid, "鉴定：保管期满，销毁")
+        after = list(sickle.ListIdentifiers(metadataPrefix="oai_dc"))
+        later = list(sickle.ListIdentifiers(metadataPrefix="oai_dc", **{"from": since}))
+        in_set = list(sickle.ListIdentifiers(metadataPrefix="oai_dc", set="year:2010"))
+        record = sickle.GetRecord(identifier=before[0].identifier, metadataPrefix="dangan")
+        schema = __import__("access.oai_pmh", fromlist=["validator"]).validator()
+        with urllib.request.urlopen(f"{base}?verb=ListRecords&metadataPrefix=dangan",
+                                    timeout=60) as answer:
+            doc = etree.fromstring(answer.read())
+        schema.assertValid(doc)
+    finally:
+        httpd.shutdown()
+        thread.join(10)
+    assert {h.identifier for h in after} == {h.identifier for h in before}
+    assert all(h.deleted for h in after)
+    assert {h.identifier for h in later} == {h.identifier for h in before}
+    assert {h.identifier for h in in_set} == {h.identifier for h in before}
+    assert record.header.deleted and not getattr(record, "metadata", None)
+    assert all(closed not in h.identifier for h in after)
+    assert doc.findall(f".//{OAI}metadata") == []
+    assert len(doc.findall(f".//{OAI}header[@status='deleted']")) == 2
