@@ -96,6 +96,8 @@ class Iiif:
             NotFoundError: no such AIP, or the reader may not know of it.
         """
         view = self.service.aip(reader, uuid, via="iiif")
+        if view["status"] == "DELETED":   # deleted by appraisal: its files are gone
+            return view, []
         stored = {f.path: f for f in self.service.catalogue.files_of(view["uuid"])}
         shown_of = {r.mask_numbers(p): p for p in stored}
         titles = {i["key"]: i["title"] for i in view["items"]}
@@ -129,6 +131,8 @@ class Iiif:
     def entry(self, reader: r.Reader, uuid: str, image_id: str) -> ImageEntry:
         """One image by its id, the rules asked again (raises NotFoundError / Forbidden)."""
         if not re.fullmatch(r"[0-9a-f]{16}", image_id):
+            raise NotFoundError(f"no image {image_id}")
+        if self.service.catalogue.get_aip(uuid).status == "DELETED":
             raise NotFoundError(f"no image {image_id}")
         matches = [f for f in self.service.catalogue.files_of(uuid)
                    if (f.sha256 or "").startswith(image_id)

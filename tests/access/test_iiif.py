@@ -19,7 +19,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCHEMA = Path(__file__).resolve().parent / "data" / "iiif_3_0.json"
 
 
-def _scan_transfer(root: Path, codes: list[str]) -> Path:
+def _scan_transfer(root: Path, codes: list[str], year: str = "2016",
+                   retention: str = "永久") -> Path:
     """County documents scanned to JPEG (no personal information), one page each."""
     folder = root / "综合"
     folder.mkdir(parents=True)
@@ -29,9 +30,9 @@ def _scan_transfer(root: Path, codes: list[str]) -> Path:
         image.save(folder / f"{code}.jpg", "JPEG", quality=85, dpi=(300, 300))
         row = dict.fromkeys(HEADER, "")
         row.update({"序号": str(n), "档号": code, "责任者": "大通县扶贫开发局",
-                    "题名": f"合作社帮扶协议扫描件第{n}页", "日期": f"201604{n:02d}",
-                    "密级": "公开", "页数": "1", "保管期限": "永久", "精准扶贫类别": "03",
-                    "全宗号": "Q001", "年度": "2016", "文件组合类型": "单件",
+                    "题名": f"合作社帮扶协议扫描件第{n}页", "日期": f"{year}04{n:02d}",
+                    "密级": "公开", "页数": "1", "保管期限": retention, "精准扶贫类别": "03",
+                    "全宗号": "Q001", "年度": year, "文件组合类型": "单件",
                     "计算机文件名": f"综合/{code}.jpg"})
         rows.append(row)
     with open(root / "归档文件目录.csv", "w", encoding="utf-8-sig", newline="") as handle:
@@ -344,3 +345,33 @@ def test_image_service_passes_the_iiif_validator(server, scans):
                             f"expected {getattr(error, 'expected', '?')}) {result.urls}")
     assert len(run) >= 10, run
     assert not failures, "\n".join(failures)
+
+
+def test_deleted_scans_are_gone(scan_portal, scans, tmp_path):
+    """An open scan past its retention (定期10年, 2010), deleted by an appraisal decision: its
+    manifest and image answer 404, not an error."""
+    from datetime import date
+
+    from access.rules import Reader
+    from access.services import AccessService
+    from ingest.pipeline import ingest
+    from storage.catalogue import Catalogue
+    from storage.copies import Replicator
+
+    settings = scans[0]
+    result = ingest(_scan_transfer(tmp_path / "old", ["Q001-WS·2010-D10-FPB-0601"], "2010",
+                                   "定期10年"), settings)
+    assert result.status == "accepted", result.failures
+    uuid = result.aips[0]["uuid"]
+    AccessService(settings).record_decision(Reader("archivist", "fixture"), uuid, None,
+                                            open_date=date(2015, 1, 1), control="开放",
+                                            basis="已公开")
+    client = scan_portal.test_client()
+    body = client.get(f"/iiif/{uuid}/manifest").get_json()
+    service = body["items"][0]["items"][0]["items"][0]["body"]["service"][0]["id"]
+    image = "/" + service.split("://", 1)[1].split("/", 1)[1]
+    assert client.get(f"{image}/full/200,/0/default.jpg").status_code == 200
+    Replicator(settings, Catalogue.open(settings)).delete(uuid, "鉴定：保管期满，销毁")
+    assert client.get(f"/iiif/{uuid}/manifest").status_code == 404
+    assert client.get(f"{image}/info.json").status_code == 404
+    assert client.get(f"{image}/full/200,/0/default.jpg").status_code == 404
