@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from access import rules as r
 from access.models import OpenDecision, SearchAccess
@@ -198,41 +198,53 @@ class OaiProvider:
         self.service = service
         self.config = config
         self.reader = r.Reader()  # anonymous
+        self._cache: tuple[Any, list[Entry]] | None = None
 
     # -- the records -----------------------------------------------------------------------
-    def entries(self) -> list[Entry]:
-        """Every record an anonymous reader may find, in keyset order (plus tombstones)."""
+    def entries(self, aip_uuid: str | None = None) -> list[Entry]:
+        """Every record an anonymous reader may find, in keyset order, with the tombstones
+        (``aip_uuid``: only that AIP's). The rules' own SQL form of the anonymous scope picks
+        the rows, the Python test applies after it; JSON columns are read for the three keys
+        the sets need only."""
         service = self.service
         service.index.sync()
+        # the whole list is kept until documents, decisions or deletions change (the search
+        # index's generation) or the day turns (open dates pass): a harvest's pages share it
+        key = (service.index.generation, date.today())
+        cached = self._cache
+        if aip_uuid is None and cached is not None and cached[0] == key:
+            return cached[1]
         scope = r.scope_for(self.reader, service.rules)
+        where, params = scope.sql("listed", alias="search_access")
+        query = (
+            select(
+                SearchAccess.doc_id,
+                SearchAccess.aip_uuid,
+                SearchAccess.item_key,
+                SearchAccess.control,
+                SearchAccess.open_date,
+                m.SearchDoc.facets["category"].as_string().label("category"),
+                m.SearchDoc.facets["year"].as_string().label("year"),
+                m.Aip.created_at,
+                m.Item.fields["fonds_code"].as_string().label("fonds"),
+            )
+            .join(m.SearchDoc, m.SearchDoc.id == SearchAccess.doc_id)
+            .join(m.Aip, m.Aip.uuid == SearchAccess.aip_uuid)
+            .outerjoin(
+                m.Item,
+                (m.Item.aip_uuid == SearchAccess.aip_uuid) & (m.Item.key == SearchAccess.item_key),
+            )
+            .where(text(where).bindparams(**params))
+        )
+        decisions = select(OpenDecision.aip_uuid, OpenDecision.item_key,
+                           func.max(OpenDecision.decided_at)).group_by(OpenDecision.aip_uuid,
+                                                                       OpenDecision.item_key)
+        if aip_uuid is not None:
+            query = query.where(SearchAccess.aip_uuid == aip_uuid)
+            decisions = decisions.where(OpenDecision.aip_uuid == aip_uuid)
         with service.catalogue.session() as s:
-            decided = {
-                (aip, key): at
-                for aip, key, at in s.execute(
-                    select(OpenDecision.aip_uuid, OpenDecision.item_key,
-                           func.max(OpenDecision.decided_at))
-                    .group_by(OpenDecision.aip_uuid, OpenDecision.item_key)
-                )
-            }
-            rows = s.execute(
-                select(
-                    SearchAccess.doc_id,
-                    SearchAccess.aip_uuid,
-                    SearchAccess.item_key,
-                    SearchAccess.control,
-                    SearchAccess.open_date,
-                    m.SearchDoc.facets,
-                    m.Aip.created_at,
-                    m.Item.fields,
-                )
-                .join(m.SearchDoc, m.SearchDoc.id == SearchAccess.doc_id)
-                .join(m.Aip, m.Aip.uuid == SearchAccess.aip_uuid)
-                .outerjoin(
-                    m.Item,
-                    (m.Item.aip_uuid == SearchAccess.aip_uuid)
-                    & (m.Item.key == SearchAccess.item_key),
-                )
-            ).all()
+            decided = {(aip, key): at for aip, key, at in s.execute(decisions)}
+            rows = s.execute(query).all()
         out = []
         for row in rows:
             access = {"aip_uuid": row.aip_uuid, "item_key": row.item_key,
@@ -245,9 +257,12 @@ class OaiProvider:
                 times.append(_utc(date.fromisoformat(str(row.open_date))))
             stamp = max(t for t in times if t is not None)
             out.append(Entry(stamp, row.doc_id, row.aip_uuid, row.item_key,
-                             _sets(row.facets or {}, row.fields or {})))
-        out.extend(self.tombstones())
+                             _sets({"category": row.category, "year": row.year},
+                                   {"fonds_code": row.fonds})))
+        out.extend(e for e in self.tombstones() if aip_uuid is None or e.aip_uuid == aip_uuid)
         out.sort()
+        if aip_uuid is None:
+            self._cache = (key, out)
         return out
 
     def tombstones(self) -> list[Entry]:
@@ -306,7 +321,7 @@ class OaiProvider:
         prefix = f"oai:{self.config.repository_id}:"
         if identifier.startswith(prefix):
             aip, _, key = identifier[len(prefix):].partition("/")
-            for entry in self.entries():
+            for entry in self.entries(aip):
                 if entry.aip_uuid == aip and entry.item_key == key:
                     return entry
         raise OaiError("idDoesNotExist", f"没有这个标识符: {identifier}")
