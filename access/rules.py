@@ -42,6 +42,10 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "admin": frozenset(
         {
             "manage-users",
+            "approve-appraisal",
+            "propose-appraisal",
+            "witness-destruction",
+            "place-holds",
             "decide-requests",
             "record-decisions",
             "print-labels",
@@ -55,6 +59,9 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     ),
     "archivist": frozenset(
         {
+            "propose-appraisal",
+            "witness-destruction",
+            "place-holds",
             "decide-requests",
             "record-decisions",
             "print-labels",
@@ -65,7 +72,8 @@ CAPABILITIES: dict[str, frozenset[str]] = {
         }
     ),
     "auditor": frozenset(
-        {"view-events", "view-audit-log", "view-fixity", "view-ingest", "list-restricted"}
+        {"view-events", "view-audit-log", "view-fixity", "view-ingest", "list-restricted",
+         "witness-destruction", "place-holds"}
     ),
     "researcher": frozenset({"list-restricted", "request-access"}),
     "public": frozenset(),

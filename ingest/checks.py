@@ -25,6 +25,7 @@ from metadata_profiles import Finding, find_gaps, format_numbers, parse_code
 from policies import FormatDecision, FormatPolicy
 
 Check = Callable[["CheckContext"], CheckResult]
+AS_UPDATE = "（库内已有此户卷：新材料请用 dangan ingest --as-update 接收为新版本，或 dangan update）"
 
 
 @dataclass
@@ -143,10 +144,11 @@ def check_duplicates(ctx: CheckContext) -> CheckResult:
         if code is not None and counts[code.text] > 1:
             problems.append(Problem(f"档号在目录中重复: {code.text}", **where))
         elif code is not None and code.text in conflicts:
-            problems.append(Problem(f"档号已被 {conflicts[code.text]} 使用: {code.text}", **where))
+            problems.append(Problem(f"档号已被 {conflicts[code.text]} 使用: {code.text}"
+                                    f"{AS_UPDATE}", **where))
         elif code is not None and code.volume in conflicts and code.volume != code.text:
-            problems.append(Problem(f"户卷档号已被 {conflicts[code.volume]} 使用: {code.volume}",
-                                    **where))
+            problems.append(Problem(f"户卷档号已被 {conflicts[code.volume]} 使用: {code.volume}"
+                                    f"{AS_UPDATE}", **where))
         pair = (record.values.get("document_no"), record.values.get("title"))
         if pair[0] and pairs[pair] > 1:
             problems.append(Problem(f"文号与题名重复: {pair[0]} {pair[1]}", **{

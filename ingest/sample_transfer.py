@@ -26,6 +26,7 @@ import os
 import random
 import re
 import zipfile
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
@@ -102,11 +103,45 @@ _TZ = dt.timezone(dt.timedelta(hours=8))
 _SHEET_TIME = dt.datetime(2021, 3, 15, 9, 0, 0)
 _FONDS_RE = re.compile(r"[A-Z0-9]{4}")
 
-_COUNTY = ("630121", "大通回族土族自治县", "大通县")
+@dataclass(frozen=True)
+class County:
+    """A county whose archives office makes the transfer: its GB/T 2260 code of today (the
+    villages' codes begin with it), the code its people's ID numbers carry (the county's code
+    when they were registered: Haidong's counties were renumbered in 2013, ID numbers kept the
+    old 6321xx), its full and short name, and its fonds (全宗号)."""
+
+    code: str
+    id_area: str
+    name: str
+    short: str
+    fonds: str
+
+    @property
+    def bank_town(self) -> str:
+        """The name banks' branches carry (大通县 → 大通)."""
+        return self.short.removesuffix("县")
+
+
+#: the counties a sample can come from (Xining's and Haidong's, Qinghai); a multi-county holding
+#: is several samples with different ``county`` (each its own fonds and village codes)
+COUNTIES = {c.code: c for c in (
+    County("630121", "630121", "大通回族土族自治县", "大通县", "Q001"),
+    County("630223", "632126", "互助土族自治县", "互助县", "Q002"),
+    County("630222", "632122", "民和回族土族自治县", "民和县", "Q003"),
+    County("630224", "632127", "化隆回族自治县", "化隆县", "Q004"),
+    County("632523", "632523", "贵德县", "贵德县", "Q005"),
+)}
+DEFAULT_COUNTY = "630121"
+_CURRENT: ContextVar[County] = ContextVar("sample_county", default=COUNTIES[DEFAULT_COUNTY])
+
+
+def _county() -> County:
+    """The county of the generation under way."""
+    return _CURRENT.get()
 _TOWNSHIPS = (("100", "河西镇"), ("101", "石门镇"), ("102", "青林乡"), ("103", "柳沟乡"))
 _VILLAGE_FIRST = "上下东西中红新前后大小阳沙柳杨石黑白卡元"
 _VILLAGE_SECOND = "庄沟湾滩岭台坡川堡寨咀营塘峡园"
-_BIRTH_AREAS = ("630121", "630121", "630121", "632521", "632221", "632523", "632722")
+_BIRTH_AREAS = (None, None, None, "632521", "632221", "632523", "632722")  # None: own county
 
 _SURNAMES = "马韩李王张赵祁冶鲁汪刘陈杨朱何胡孙吉雷谢"
 _GIVEN_M = "文明国华永福生德海成才保忠金贵发春林军得元有全学占正龙"
@@ -124,7 +159,7 @@ _DISEASES = ("高血压", "糖尿病", "类风湿性关节炎", "包虫病", "�
 _SERIOUS = ("尿毒症", "脑梗塞", "心脏病", "包虫病")
 _DISABILITY = ("肢体", "视力", "听力", "言语", "智力", "精神")
 _GRADES = ("一级", "二级", "三级", "四级")
-_BANKS = ("大通农村信用合作联社{t}信用社", "中国农业银行大通支行", "中国邮政储蓄银行大通支行")
+_BANKS = ("{c}农村信用合作联社{t}信用社", "中国农业银行{c}支行", "中国邮政储蓄银行{c}支行")
 _HELPER_UNITS = ("县农牧和扶贫开发局", "县教育局", "县卫生健康局", "县财政局", "县交通运输局",
                  "县水利局", "县人力资源和社会保障局", "{t}人民政府")
 _MEASURES = {
@@ -160,7 +195,7 @@ class _Village:
     @property
     def address(self) -> str:
         """Full address from county to village."""
-        return f"青海省{_COUNTY[1]}{self.township}{self.name}"
+        return f"青海省{_county().name}{self.township}{self.name}"
 
 
 @dataclass
@@ -235,6 +270,8 @@ def _check_char(body17: str) -> str:
 
 def _id_number(rng: random.Random, area: str, birth: dt.date, sex: str, used: set[str]) -> str:
     """A fictional 18-character 公民身份号码 with a correct check digit."""
+    if not ric.is_valid(f"{area}{birth:%Y%m%d}000" + _check_char(f"{area}{birth:%Y%m%d}000")):
+        raise ValueError(f"area code {area} is not one ID numbers can carry")
     while True:
         seq = rng.randrange(0, 500) * 2 + (1 if sex == "男" else 0)
         body = f"{area}{birth:%Y%m%d}{seq:03d}"
@@ -263,7 +300,8 @@ def _schooling(rng: random.Random, age: int) -> str:
 
 def _member(rng: random.Random, ctx: dict, relation: str, sex: str, age: int,
             surname: str | None) -> _Member:
-    area = "630121" if relation in ("户主", "之子", "之女", "之孙子", "之孙女") else rng.choice(_BIRTH_AREAS)
+    area = (None if relation in ("户主", "之子", "之女", "之孙子", "之孙女")
+            else rng.choice(_BIRTH_AREAS)) or _county().id_area
     birth = _birth_date(rng, ctx["year"] - age)
     number = _id_number(rng, area, birth, sex, ctx["used"])
     m = _Member(_person_name(rng, sex, surname), relation, sex, number, age)
@@ -387,7 +425,7 @@ def _make_villages(rng: random.Random, households: int) -> list[_Village]:
     for i, name in enumerate(names):
         t_code, t_name = townships[i % len(townships)]
         per_township[t_code] = per_township.get(t_code, 0) + 1
-        code = f"{_COUNTY[0]}{t_code}{200 + per_township[t_code]:03d}"
+        code = f"{_county().code}{t_code}{200 + per_township[t_code]:03d}"
         villages.append(_Village(code, name + "村", t_name))
     return sorted(villages, key=lambda v: v.code)
 
@@ -429,7 +467,7 @@ def _make_household(rng: random.Random, index: int, village: _Village, volume_no
         members=members, attribute=attribute, causes=causes,
         identified_year=identified, exit_year=exit_year,
         income_before=rng.randint(1500, 2850), income_after=rng.randint(3900, 9800),
-        bank=rng.choice(_BANKS).format(t=township),
+        bank=rng.choice(_BANKS).format(t=township, c=_county().bank_town),
         account="62" + "".join(str(rng.randrange(10)) for _ in range(17)),
         phone=f"1399700{rng.randrange(10000):04d}", house=house,
         land_mu=round(rng.uniform(0.5, 6.0), 1),
@@ -655,7 +693,7 @@ def _pdf_survey(hh: _Household, when: dt.datetime) -> tuple[bytes, int]:
     head, v = hh.head, hh.village
     p = _Pdf(f"{head.name}户入户调查表", v.township + "人民政府", when)
     p.title("建档立卡贫困户入户调查表", size=16, after=8)
-    p.line(f"{_COUNTY[1]}{v.township}{v.name}        调查日期：{_cn_date(when)}", size=10)
+    p.line(f"{_county().name}{v.township}{v.name}        调查日期：{_cn_date(when)}", size=10)
     p.table([
         ("户主姓名", head.name, "公民身份号码", head.id_number),
         ("家庭人口", f"{len(hh.members)}人", "联系电话", hh.phone),
@@ -704,17 +742,17 @@ def _pdf_notices(hh: _Household, when: dt.datetime) -> tuple[bytes, int]:
     p.para("经乡镇人民政府审核，以下农户符合建档立卡贫困户识别标准，现在行政村内公示7天。")
     p.table(row, widths)
     p.line(f"{v.township}人民政府    {_cn_date(when - dt.timedelta(days=5))}", align="right", after=18)
-    p.title(f"{_COUNTY[2]}扶贫开发局建档立卡贫困户审批结果公告", size=14)
+    p.title(f"{_county().short}扶贫开发局建档立卡贫困户审批结果公告", size=14)
     p.para(f"经县扶贫开发领导小组审定，{v.name}{head.name}户纳入{hh.identified_year}年度建档立卡贫困户，"
            "录入全国扶贫开发信息系统，现予以公告。")
     p.table(row, widths)
-    p.line(f"{_COUNTY[1]}扶贫开发局    {_cn_date(when)}", align="right")
+    p.line(f"{_county().name}扶贫开发局    {_cn_date(when)}", align="right")
     return p.finish()
 
 
 def _pdf_handbook(hh: _Household, when: dt.datetime) -> tuple[bytes, int]:
     head, v = hh.head, hh.village
-    p = _Pdf(f"{head.name}户扶贫手册", _COUNTY[1] + "扶贫开发局", when)
+    p = _Pdf(f"{head.name}户扶贫手册", _county().name + "扶贫开发局", when)
     p.title("扶 贫 手 册", size=22, after=6)
     p.line("（建档立卡贫困户）", size=12, align="center", after=14)
     p.table([
@@ -1222,8 +1260,8 @@ def _household_docs(rng: random.Random, hh: _Household) -> list[_Doc]:
                      v.name + "村民委员会", "纸质原件扫描", lambda: _pdf_scan(hh, d["review"], s[0])))
     docs += [
         _Doc("两公示一公告", "pdf", f"{head}户建档立卡两公示一公告", "02", "Y", d["notice"],
-         _COUNTY[1] + "扶贫开发局", "", lambda: _pdf_notices(hh, d["notice"])),
-        _Doc("扶贫手册", "pdf", f"{head}户扶贫手册", "02", "Y", d["handbook"], _COUNTY[1] + "扶贫开发局", "",
+         _county().name + "扶贫开发局", "", lambda: _pdf_notices(hh, d["notice"])),
+        _Doc("扶贫手册", "pdf", f"{head}户扶贫手册", "02", "Y", d["handbook"], _county().name + "扶贫开发局", "",
          lambda: _pdf_handbook(hh, d["handbook"])),
     ]
     if hh.has_plan:
@@ -1286,8 +1324,8 @@ def _general_items(rng: random.Random, villages: list[_Village], households: lis
 
 def _general_fields(spec: _DocSpec, village: _Village | None, when: dt.datetime, code: str,
                     fonds: str, doc_no: int) -> dict:
-    creator = f"{village.name}村民委员会" if village else f"{_COUNTY[1]}扶贫开发局"
-    title = spec.title.format(county=_COUNTY[1], village=village.name if village else "")
+    creator = f"{village.name}村民委员会" if village else f"{_county().name}扶贫开发局"
+    title = spec.title.format(county=_county().name, village=village.name if village else "")
     return {
         "档号": code, "文号": f"大扶〔{when.year}〕{doc_no}号" if spec.numbered else "",
         "责任者": creator, "题名": title, "日期": when.strftime("%Y%m%d"), "密级": spec.secrecy,
@@ -1568,7 +1606,7 @@ def _write_xlsx(path: Path, title: str, rows: list[list]) -> None:
     for letter, width in (("B", 34), ("E", 40), ("O", 21), ("V", 48)):
         ws.column_dimensions[letter].width = width
     props = wb.properties
-    props.creator = props.lastModifiedBy = f"{_COUNTY[1]}扶贫开发局"
+    props.creator = props.lastModifiedBy = f"{_county().name}扶贫开发局"
     props.title = title
     props.created = props.modified = _SHEET_TIME
     buf = io.BytesIO()
@@ -1595,7 +1633,7 @@ def _write_sheet(out: Path, plan: _Plan, sheet_format: str) -> Path:
         _write_csv(path, rows, "utf-8-sig")
     else:
         path = out / f"{SHEET_STEM}.xlsx"
-        _write_xlsx(path, f"{_COUNTY[1]}扶贫开发局 精准扶贫档案 归档文件目录", rows)
+        _write_xlsx(path, f"{_county().name}扶贫开发局 精准扶贫档案 归档文件目录", rows)
     return path
 
 
@@ -1622,10 +1660,13 @@ def _check_args(out: Path, households: int, defects: Sequence[str], fonds: str,
 
 
 def generate(out: Path, households: int = 5, seed: int = 1, defects: Sequence[str] = (),
-             fonds: str = "Q001", sheet_format: str = "xlsx") -> SampleSummary:
+             fonds: str | None = None, sheet_format: str = "xlsx",
+             county: str = DEFAULT_COUNTY) -> SampleSummary:
     """Write a sample transfer to ``out`` (new or empty directory) and return its summary.
 
-    ``households`` household volumes are spread over a few fictional villages of one county;
+    ``households`` household volumes are spread over a few fictional villages of ``county``
+    (a code of :data:`COUNTIES`; its villages' codes and people's ID numbers carry it);
+    ``fonds`` defaults to that county's (全宗号), so samples of two counties never share a 档号;
     ``defects`` is any subset of :data:`DEFECT_KINDS` (``gb18030-csv`` replaces the sheet
     whatever ``sheet_format`` says); ``sheet_format`` is ``"xlsx"`` or ``"csv"`` (UTF-8 with
     BOM). The same arguments always give byte-identical files; file modification times are set
@@ -1634,7 +1675,20 @@ def generate(out: Path, households: int = 5, seed: int = 1, defects: Sequence[st
     do not run two generations in threads of one process.
     """
     out = Path(out)
+    if county not in COUNTIES:
+        raise ValueError(f"unknown county {county!r}; known: "
+                         + ", ".join(f"{c.code} {c.name}" for c in COUNTIES.values()))
+    fonds = fonds or COUNTIES[county].fonds
     kinds = _check_args(out, households, defects, fonds, sheet_format)
+    token = _CURRENT.set(COUNTIES[county])
+    try:
+        return _generate(out, households, seed, kinds, fonds, sheet_format)
+    finally:
+        _CURRENT.reset(token)
+
+
+def _generate(out: Path, households: int, seed: int, kinds: list[str], fonds: str,
+              sheet_format: str) -> SampleSummary:
     rng = random.Random(seed)
     villages = _make_villages(rng, households)
     hhs = _make_households(rng, households, villages, fonds)

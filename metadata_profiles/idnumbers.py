@@ -28,7 +28,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from stdnum.cn import ric
 
 _DIGITS = "0-9\uff10-\uff19"
 _CHECK = "Xx\uff38\uff58"
@@ -70,6 +69,8 @@ def _canonical(text: str) -> str:
 
 
 def _valid(number: str) -> bool:
+    from stdnum.cn import ric  # loaded when a candidate is first seen, not at start-up
+
     try:
         return ric.is_valid(number)
     except Exception:  # noqa: BLE001 - stdnum may raise on odd input; it is then no number

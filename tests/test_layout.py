@@ -167,6 +167,25 @@ def test_the_lazy_import_check_can_fail(tmp_path):
     assert "sqlalchemy" in _heavy_after([["show", "no-such-aip"]], tmp_path)
 
 
+#: what a search or a record view never needs: XML (METS is read only for files and DIPs), the
+#: cipher (searching masks with keyed hashes), the fixity scanner and its process pool, the
+#: profile validator and the ID-number checksum library
+NOT_FOR_READING = ("lxml", "cryptography", "multiprocessing", "storage.fixity.scan",
+                   "storage.aip.mets", "metadata_profiles.validate", "stdnum", "jsonschema",
+                   "access.search.pg_embedded")
+
+
+def test_the_search_and_record_services_load_only_what_reading_needs():
+    """``dangan search`` and ``dangan show`` import the access services and the audit log;
+    what they do not need stays unloaded (each of these cost 10–50 ms at every call)."""
+    code = ("import json, sys; import access.services, storage.catalogue.auditlog; "
+            "from storage.copies import NoIntactCopy; from storage.catalogue import PiiVault; "
+            f"print(json.dumps(sorted(m for m in {NOT_FOR_READING!r} if m in sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
 SCHEMA_FILES = sorted([*(ROOT / "policies" / "schemas").glob("*.json"),
                        *(ROOT / "metadata_profiles" / "schema").glob("*.json")])
 

@@ -8,4 +8,6 @@ COMMANDS = {
     "user": "portal:user_group",
     "access": "portal:access_group",
     "labels": "portal:labels_command",
+    "appraisal": "appraisal:appraisal_group",
+    "hold": "appraisal:hold_group",
 }

@@ -20,7 +20,6 @@ from access.rules import mask_numbers
 from metadata_profiles.idnumbers import MAX_SPAN
 from access.search.base import CACHE_MIB, Hit, SearchEngine, SearchResult
 from access.search.facets import facet_list
-from access.search.pg_embedded import pg_rows
 from access.search.query import FACET_FIELDS, Query
 from storage.catalogue import Catalogue
 
@@ -247,6 +246,8 @@ class EmbeddedSearch(SearchEngine):
               ) -> list[dict[str, Any]]:
         """Matching documents (no text): id, aip, item, code, title, facets, score."""
         if connection.dialect.name != "sqlite":
+            from access.search.pg_embedded import pg_rows  # PostgreSQL catalogues only
+
             return pg_rows(connection, fts, query, facets, extra, joins)
         params: dict[str, Any] = dict(where[1]) if where else {}
         columns = ("d.id, d.aip_uuid, d.item_key, d.archival_code, d.title, "

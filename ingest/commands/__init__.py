@@ -3,4 +3,5 @@
 COMMANDS = {
     "ingest": "ingest:ingest_command",
     "sample-transfer": "ingest:sample_transfer_command",
+    "update": "update:update_command",
 }

@@ -46,11 +46,18 @@ def _progress_bar(enabled: bool):
 @click.option("--accept-valid", is_flag=True,
               help="Accept the units (household volumes) that pass every check and list the "
                    "rest for resubmission, instead of refusing the whole transfer.")
+@click.option("--as-update", is_flag=True,
+              help="Household volumes already held (same 档号) get a new version with the new "
+                   "or changed files and their corrected rows; the others become new AIPs.")
+@click.option("--reason", help="With --as-update: the reason recorded for each new version.")
 @click.pass_obj
 def ingest_command(settings: Settings, path: Path, profile: str | None, as_json: bool,
-                   accept_valid: bool) -> int:
+                   accept_valid: bool, as_update: bool, reason: str | None) -> int:
     """Ingest a transfer: a folder, a BagIt bag, or a .zip / .tar / .tar.gz file."""
     from ingest.pipeline import ingest
+
+    if as_update:
+        return _as_update(settings, path, profile, as_json, reason)
 
     progress, update = _progress_bar(not as_json and sys.stderr.isatty())
     if progress:
@@ -82,6 +89,33 @@ def ingest_command(settings: Settings, path: Path, profile: str | None, as_json:
     return result.exit_code
 
 
+def _as_update(settings: Settings, path: Path, profile: str | None, as_json: bool,
+               reason: str | None) -> int:
+    from ingest.update import ingest_as_update
+
+    result = ingest_as_update(path, settings, profile, reason)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return result.exit_code
+    for update in result.updates:
+        if update.status == "rejected":
+            click.echo(f"拒绝更新 rejected: AIP {update.aip}", err=True)
+            _echo_failures(update)   # type: ignore[arg-type]
+        else:
+            click.echo(f"第 {update.version} 版: AIP {update.aip}  新增 "
+                       f"{len(update.changes.get('added', []))}，替换 "
+                       f"{len(update.changes.get('replaced', []))}，更正著录 "
+                       f"{len(update.changes.get('records', []))}")
+    for uuid in result.unchanged:
+        click.echo(f"无变化 unchanged: AIP {uuid}")
+    if result.ingested is not None:
+        new = [a for a in result.ingested.aips]
+        click.echo(f"新 AIP new: {len(new)}")
+        for aip in new:
+            click.echo(f"  {aip['uuid']}  {aip['archival_code'] or '-'}  {aip['label']}")
+    return result.exit_code
+
+
 def _echo_failures(result: IngestResult) -> None:
     """The rejecting checks and their problems, on stderr."""
     for failure in result.failures:
@@ -105,9 +139,14 @@ def _echo_failures(result: IngestResult) -> None:
 @click.option("--defects", multiple=True, metavar="KIND",
               help="Add a realistic mistake (repeatable); see --list-defects.")
 @click.option("--csv", "as_csv", is_flag=True, help="Write the catalogue sheet as CSV.")
+@click.option("--county", default="630121", show_default=True, metavar="CODE",
+              help="The county (GB/T 2260 code) the transfer comes from; see --list-counties.")
+@click.option("--fonds", metavar="QNNN", help="全宗号 (default: the county's own).")
 @click.option("--list-defects", is_flag=True, help="List the defect kinds and exit.")
+@click.option("--list-counties", is_flag=True, help="List the counties and exit.")
 def sample_transfer_command(out: Path, households: int, seed: int, defects: tuple[str, ...],
-                            as_csv: bool, list_defects: bool) -> int:
+                            as_csv: bool, county: str, fonds: str | None, list_defects: bool,
+                            list_counties: bool) -> int:
     """Generate a realistic (fictional) 精准扶贫 transfer from a county office."""
     from ingest import sample_transfer
 
@@ -115,9 +154,13 @@ def sample_transfer_command(out: Path, households: int, seed: int, defects: tupl
         for kind, what in sample_transfer.DEFECT_KINDS.items():
             click.echo(f"{kind:14} {what}")
         return 0
+    if list_counties:
+        for c in sample_transfer.COUNTIES.values():
+            click.echo(f"{c.code}  {c.fonds}  {c.name}")
+        return 0
     try:
         summary = sample_transfer.generate(out, households=households, seed=seed,
-                                           defects=defects,
+                                           defects=defects, county=county, fonds=fonds,
                                            sheet_format="csv" if as_csv else "xlsx")
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

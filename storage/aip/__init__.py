@@ -1,4 +1,4 @@
-"""The AIP itself: its METS + PREMIS document, its digests and its layout.
+"""The AIP itself: its METS + PREMIS document, its digests, its layout and its versions.
 
 An AIP is a BagIt bag stored exploded (one object per file): ``bagit.txt``, ``bag-info.txt``,
 manifests, ``data/objects/…`` (the submitted files), ``data/metadata/mets.xml`` (METS 1.12 +
@@ -43,6 +43,31 @@ _API = {
     "map_files": "digest",
     "new_hashers": "digest",
     "read_chunks": "digest",
+    # versions
+    "INVENTORY": "versions",
+    "VERSIONS": "versions",
+    "Inventory": "versions",
+    "PublishedVersion": "versions",
+    "VersionInfo": "versions",
+    "catalogue_version": "versions",
+    "committed_inventories": "versions",
+    "discard_uncommitted": "versions",
+    "object_use": "versions",
+    "current_version": "versions",
+    "first_version": "versions",
+    "inventory_of": "versions",
+    "is_version_object": "versions",
+    "materialise": "versions",
+    "new_attempt": "versions",
+    "publish_version": "versions",
+    "record_version": "versions",
+    "request_fingerprint": "versions",
+    "stored_by_digest": "versions",
+    "version_changes": "versions",
+    "version_files": "versions",
+    "version_folder": "versions",
+    "version_objects": "versions",
+    "versions_of": "versions",
 }
 
 __all__ = sorted(_API)
@@ -58,4 +83,11 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.aip.digest import (
         CHUNK, PIPELINE_MIN, ReadBack, copy_and_hash, copy_hash_read_back, digest_stream,
         file_digests, fsync_dir, hash_file, map_files, new_hashers, read_chunks,
+    )
+    from storage.aip.versions import (
+        INVENTORY, VERSIONS, Inventory, catalogue_version, object_use, PublishedVersion,
+        VersionInfo, committed_inventories, discard_uncommitted, current_version,
+        first_version, inventory_of, is_version_object, materialise, new_attempt,
+        publish_version, record_version, request_fingerprint, stored_by_digest,
+        version_changes, version_files, version_folder, version_objects, versions_of,
     )

@@ -22,6 +22,7 @@ _API = {
     "MIGRATIONS": "database",
     "SearchDocument": "database",
     "chain_hash": "database",
+    "as_utc": "database",
     "utcnow": "database",
     # models
     "models": "models",
@@ -54,7 +55,7 @@ __all__ = sorted(_API)
 __getattr__, __dir__ = lazy_exports(__name__, _API)
 
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
-    from storage.catalogue.database import AUDIT_WRITTEN, Catalogue, GENESIS, MIGRATIONS, SearchDocument, chain_hash, utcnow
+    from storage.catalogue.database import AUDIT_WRITTEN, Catalogue, GENESIS, MIGRATIONS, SearchDocument, as_utc, chain_hash, utcnow
     from storage.catalogue import models
     from storage.catalogue.models import Base
     from storage.catalogue.archival_codes import ClaimResult, CodeClaim, CodeRegistry, NumberRequest

@@ -18,7 +18,7 @@ from pathlib import Path
 import re
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, event, func, insert, select, text, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +38,15 @@ GENESIS = "0" * 64
 AUDIT_WRITTEN: dict[str, set[str]] = {}
 """Catalogue URL -> the actions of the audit-log entries this process committed since the
 head was last anchored in storage (see :func:`storage.catalogue.auditlog.anchor_written`)."""
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A catalogue timestamp as aware UTC (SQLite hands them back without a zone)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
 
 
 def utcnow() -> datetime:
@@ -314,13 +323,7 @@ class Catalogue:
             pii_level=(record.get("access") or {}).get("pii_level"),
         ))
         s.flush()
-        # bulk inserts: an AIP may hold tens of thousands of files
-        items = [dict(aip_uuid=desc.uuid, key=i.id, parent_key=i.parent_id, level=i.level,
-                      archival_code=_str_or_none(i.fields.get("archival_code")),
-                      title=i.label, date=_str_or_none(i.fields.get("date")),
-                      fields=dict(i.fields)) for i in desc.items]
-        if items:
-            s.execute(insert(m.Item), items)
+        self._insert_items(s, desc)
         files = [dict(aip_uuid=desc.uuid, key=f.id, path=f.path, original_name=f.original_name,
                       size=f.size, sha256=f.digests["sha256"], digests=dict(f.digests),
                       mime=f.mime, puid=f.puid, format_name=f.format_name,
@@ -338,6 +341,26 @@ class Catalogue:
         s.add_all(m.Copy(aip_uuid=desc.uuid, location=c.location, url=c.url, status="verified",
                          verified_at=datetime.fromisoformat(c.finished), bytes=c.bytes)
                   for c in copies)
+        self._insert_events(s, desc, transfer_id, desc.events)
+        self.index_documents(s, desc.uuid, documents)
+        self.append_audit(s, actor, "ingest", desc.uuid,
+                    {"transfer": transfer_id, "archival_code": desc.archival_code,
+                     "files": len(desc.files), "bytes": size,
+                     "copies": [c.location for c in copies]})
+
+    @staticmethod
+    def _insert_items(s: Session, desc: AipDescription) -> None:
+        # bulk inserts: an AIP may hold tens of thousands of files
+        items = [dict(aip_uuid=desc.uuid, key=i.id, parent_key=i.parent_id, level=i.level,
+                      archival_code=_str_or_none(i.fields.get("archival_code")),
+                      title=i.label, date=_str_or_none(i.fields.get("date")),
+                      fields=dict(i.fields)) for i in desc.items]
+        if items:
+            s.execute(insert(m.Item), items)
+
+    @staticmethod
+    def _insert_events(s: Session, desc: AipDescription, transfer_id: str | None,
+                       events: Iterable[Any]) -> None:
         for agent in desc.agents:
             if s.get(m.Agent, agent.id) is None:
                 s.add(m.Agent(id=agent.id, name=agent.name, type=agent.type,
@@ -346,12 +369,51 @@ class Catalogue:
                           at=datetime.fromisoformat(e.datetime), outcome=e.outcome,
                           detail=e.detail, outcome_detail=e.outcome_detail,
                           agents=list(e.agent_ids), files=list(e.file_ids))
-                  for e in desc.events)
-        self.index_documents(s, desc.uuid, documents)
-        self.append_audit(s, actor, "ingest", desc.uuid,
-                    {"transfer": transfer_id, "archival_code": desc.archival_code,
-                     "files": len(desc.files), "bytes": size,
-                     "copies": [c.location for c in copies]})
+                  for e in events)
+
+    def update_aip(self, s: Session, desc: AipDescription, *, record: dict[str, Any],
+                   documents: Iterable[SearchDocument], bytes_added: int,
+                   file_count: int) -> None:
+        """The AIP's row, items, new events and search documents follow a new version
+        (``desc`` is its METS); the stored objects are recorded by the version itself."""
+        from storage.index import delete_tokens
+
+        aip = s.get(m.Aip, desc.uuid)
+        retention = desc.retention
+        aip.label, aip.record, aip.file_count = desc.label, record, file_count
+        aip.size = aip.size + bytes_added
+        if retention is not None:
+            aip.retention_period = retention.period
+            aip.expiry_date = date.fromisoformat(retention.expiry) if retention.expiry else None
+            aip.open_date = (date.fromisoformat(retention.open_date) if retention.open_date
+                             else aip.open_date)
+        access = record.get("access") or {}
+        aip.control_id = access.get("control_id", aip.control_id)
+        aip.pii_level = access.get("pii_level", aip.pii_level)
+        s.execute(delete(m.Item).where(m.Item.aip_uuid == desc.uuid))
+        self._insert_items(s, desc)
+        known = set(s.scalars(select(m.Event.id).where(m.Event.aip_uuid == desc.uuid)))
+        self._insert_events(s, desc, aip.transfer_id, [e for e in desc.events
+                                                       if e.id not in known])
+        # only the documents that changed are written again (tokens are the costly part)
+        wanted = {}
+        for d in documents:
+            wanted.setdefault((d.item_key, d.archival_code, _no_nul(d.title), _no_nul(d.text),
+                               json.dumps(d.facets, sort_keys=True, ensure_ascii=False,
+                                          default=_json_default)), []).append(d)
+        stale = []
+        for row in s.scalars(select(m.SearchDoc).where(m.SearchDoc.aip_uuid == desc.uuid)):
+            key = (row.item_key, row.archival_code, row.title, row.text,
+                   json.dumps(row.facets, sort_keys=True, ensure_ascii=False,
+                              default=_json_default))
+            if wanted.get(key):
+                wanted[key].pop()
+            else:
+                stale.append(row.id)
+        delete_tokens(s, stale)
+        if stale:
+            s.execute(delete(m.SearchDoc).where(m.SearchDoc.id.in_(stale)))
+        self.index_documents(s, desc.uuid, [d for docs in wanted.values() for d in docs])
 
     def index_documents(self, s: Session, aip_uuid: str,
                         documents: Iterable[SearchDocument]) -> int:

@@ -177,5 +177,41 @@ class SearchDoc(Base):
     facets: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class AipVersion(Base):
+    """One version of an AIP after the first (``storage/aip/versions.py``); an AIP without
+    rows here is version 1, as ingested."""
+
+    __tablename__ = "aip_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    aip_uuid: Mapped[str] = mapped_column(ForeignKey("aips.uuid"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    agent: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))   # ingestion | modification | replacement | withdrawal
+    supersedes: Mapped[int | None] = mapped_column(Integer)
+    inventory: Mapped[str | None] = mapped_column(Text)      # stored path of inventory.json
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    file_count: Mapped[int] = mapped_column(Integer)
+    bytes_added: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("aip_uuid", "number"),)
+
+
+class AipVersionFile(Base):
+    """A logical file of one AIP version and the stored object holding its bytes."""
+
+    __tablename__ = "aip_version_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    aip_uuid: Mapped[str] = mapped_column(String(36))
+    version: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    stored_path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    change: Mapped[str] = mapped_column(String(16))  # added | replaced | unchanged
+    __table_args__ = (UniqueConstraint("aip_uuid", "version", "path"),)
+
+
+Index("ix_aip_version_files_aip_version", AipVersionFile.aip_uuid, AipVersionFile.version)
 Index("ix_events_aip_at", Event.aip_uuid, Event.at)
 Index("ix_audit_log_action_object", AuditEntry.action, AuditEntry.object)

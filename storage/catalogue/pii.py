@@ -23,20 +23,21 @@ import os
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from metadata_profiles import find_id_numbers, mask_id_number, mask_id_numbers, normalise_id_number
 from policies.config import Settings
 from policies.errors import ConfigError
-from storage.aip import AipDescription
 from storage.catalogue.models import Base
 from storage.locations import private_dir
+
+if TYPE_CHECKING:
+    from storage.aip import AipDescription
 
 KEY_FILE = "pii.key"
 TOKEN_PREFIX = "v1:"
@@ -108,9 +109,17 @@ class PiiVault:
     def __init__(self, key: bytes) -> None:
         if len(key) != 32:
             raise ConfigError("the PII key must be 32 bytes")
-        self._aead = AESGCM(_derive(key, b"dangan pii encryption v1"))
+        self._sealing_key = _derive(key, b"dangan pii encryption v1")
         self._lookup_key = _derive(key, b"dangan pii lookup v1")
         self._text_key = _derive(key, b"dangan audited text v1")
+
+    @cached_property
+    def _aead(self) -> Any:
+        """AES-256-GCM, made at the first encryption or decryption (searching and masking
+        need only the keyed hashes, so the cipher library stays unloaded for them)."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        return AESGCM(self._sealing_key)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PiiVault:
@@ -137,6 +146,8 @@ class PiiVault:
         Raises:
             ConfigError: the token was not made with this key (or was altered).
         """
+        from cryptography.exceptions import InvalidTag
+
         raw = base64.b64decode(token.removeprefix(TOKEN_PREFIX))
         try:
             return self._aead.decrypt(raw[:12], raw[12:], context.encode("utf-8")).decode("utf-8")

@@ -42,7 +42,7 @@ from storage.catalogue.database import Catalogue, SearchDocument
 from storage.aip import digest_stream, read_chunks
 from storage.locations import ExpectedFile, Location, Mismatch, open_location
 from storage.locations import read_manifest
-from storage.aip import AipDescription, parse_mets
+from storage.aip import AipDescription, is_version_object, parse_mets
 
 METS = "data/metadata/mets.xml"
 RECORD = "data/metadata/record.json"
@@ -100,7 +100,10 @@ def read_stored_aip(location: Location, uuid: str, *, verify: bool = False,
         StorageError: the location fails.
         ValueError: ``mets.xml`` is missing, unreadable or names another AIP.
     """
-    listing = {info.path: info for info in location.list_files(uuid)}
+    # version 1 is what the top-level manifests describe; later versions (storage/aip/versions)
+    # are read from their inventories by Rebuilder._versions
+    listing = {info.path: info for info in location.list_files(uuid)
+               if not is_version_object(info.path)}
     if METS not in listing:
         raise ValueError(f"AIP {uuid}: no {METS}")
     description = parse_mets(_read(location, uuid, METS))
@@ -163,6 +166,7 @@ class RebuildReport:
     compared_with: str | None = None
     differences: list[Difference] = field(default_factory=list)
     later_events: int = 0
+    tombstones: int = 0          # tombstones of destroyed AIPs put back
     not_rebuilt: list[str] = field(default_factory=list)
 
     @property
@@ -232,6 +236,9 @@ class Rebuilder:
                     report.skipped += 1
                     continue
                 self._rebuild_one(uuid, report)
+        from storage.appraisal import restore_tombstones
+
+        report.tombstones = restore_tombstones(self.source, self.target)
         self.target.audit("rebuild", "catalogue-rebuilt", self.source.url,
                           {"found": report.found, "rebuilt": report.rebuilt,
                            "failed": sorted(report.failed), "damaged": sorted(report.damaged)})
@@ -302,6 +309,32 @@ class Rebuilder:
                 registry.assign(s, transfer["fingerprint"], codes)
             s.flush()
             self._copy_states(s, desc.uuid, stored)
+        self._versions(desc.uuid)
+
+    def _versions(self, uuid: str) -> None:
+        """The later versions of an AIP, from their inventories, each as an update would
+        have catalogued it (one transaction each, oldest first)."""
+        from storage.aip import catalogue_version, committed_inventories, version_objects
+        from storage.catalogue.pii import protect_description
+
+        for inventory in committed_inventories(self.source, uuid):
+            objects = version_objects(inventory)
+            info = self.source.head(uuid, inventory.path)
+            with self.source.open(uuid, inventory.path) as stream:
+                objects[inventory.path] = ExpectedFile(
+                    info.size, digest_stream(read_chunks(stream), ("sha256",))[1])
+            desc = parse_mets(_read(self.source, uuid, inventory.stored(METS)))
+            record = json.loads(_read(self.source, uuid, inventory.stored(RECORD))) \
+                if RECORD in inventory.files else {}
+            texts = {p: _read(self.source, uuid, f["stored"]).decode("utf-8")
+                     for p, f in inventory.files.items()
+                     if p.startswith(TEXTS) and p.endswith(".txt")}
+            documents = self.documents(desc, texts, self.settings.home)
+            masked, record, protected = protect_description(
+                desc, record, self._protected_fields(desc), self.vault)
+            with self.target.session() as s:
+                catalogue_version(self.target, s, inventory, masked, record, objects,
+                                  documents, protected)
 
     def _protected_fields(self, desc: AipDescription) -> tuple[str, ...]:
         if not desc.profile:

@@ -8,6 +8,7 @@ standard library at the top, and what it runs inside the command.
 COMMANDS = {
     "show": "aip:show_command",
     "get": "aip:get_command",
+    "history": "aip:history_command",
     "storage": "copies:storage_group",
     "replicate": "copies:replicate_command",
     "delete": "copies:delete_command",

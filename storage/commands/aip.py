@@ -1,11 +1,11 @@
-"""Storage's sub-commands: ``dangan show`` and ``dangan get``."""
+"""Storage's sub-commands: ``dangan show``, ``dangan get`` and ``dangan history``."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,15 +17,17 @@ if TYPE_CHECKING:
 
 @click.command("show")
 @click.argument("aip")
+@click.option("--version", "version", type=int, help="Show this version (default: the newest).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_obj
-def show_command(settings: Settings, aip: str, as_json: bool) -> int:
+def show_command(settings: Settings, aip: str, version: int | None, as_json: bool) -> int:
     """Show an AIP: metadata, files with digests and formats, events, copies."""
     from storage.catalogue import Catalogue, mask_text
     from storage.copies import human_size
 
     catalogue = Catalogue.open(settings)
     details = catalogue.aip_details(aip)
+    _version_view(catalogue, details, version)
     for copy in details["copies"]:
         copy["files"] = {f["path"]: f"{copy['url'].rstrip('/')}/{f['path']}"
                          for f in details["files"]}
@@ -41,7 +43,12 @@ def show_command(settings: Settings, aip: str, as_json: bool) -> int:
     echo(f"题名     {details['label']}")
     echo(f"保管期限 {details['retention_period'] or '-'}  到期 {details['expiry_date'] or '-'}"
          f"  开放日期 {details['open_date'] or '-'}")
-    echo(f"文件     {details['file_count']} 个，{human_size(details['size'])}（含元数据）")
+    echo(f"版本     第 {details['version']} 版（共 {details['versions']} 版）"
+         + (f"  {details['version_reason']}" if details['version'] > 1 else ""))
+    echo(f"文件     {details['file_count']} 个，存储 {human_size(details['size'])}（含元数据与各版本）")
+    for kind, label in (("added", "新增"), ("replaced", "替换"), ("withdrawn", "撤回")):
+        for path in details["changes"].get(kind, []):
+            echo(f"  本版{label} {path}")
     echo("\nFiles:")
     for f in details["files"]:
         fmt = f["puid"] or "unidentified"
@@ -61,17 +68,23 @@ def show_command(settings: Settings, aip: str, as_json: bool) -> int:
 @click.argument("path", required=False)
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path),
               help="Output file (with PATH) or folder (whole AIP); '-' writes a file to stdout.")
+@click.option("--version", "version", type=int,
+              help="Retrieve this version (default: the newest); a whole version is a bag.")
 @click.pass_obj
-def get_command(settings: Settings, aip: str, path: str | None, out: Path) -> int:
+def get_command(settings: Settings, aip: str, path: str | None, out: Path,
+                version: int | None) -> int:
     """Retrieve an AIP file (or the whole AIP), verifying every digest on the way out."""
+    from storage.aip import version_files
     from storage.catalogue import Catalogue
     from storage.copies import Retriever
 
     catalogue = Catalogue.open(settings)
-    uuid = catalogue.get_aip(aip).uuid
+    uuid = _not_destroyed(catalogue.get_aip(aip)).uuid
     retriever = Retriever(settings, catalogue)
+    with catalogue.session() as s:
+        stored = {p: row.path for p, row in version_files(s, uuid, version).items()}
     if path is not None:
-        ref = retriever.file(uuid, _real_path(catalogue, uuid, path))
+        ref = retriever.file(uuid, stored[_real_path(list(stored), uuid, path)])
         if str(out) == "-":
             for chunk in retriever.stream(ref):
                 sys.stdout.buffer.write(chunk)
@@ -86,20 +99,78 @@ def get_command(settings: Settings, aip: str, path: str | None, out: Path) -> in
         raise UsageError("a whole AIP needs a folder for -o")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out}: folder exists and is not empty")
-    files = catalogue.files_of(uuid)
-    for row in files:
-        retriever.save(retriever.file(uuid, row.path), out / row.path)
-    click.echo(f"{out}: {len(files)} files, every sha256 verified", err=True)
+    for logical, key in sorted(stored.items()):
+        retriever.save(retriever.file(uuid, key), out / logical)
+    click.echo(f"{out}: {len(stored)} files, every sha256 verified", err=True)
     return 0
 
 
+@click.command("history")
+@click.argument("aip")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def history_command(settings: Settings, aip: str, as_json: bool) -> int:
+    """Every version of an AIP: date, agent, reason and what it changed."""
+    from storage.aip import versions_of
+    from storage.catalogue import Catalogue, mask_text
 
-def _real_path(catalogue: Catalogue, uuid: str, path: str) -> str:
+    catalogue = Catalogue.open(settings)
+    uuid = catalogue.get_aip(aip).uuid
+    with catalogue.session() as s:
+        versions = [v.to_dict() for v in versions_of(s, uuid)]
+    versions = mask_text(versions)
+    if as_json:
+        click.echo(json.dumps({"aip": uuid, "versions": versions}, ensure_ascii=False, indent=2))
+        return 0
+    click.echo(f"AIP {uuid}: {len(versions)} 个版本")
+    for v in versions:
+        click.echo(f"\n第 {v['version']} 版  {v['created']}  {v['agent']}  {v['kind']}"
+                   + (f"（取代第 {v['supersedes']} 版）" if v["supersedes"] else ""))
+        click.echo(f"  原因: {v['reason']}")
+        changes = v["changes"]
+        for kind, label in (("added", "新增"), ("replaced", "替换"), ("withdrawn", "撤回")):
+            for path in changes.get(kind, []):
+                click.echo(f"  {label} {path}")
+        for change in changes.get("records", []):
+            fields = ", ".join(f"{k}: {old!r} → {new!r}"
+                               for k, (old, new) in change["fields"].items())
+            click.echo(f"  著录 {change['archival_code']}: {fields}")
+    return 0
+
+
+def _version_view(catalogue: Catalogue, details: dict, version: int | None) -> None:
+    """Narrow ``details`` to one version's files (logical paths), with its history."""
+    from storage.aip import version_files, versions_of
+
+    with catalogue.session() as s:
+        versions = versions_of(s, details["uuid"])
+        number = version or versions[-1].number
+        info = next((v for v in versions if v.number == number), None)
+        if info is None:
+            raise NotFoundError(f"AIP {details['uuid']} has no version {number}")
+        files = version_files(s, details["uuid"], number)
+    by_stored = {f["path"]: f for f in details["files"]}
+    details["files"] = [dict(by_stored[row.path], path=logical, stored=row.path)
+                        for logical, row in sorted(files.items())]
+    details.update(version=number, versions=len(versions), version_reason=info.reason,
+                   changes=info.changes, history=[v.to_dict() for v in versions])
+
+
+
+def _not_destroyed(aip: Any) -> Any:
+    """The AIP, unless appraisal destroyed it (its tombstone is what remains: dangan show)."""
+    if aip.status in ("DESTROYING", "DESTROYED"):
+        raise NotFoundError(f"AIP {aip.uuid} ({aip.archival_code or aip.label}) 已销毁 by "
+                            "appraisal: nothing of it can be retrieved; `dangan show` gives its "
+                            "destruction record")
+    return aip
+
+
+def _real_path(paths: list[str], uuid: str, path: str) -> str:
     """The bag path a user named: as stored, under ``data/objects/``, or as ``dangan show``
     prints it (ID numbers masked) when that names one file."""
     from storage.catalogue import mask_text
 
-    paths = [row.path for row in catalogue.files_of(uuid)]
     for wanted in (path, f"data/objects/{path}"):
         if wanted in paths:
             return wanted

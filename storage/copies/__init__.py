@@ -22,6 +22,7 @@ _API = {
     "ReplicationReport": "replication",
     "Replicator": "replication",
     "expected_of_aip": "replication",
+    "fetch_copy": "replication",
     "record_class": "replication",
     "record_copy_failure": "replication",
     "storage_status": "replication",
@@ -38,15 +39,18 @@ _API = {
     "transfer_running": "leftovers",
     # retrieval
     "FileRef": "retrieval",
-    "NoIntactCopy": "retrieval",
+    "NoIntactCopy": "errors",
     "Retriever": "retrieval",
     # worm
     "AppliedLock": "worm",
     "RetentionLockRecord": "worm",
     "WormSettings": "worm",
     "deletion_refusal": "worm",
+    "forget_lock": "worm",
+    "recorded_locks": "worm",
     "guard_deletion": "worm",
     "lock_for": "worm",
+    "lock_for_aip": "worm",
     "record_locks": "worm",
 }
 
@@ -55,15 +59,17 @@ __getattr__, __dir__ = lazy_exports(__name__, _API)
 
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.copies.replication import (
-        CopyAction, LocationSet, ReplicationReport, Replicator, expected_of_aip, record_class,
+        CopyAction, LocationSet, ReplicationReport, Replicator, expected_of_aip, fetch_copy,
+        record_class,
         record_copy_failure, storage_status, write_copies,
     )
     from storage.copies.leftovers import (
         CleanReport, RemnantReport, clean, find_remnants, human_age, human_size, parse_age,
         transfer_lock_path, transfer_running,
     )
-    from storage.copies.retrieval import FileRef, NoIntactCopy, Retriever
+    from storage.copies.errors import NoIntactCopy
+    from storage.copies.retrieval import FileRef, Retriever
     from storage.copies.worm import (
-        AppliedLock, RetentionLockRecord, WormSettings, deletion_refusal, guard_deletion,
-        lock_for, record_locks,
+        AppliedLock, RetentionLockRecord, WormSettings, deletion_refusal, forget_lock,
+        guard_deletion, lock_for, lock_for_aip, record_locks, recorded_locks,
     )

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from policies import (
     ConfigError,
@@ -43,7 +43,6 @@ from policies import (
 )
 from policies.loader import StoragePolicy
 from storage.catalogue import models
-from storage.index import outbox
 from storage.catalogue import Catalogue, utcnow
 from storage.aip import digest_stream, read_chunks
 from storage.locations import (
@@ -55,7 +54,7 @@ from storage.locations import (
     open_location,
     read_manifest,
 )
-from storage.index import delete_tokens
+from storage.index import unindex_aip
 from storage.copies.worm import (
     AppliedLock,
     WormSettings,
@@ -732,11 +731,7 @@ class Replicator:
 
     def _unindex(self, s, uuid: str) -> None:
         """A deleted AIP leaves the search index (its catalogue record stays, DELETED)."""
-        docs = list(s.scalars(select(models.SearchDoc.id).where(models.SearchDoc.aip_uuid == uuid)))
-        delete_tokens(s, docs)
-        s.execute(delete(models.SearchDoc).where(models.SearchDoc.aip_uuid == uuid))
-        if self.catalogue.outbox:
-            outbox.enqueue(s, uuid, "delete")
+        unindex_aip(s, uuid, outbox_enabled=bool(self.catalogue.outbox))
 
     def _record_event(self, uuid: str, location: str | None, outcome: str, kind: str,
                       detail: str) -> None:

@@ -27,7 +27,6 @@ from sqlalchemy import select
 
 from policies import (
     ConfigError,
-    FixityError,
     NotFoundError,
     Settings,
     StorageError,
@@ -38,27 +37,13 @@ from storage.catalogue import Catalogue, utcnow
 from storage.aip import CHUNK
 from storage.fixity import CopyCheck
 from storage.locations import Location, open_location
+from storage.copies.errors import NoIntactCopy
 
 #: audit findings that mean a copy cannot serve the file
 DAMAGE_KINDS = frozenset({"changed", "truncated", "missing", "unreadable", "tag-altered"})
 RETRIEVAL = "retrieval of "   # how the PREMIS events of failed reads begin
 #: the copy states a file may still be read from, best first (every byte is verified anyway)
 READABLE = ("verified", "damaged", "missing")
-
-
-class NoIntactCopy(FixityError):
-    """No copy of one file reads intact: each is damaged, missing or unreadable.
-
-    Attributes:
-        aip_uuid, path: the file.
-        failures: one line per copy tried (``location: what happened``).
-        known: the damage was on record already (nothing was read this time).
-    """
-
-    def __init__(self, aip_uuid: str, path: str, failures: list[str], known: bool = False):
-        super().__init__(f"{aip_uuid}/{path}: no copy could be read intact: "
-                         + "; ".join(failures), path=path)
-        self.aip_uuid, self.failures, self.known = aip_uuid, failures, known
 
 
 @dataclass(frozen=True)

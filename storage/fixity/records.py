@@ -18,22 +18,13 @@ from sqlalchemy.orm import Session
 
 from policies.config import dangan_version
 from storage.catalogue import models as m
-from storage.catalogue import Catalogue
+from storage.catalogue import Catalogue, as_utc
 from storage.fixity.compare import KIND_LABELS, Finding
 from storage.fixity.models import AuditRunItem, CopyCheck
 from storage.locations import ExpectedFile
 
 MAX_FINDINGS_KEPT = 1000        # per check, in the catalogue; the count is always exact
 MAX_FINDINGS_IN_EVENT = 50
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """A catalogue timestamp as aware UTC (SQLite hands them back without a zone)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def precise_now() -> datetime:

@@ -20,6 +20,7 @@ _API = {
     "term_tokens": "textseg",
     # tokens
     "delete_tokens": "tokens",
+    "unindex_aip": "tokens",
     "rebuild_tokens": "tokens",
     "write_tokens_many": "tokens",
     # postings
@@ -34,7 +35,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _API)
 
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.index.textseg import index_tokens, normalise, term_tokens
-    from storage.index.tokens import delete_tokens, rebuild_tokens, write_tokens_many
+    from storage.index.tokens import delete_tokens, rebuild_tokens, unindex_aip, write_tokens_many
     from storage.index import postings
     from storage.index import outbox
     from storage.index.outbox import OutboxEntry

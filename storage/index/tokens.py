@@ -123,3 +123,18 @@ def rebuild_tokens(s: Session, batch: int = 2000) -> int:
         write_tokens_many(s, [(doc_id, f"{code or ''} {title}\n{body}")
                               for doc_id, code, title, body in rows])
         count, last = count + len(rows), rows[-1][0]
+
+
+def unindex_aip(s: Session, uuid: str, *, outbox_enabled: bool) -> None:
+    """An AIP leaves search (deleted, or destroyed by appraisal): its documents and tokens
+    go in this transaction, and an external engine is told through the outbox."""
+    from sqlalchemy import delete as sql_delete, select
+
+    from storage.catalogue import models
+    from storage.index import outbox
+
+    docs = list(s.scalars(select(models.SearchDoc.id).where(models.SearchDoc.aip_uuid == uuid)))
+    delete_tokens(s, docs)
+    s.execute(sql_delete(models.SearchDoc).where(models.SearchDoc.aip_uuid == uuid))
+    if outbox_enabled:
+        outbox.enqueue(s, uuid, "delete")

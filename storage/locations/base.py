@@ -11,13 +11,13 @@ import io
 import os
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from policies.errors import FixityError, StorageError
+from policies.errors import FixityError, ObjectNotFound, StorageError
 from storage.aip import ReadBack
 
 ProgressFn = Callable[[int], None]
@@ -207,6 +207,32 @@ class Location(ABC):
         """
         raise StorageError(f"location {self.name}: files cannot be replaced in place")
 
+    def add_file(self, uuid: str, path: str, source: Path, expected: ExpectedFile) -> bool:
+        """Add a new object to a published copy (a new version of the AIP), never replacing.
+
+        An object already at ``path`` with the expected bytes is kept (an interrupted update
+        run again) and False is returned; one with other bytes raises FixityError and is left
+        as it is. The new bytes become visible only after they were read back and matched.
+        """
+        from storage.aip import digest_stream, read_chunks
+
+        try:
+            with self.open(uuid, path) as stream:
+                size, got = digest_stream(read_chunks(stream), list(expected.digests) or ["sha256"])
+        except ObjectNotFound:
+            self.put_new_file(uuid, path, source, expected)
+            return True
+        problems = [Mismatch("size", path, "", str(expected.size), str(size))] \
+            if size != expected.size else []
+        problems += [Mismatch("changed", path, alg, value, got[alg])
+                     for alg, value in expected.digests.items() if got.get(alg) != value]
+        raise_first(problems, uuid)
+        return False
+
+    def put_new_file(self, uuid: str, path: str, source: Path, expected: ExpectedFile) -> None:
+        """Write one object that is not there yet (see :meth:`add_file`)."""
+        self.put_file(uuid, path, source, expected)
+
     def delete_file(self, uuid: str, path: str) -> None:
         """Remove one file of a published copy (used to remove files that do not belong)."""
         raise StorageError(f"location {self.name}: files cannot be removed one by one")
@@ -233,8 +259,10 @@ class Location(ABC):
         raise StorageError(f"location {self.name}: leftovers cannot be removed")
 
     # -- WORM: retention locks where the backend enforces them ----------------------------
-    def set_retention(self, uuid: str, lock: "RetentionLock") -> str:
-        """Apply a retention lock to every object of a published copy.
+    def set_retention(self, uuid: str, lock: "RetentionLock",
+                      paths: "Iterable[str] | None" = None) -> str:
+        """Apply a retention lock to every object of a published copy (or only to ``paths``,
+        the objects a new version added: the others keep their locks untouched).
 
         Returns ``"server"`` when the backend itself now refuses deletion (S3 Object Lock),
         ``"catalogue"`` when only Dangan's own refusal (from the catalogue) protects the copy.

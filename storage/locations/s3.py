@@ -53,7 +53,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -755,6 +755,14 @@ class S3Location(Location):
         finally:
             self._delete_versions(staging, only={staging})
 
+    def put_new_file(self, uuid: str, path: str, source: Path, expected: ExpectedFile) -> None:
+        """Upload an object that is not there yet straight to its key, read back in full
+        (no staging copy: nothing is replaced, so nothing needs keeping aside)."""
+        _check_path(path)
+        self._require(uuid)
+        self._upload_checked(self._key(uuid, path), Path(source), expected,
+                             self.url_for(uuid, path))
+
     def _upload_checked(self, key: str, source: Path, want: ExpectedFile, what: str) -> None:
         for attempt in range(1, self.options.attempts + 1):
             self._upload_file(key, source, want, what)
@@ -804,8 +812,10 @@ class S3Location(Location):
                 self._lock_enabled = enabled == "Enabled"
         return self._lock_enabled
 
-    def set_retention(self, uuid: str, lock: RetentionLock) -> str:
-        """Give the current version of every file of the copy, and its marker, this lock.
+    def set_retention(self, uuid: str, lock: RetentionLock,
+                      paths: Iterable[str] | None = None) -> str:
+        """Give the current version of every file of the copy, and its marker, this lock
+        (with ``paths``: of those files only, the marker left as it is).
 
         A retain-until date is set (the server refuses to shorten one in COMPLIANCE mode);
         the legal hold is switched to ``lock.legal_hold``.
@@ -819,7 +829,11 @@ class S3Location(Location):
         # the current version of every file: the verified one, or the one a repair wrote
         targets: list[tuple[str, str | None]] = list(
             self._current_versions(f"{self.prefix}{uuid}/"))
-        targets.append((self._marker_key(uuid), None))
+        if paths is not None:
+            wanted = {self._key(uuid, p) for p in paths}
+            targets = [t for t in targets if t[0] in wanted]
+        else:
+            targets.append((self._marker_key(uuid), None))
 
         def apply(target: tuple[str, str | None]) -> None:
             key, version = target

@@ -19,7 +19,7 @@ import pytest
 from pypdf import PdfReader
 from stdnum.cn import ric
 
-from ingest.sample_transfer import COLUMNS, DEFECT_KINDS, EICAR, generate
+from ingest.sample_transfer import COLUMNS, COUNTIES, DEFECT_KINDS, EICAR, generate
 
 ITEM_RE = re.compile(
     r"^(?P<fonds>[A-Z0-9]{4})-(?P<cat>[A-Z]{2})·(?P<year>(19|20)\d{2})-(?P<ret>Y|D30|D10)"
@@ -281,6 +281,36 @@ def test_more_households_spread_over_villages(tmp_path):
     villages = {r["行政村代码"] for r in rows if r["户主姓名"]}
     assert summary.households == 40 and len(villages) >= 2
     assert len({r["户主公民身份号码"] for r in rows if r["户主姓名"]}) == 40
+
+
+@pytest.mark.parametrize("code", sorted(COUNTIES))
+def test_each_county_gives_its_own_codes_fonds_and_id_numbers(tmp_path, code):
+    county = COUNTIES[code]
+    generate(tmp_path / "t", households=2, seed=3, county=code)
+    rows = read_sheet(tmp_path / "t")
+    households = [r for r in rows if r["户主姓名"]]
+    assert households and all(r["行政村代码"].startswith(code) for r in households)
+    assert {r["全宗号"] for r in rows} == {county.fonds}
+    for row in households:     # the ID numbers carry the county's code at registration
+        number = row["户主公民身份号码"]
+        assert number.startswith(county.id_area) and ric.is_valid(number), number
+    sheet = openpyxl.load_workbook(next((tmp_path / "t").glob("*.xlsx")), read_only=True)
+    assert county.name in str(next(sheet.active.iter_rows(values_only=True))[0])
+
+
+def test_two_counties_make_one_holding_without_a_shared_archival_code(tmp_path):
+    """What a multi-county demo or benchmark needs: a second sample is no duplicate."""
+    generate(tmp_path / "a", households=3, seed=1)
+    generate(tmp_path / "b", households=3, seed=1, county="630223")
+    codes = [{r["档号"] for r in read_sheet(tmp_path / d)} for d in "ab"]
+    assert codes[0] and codes[1] and not codes[0] & codes[1]
+
+
+def test_unknown_county_is_refused_naming_the_known_ones(tmp_path):
+    with pytest.raises(ValueError) as err:
+        generate(tmp_path / "x", county="999999")
+    assert "999999" in str(err.value) and "630121" in str(err.value)
+    assert not (tmp_path / "x").exists()
 
 
 # ------------------------------------------------------------------- defects

@@ -1,0 +1,281 @@
+"""Appraisal and disposition end to end through the command line: propose → decide → submit →
+approve by another person → execute before a witness → tombstone, on a local folder and on S3
+(moto); self-approval, holds, revisions after submission, resumed execution, documents."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+from sqlalchemy import select
+from transfers import small_transfer
+
+from storage.appraisal import TOMBSTONE_OBJECT, Tombstone
+from storage.catalogue import Catalogue
+from storage.catalogue import models
+from storage.locations.s3 import S3Location
+
+PASSWORD = "appraisal-test-pw-2026"
+PEOPLE = {"li": "archivist", "wang": "admin", "zhao": "auditor", "chen": "archivist"}
+
+
+@pytest.fixture
+def office(home, cli, monkeypatch, s3_env, new_bucket):
+    """A home with a local and an S3 copy of every record, four accounts, and two AIPs: one
+    定期10年 volume of 2008 (its period ended 2018-12-31) and one 永久 volume."""
+    monkeypatch.setenv("DANGAN_STORAGE_FSYNC", "false")
+    bucket = new_bucket()
+    (home.home / "policies").mkdir(exist_ok=True)
+    (home.home / "policies" / "storage.yaml").write_text(
+        "locations:\n  - {name: local, url: 'file://{home}/aips'}\n"
+        f"  - {{name: s3a, url: 's3://{bucket}/dangan'}}\n"
+        "copies:\n  default: [local, s3a]\n", encoding="utf-8")
+    monkeypatch.setenv("DANGAN_PASSWORD", PASSWORD)
+    monkeypatch.setenv("DANGAN_WITNESS_PASSWORD", PASSWORD)
+    for user, role in PEOPLE.items():
+        assert cli("user", "add", user, "--role", role, "--password-env",
+                   "DANGAN_PASSWORD").code == 0
+    home.bucket = bucket   # type: ignore[attr-defined]
+    home.expired = _ingest(cli, home.home.parent, "old", 2, "定期10年", "20080315", 7)
+    home.kept = _ingest(cli, home.home.parent, "kept", 2, "永久", "20160315", 8)
+    return home
+
+
+def _ingest(cli, where: Path, name: str, rows: int, period: str, date: str, volume: int) -> str:
+    transfer = small_transfer(where / name, rows=rows)
+    sheet = transfer / "归档文件目录.csv"
+    sheet.write_text(sheet.read_text(encoding="utf-8-sig").replace("永久", period)
+                     .replace("20160315", date).replace("-0001-0", f"-{volume:04d}-0"),
+                     encoding="utf-8-sig")
+    done = cli("ingest", transfer, "--json")
+    assert done.code == 0, done.err
+    return json.loads(done.out)["aips"][0]["uuid"]
+
+
+def _batch(cli, *args: str, user: str = "li") -> str:
+    made = cli("appraisal", "propose", "--title", "2018年到期定期档案鉴定", *args, "--as", user,
+               "--json")
+    assert made.code == 0, made.err
+    return json.loads(made.out)["id"]
+
+
+def _show(cli, batch: str) -> dict:
+    shown = cli("appraisal", "show", batch, "--json")
+    assert shown.code == 0, shown.err
+    return json.loads(shown.out)
+
+
+def test_the_whole_cycle_destroys_every_copy_and_keeps_a_tombstone(office, cli, tmp_path,
+                                                                   moto_client):
+    catalogue = Catalogue.open(office)
+    s3 = S3Location("s3a", f"s3://{office.bucket}/dangan")
+    assert s3.has_aip(office.expired)
+    batch = _batch(cli, "--due-before", "2026-12-31")
+    summary = _show(cli, batch)
+    assert [e["aip"] for e in summary["entries"]] == [office.expired], "only what is due"
+    assert summary["entries"][0]["suggested"] == "destroy"
+    assert summary["entries"][0]["expiry_date"] == "2018-12-31"
+
+    assert cli("appraisal", "submit", batch, "--as", "li").code == 1, "undecided: refused"
+    assert cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "destroy",
+               "--reason", "保管期限已满，无继续保存价值", "--as", "li").code == 0
+    assert cli("appraisal", "submit", batch, "--as", "li").code == 0
+    no_right = cli("appraisal", "approve", batch, "--as", "chen")
+    assert no_right.code == 2 and "may not approve" in no_right.err, "archivists propose only"
+    assert cli("appraisal", "approve", batch, "--as", "wang").code == 0
+    assert cli("appraisal", "execute", batch, "--witness", "wang").code == 1, \
+        "the approver cannot witness"
+    done = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+    assert done.code == 0, done.err + done.out
+    assert json.loads(done.out)["status"] == "executed"
+
+    assert catalogue.get_aip(office.expired).status == "DESTROYED"
+    s3 = S3Location("s3a", f"s3://{office.bucket}/dangan")     # no cached listing
+    assert not s3.has_aip(office.expired)
+    left = moto_client.list_object_versions(Bucket=office.bucket, Prefix=f"dangan/{office.expired}")
+    assert not left.get("Versions") and not left.get("DeleteMarkers"), "every object version"
+    assert not (office.home / "aips" / office.expired).exists()
+    assert catalogue.copies_of(office.expired) == []
+    hits = json.loads(cli("search", "申请书", "--json").out)["hits"]
+    assert hits and office.expired not in {h["aip"] for h in hits}
+    assert office.kept in {h["aip"] for h in hits}
+    with catalogue.session() as s:
+        tomb = s.get(Tombstone, office.expired)
+        assert tomb.complete and tomb.approver == "wang" and tomb.witness == "zhao"
+        assert tomb.proposer == "li" and tomb.files >= 2 and tomb.copies == {
+            "local": "deleted", "s3a": "deleted"}
+        stored_files = {f.path: f.sha256 for f in s.scalars(select(models.File).where(
+            models.File.aip_uuid == office.expired))}
+        assert tomb.digests == stored_files
+        actions = [e.action for e in s.scalars(select(models.AuditEntry).where(
+            models.AuditEntry.object.in_([batch, office.expired])))]
+    for step in ("appraisal-propose", "appraisal-decide", "appraisal-submit",
+                 "appraisal-approve", "appraisal-execute", "destroy-copy", "destroy"):
+        assert step in actions, step
+    stored = json.loads(s3.read_admin_object(TOMBSTONE_OBJECT))[office.expired]
+    assert stored["complete"] and stored["archival_code"] == tomb.archival_code
+    gone = cli("get", office.expired, "-o", tmp_path / "out")
+    assert gone.code == 2 and "已销毁" in gone.err and not (tmp_path / "out").exists()
+
+    url = f"sqlite:///{tmp_path / 'rebuilt.db'}"      # the catalogue lost: rebuilt from S3
+    cli("rebuild", "--from", "s3a", "--into", url, "--json")
+    rebuilt = Catalogue(url)
+    with rebuilt.session() as s:
+        assert s.get(models.Aip, office.expired) is None, "never resurrected"
+        assert s.get(models.Aip, office.kept) is not None
+        back = s.get(Tombstone, office.expired)
+        assert back is not None and back.complete and back.witness == "zhao"
+        assert back.digests == stored_files
+
+
+def test_nobody_approves_their_own_batch(office, cli):
+    batch = _batch(cli, "--aip", office.expired, user="wang")   # an admin may propose too
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "destroy",
+        "--reason", "到期", "--as", "wang")
+    cli("appraisal", "submit", batch, "--as", "wang")
+    selfish = cli("appraisal", "approve", batch, "--as", "wang")
+    assert selfish.code == 1 and "another person" in selfish.err
+    assert _show(cli, batch)["status"] == "submitted"
+    submitted_by_other = _batch(cli, "--aip", office.kept, user="li")
+    cli("appraisal", "decide", submitted_by_other, "--aip", office.kept, "--decision", "review",
+        "--reason", "继续保存", "--as", "li")
+    cli("appraisal", "submit", submitted_by_other, "--as", "wang")
+    assert cli("appraisal", "approve", submitted_by_other, "--as", "wang").code == 1, \
+        "whoever submitted it does not approve it either"
+
+
+def test_a_held_aip_cannot_be_proposed_approved_or_destroyed(office, cli):
+    assert cli("hold", "add", office.expired, "--reason", "审计调阅", "--as", "zhao").code == 0
+    refused = cli("appraisal", "propose", "--title", "x", "--aip", office.expired, "--as", "li")
+    assert refused.code == 1 and "held" in refused.err
+    made = cli("appraisal", "propose", "--title", "x", "--due-before", "2026-12-31",
+               "--as", "li")
+    assert made.code == 2 and "held" in made.err, "the due list leaves it out, saying why"
+
+    assert cli("hold", "remove", office.expired, "--reason", "审计结束", "--as", "zhao").code == 0
+    batch = _batch(cli, "--aip", office.expired)
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "destroy",
+        "--reason", "到期", "--as", "li")
+    cli("appraisal", "submit", batch, "--as", "li")
+    cli("hold", "add", office.expired, "--reason", "诉讼", "--as", "zhao")
+    held = cli("appraisal", "approve", batch, "--as", "wang")
+    assert held.code == 1 and "held" in held.err
+    cli("hold", "remove", office.expired, "--reason", "撤诉", "--as", "zhao")
+    assert cli("appraisal", "approve", batch, "--as", "wang").code == 0
+    cli("hold", "add", office.expired, "--reason", "又一次诉讼", "--as", "zhao")
+    result = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+    assert result.code == 1 and json.loads(result.out)["held"]
+    assert Catalogue.open(office).get_aip(office.expired).status == "UPLOADED"
+    assert S3Location("s3a", f"s3://{office.bucket}/dangan").has_aip(office.expired)
+
+
+def test_a_batch_changed_after_submission_needs_a_new_approval(office, cli):
+    batch = _batch(cli, "--aip", office.expired)
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "destroy",
+        "--reason", "到期", "--as", "li")
+    cli("appraisal", "submit", batch, "--as", "li")
+    assert cli("appraisal", "approve", batch, "--as", "wang").code == 0
+    changed = cli("appraisal", "decide", batch, "--aip", office.expired, "--decision",
+                  "extend:D30", "--reason", "有查考价值", "--as", "chen")
+    assert changed.code == 0 and "new approval" in changed.out
+    summary = _show(cli, batch)
+    assert summary["status"] == "draft" and summary["revision"] == 2
+    assert summary["approver"] is None
+    assert cli("appraisal", "execute", batch, "--witness", "zhao").code == 1
+    cli("appraisal", "submit", batch, "--as", "li")
+    assert cli("appraisal", "approve", batch, "--as", "wang").code == 0
+    done = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+    assert done.code == 0, done.out + done.err
+    aip = Catalogue.open(office).get_aip(office.expired)
+    assert aip.status == "UPLOADED" and aip.retention_period == "D30"
+    assert aip.expiry_date.isoformat() == "2038-12-31", "30 years from 2008 formation"
+
+
+def test_a_reason_is_needed_and_a_rejected_batch_goes_back(office, cli):
+    batch = _batch(cli, "--aip", office.expired)
+    assert cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "destroy",
+               "--reason", " ", "--as", "li").code == 2
+    assert cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "burn",
+               "--reason", "x", "--as", "li").code == 2
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "destroy",
+        "--reason", "到期", "--as", "li")
+    cli("appraisal", "submit", batch, "--as", "li")
+    assert cli("appraisal", "reject", batch, "--reason", "请补充鉴定依据", "--as", "wang").code == 0
+    summary = _show(cli, batch)
+    assert summary["status"] == "rejected" and summary["rejection_reason"] == "请补充鉴定依据"
+    assert cli("appraisal", "approve", batch, "--as", "wang").code == 1
+    wrong = cli("appraisal", "approve", batch, "--as", "wang", "--password-env", "NOPE")
+    assert wrong.code == 2
+
+
+def test_decisions_from_a_sheet_with_a_bad_row_record_nothing(office, cli, tmp_path):
+    batch = _batch(cli, "--aip", office.expired, "--aip", office.kept)
+    code = {e["aip"]: e["archival_code"] for e in _show(cli, batch)["entries"]}
+    book = openpyxl.Workbook()
+    book.active.append(["档号", "鉴定意见", "理由"])
+    book.active.append([code[office.expired], "销毁", "到期"])
+    book.active.append([code[office.kept], "继续审查", ""])
+    book.save(tmp_path / "bad.xlsx")
+    bad = cli("appraisal", "decide", batch, "--sheet", tmp_path / "bad.xlsx", "--as", "li")
+    assert bad.code == 2 and "row 3" in bad.err
+    assert all(e["decision"] is None for e in _show(cli, batch)["entries"])
+    book.active["C3"] = "永久档案，继续保存"
+    book.save(tmp_path / "good.xlsx")
+    assert cli("appraisal", "decide", batch, "--sheet", tmp_path / "good.xlsx",
+               "--as", "li").code == 0
+    decided = {e["aip"]: e["decision"] for e in _show(cli, batch)["entries"]}
+    assert decided == {office.expired: "destroy", office.kept: "review"}
+
+
+def test_an_interrupted_execution_says_which_copies_are_gone_and_finishes(office, cli,
+                                                                          monkeypatch):
+    from storage.locations.s3 import S3Location as Located
+
+    batch = _batch(cli, "--aip", office.expired)
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "destroy",
+        "--reason", "到期", "--as", "li")
+    cli("appraisal", "submit", batch, "--as", "li")
+    cli("appraisal", "approve", batch, "--as", "wang")
+    original = Located.delete_aip
+
+    def unreachable(self, uuid):
+        raise __import__("policies").StorageError(f"{self.url}: endpoint unreachable")
+
+    monkeypatch.setattr(Located, "delete_aip", unreachable)
+    first = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+    assert first.code == 1 and json.loads(first.out)["deferred"]
+    catalogue = Catalogue.open(office)
+    with catalogue.session() as s:
+        tomb = s.get(Tombstone, office.expired)
+        assert not tomb.complete and tomb.copies == {"local": "deleted", "s3a": "present"}
+    assert catalogue.get_aip(office.expired).status == "DESTROYING"
+    hits = json.loads(cli("search", "申请书", "--json").out)["hits"]
+    assert office.expired not in {h["aip"] for h in hits}, "content leaves search at once"
+    monkeypatch.setattr(Located, "delete_aip", original)
+    second = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+    assert second.code == 0, second.out
+    assert catalogue.get_aip(office.expired).status == "DESTROYED"
+    with catalogue.session() as s:
+        assert s.get(Tombstone, office.expired).complete
+
+
+def test_the_documents_are_written_hashed_and_logged(office, cli, tmp_path):
+    batch = _batch(cli, "--aip", office.expired)
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "destroy",
+        "--reason", "保管期限已满", "--as", "li")
+    out = cli("appraisal", "documents", batch, "-o", tmp_path / "docs")
+    assert out.code == 0, out.err
+    files = sorted((tmp_path / "docs").iterdir())
+    assert [f.suffix for f in files] == [".pdf", ".xlsx", ".pdf", ".xlsx"]
+    listing = next(f for f in files if "销毁清册" in f.name and f.suffix == ".xlsx")
+    rows = list(openpyxl.load_workbook(listing).active.iter_rows(values_only=True))
+    assert rows[1][:3] == ("序号", "档号", "题名") and rows[2][6] == "销毁"
+    pdf = next(f for f in files if "销毁清册" in f.name and f.suffix == ".pdf")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    with Catalogue.open(office).session() as s:
+        logged = {e.detail["document"]: e.detail["sha256"] for e in s.scalars(
+            select(models.AuditEntry).where(models.AuditEntry.action == "appraisal-document"))}
+    assert logged == {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
