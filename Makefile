@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DANGAN_HOME ?= $(CURDIR)/dangan-home
 PYTEST_ARGS ?=
 
-.PHONY: demo test fuzz venv install install-test bench clean
+.PHONY: demo test fuzz venv install install-test bench clean viewer
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,27 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-install: venv
+install: venv viewer
 	$(BIN)/pip install -q -e .
 
-install-test: venv
+install-test: venv viewer
 	$(BIN)/pip install -q -e '.[test]'
+
+# the record pages' image viewer (IIIF), OpenSeadragon from the npm registry, pinned: npm pack
+# checks the tarball against the registry's integrity hash. Not committed; without npm the
+# record pages say the viewer is missing.
+OSD_VERSION := 6.1.1
+VIEWER := access/portal/static/vendor/openseadragon
+viewer: $(VIEWER)/openseadragon.min.js
+
+$(VIEWER)/openseadragon.min.js:
+	@if command -v npm >/dev/null; then \
+	  rm -rf $(VIEWER) && mkdir -p $(VIEWER) && cd $(VIEWER) && \
+	  npm pack --silent openseadragon@$(OSD_VERSION) >/dev/null && \
+	  tar xzf openseadragon-$(OSD_VERSION).tgz package/LICENSE.txt package/build/openseadragon && \
+	  mv package/build/openseadragon/openseadragon.min.js package/build/openseadragon/images \
+	     package/LICENSE.txt . && rm -rf package openseadragon-$(OSD_VERSION).tgz; \
+	else echo "npm not found: the IIIF viewer (OpenSeadragon) is not installed"; fi
 
 DEMO_PASSWORD ?= dangan-demo-2026
 export DEMO_PASSWORD

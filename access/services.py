@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from storage.copies import FileRef, Retriever
 
 TEXT_PREFIX = "data/metadata/text/"
+#: AIPs appraisal destroyed, or is destroying: no page, file, manifest or API answer shows them
+DESTROYED = frozenset({"DESTROYING", "DESTROYED"})
 OBJECTS = "data/objects/"
 PREVIEW_MIMES = ("application/pdf", "image/jpeg", "image/png", "image/gif", "text/plain")
 RANK = {r.Tier.HIDDEN: 0, r.Tier.LISTED: 1, r.Tier.MASKED: 2, r.Tier.CONTENT: 3}
@@ -247,6 +249,8 @@ class AccessService:
             details = self.catalogue.aip_details(uuid)
         except NotFoundError:
             raise NotFoundError(f"no record {uuid}") from None
+        if details["status"] in DESTROYED:     # what remains is its tombstone (/appraisal)
+            raise NotFoundError(f"no record {uuid}")
         with self.catalogue.session() as s:
             _, _, facts = load_aip_facts(s, details["uuid"], self.rules)
             _at_version(s, details, version)
@@ -517,10 +521,11 @@ class AccessService:
         raise NotFoundError(f"no record {uuid}/{key}")
 
     def file(self, reader: r.Reader, uuid: str, path: str, purpose: str = "download",
-             version: int | None = None) -> FileRef:
+             version: int | None = None, audit: bool = True) -> FileRef:
         """A file the reader may download or preview: of the newest version, or with
         ``version`` of that one (an earlier version: staff only, the same rules besides);
-        its bytes are read back verified, as every download is.
+        its bytes are read back verified, as every download is. ``audit``: False when the
+        caller audits the view itself (once per image rather than per IIIF tile).
 
         Raises:
             NotFoundError: no such file or version, or the reader may not know it exists.
@@ -544,7 +549,7 @@ class AccessService:
             raise Forbidden("this record's content is not open to you; apply for access (查档申请)")
         _earlier_for_staff(reader, details)
         earlier = details["version"] != details["current_version"]
-        if r.needs_audit(reader, record, shown) or earlier:
+        if (audit and r.needs_audit(reader, record, shown)) or earlier:
             self._audit(
                 reader, f"{purpose}-restricted", f"{details['uuid']}/{r.mask_numbers(path)}",
                 {"item": item, **({"version": details["version"]} if earlier else {})},

@@ -49,6 +49,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                # see them, from this many on (0: never told); fewer are not, so that a
                # person's name does not tell that their file exists
                "restricted_count_min": 10},
+    # OAI-PMH provider (/oai): page_size = records per ListRecords/ListIdentifiers answer;
+    # repository_id = the namespace of oai: identifiers; admin_email is required by Identify
+    "oai": {"repository_name": "Dangan 档案馆", "repository_id": "dangan",
+            "admin_email": "archives@dangan.invalid", "page_size": 100},
     "fulltext": {"enabled": True, "ocr": True, "ocr_languages": "chi_sim", "ocr_dpi": 300,
                  "ocr_workers": 2, "ocr_timeout": 300, "min_chars_per_page": 10,
                  "max_chars": 2_000_000},

@@ -3,8 +3,10 @@
 ``create_app()`` wires the services once; each blueprint only translates HTTP to service calls
 and back: ``auth`` (login, logout, language, accounts), ``search``, ``records`` (AIP, item and
 household pages, previews, downloads, DIPs, 查档申请), ``labels`` (QR label sheets),
-``dashboard`` and ``api`` (the JSON API ``/api/v1`` and its OpenAPI document). Chinese first,
-English at ``?lang=en``; every form carries a CSRF token; pages work without JavaScript.
+``dashboard``, ``api`` (the JSON API ``/api/v1`` and its OpenAPI document), ``oai``
+(OAI-PMH, :mod:`access.oai_pmh`) and ``iiif`` (manifests, image services, the viewer).
+Chinese first, English at ``?lang=en``; every form carries a CSRF token; pages work without
+JavaScript.
 """
 
 from __future__ import annotations
@@ -86,13 +88,14 @@ def create_app(
     }
     Babel(app, locale_selector=_locale)
     csrf.init_app(app)
-    from access.portal import (api, appraisal, auth, dashboard, errors, labels, records, search,
-                               views)
+    from access.portal import (api, appraisal, auth, dashboard, errors, iiif, labels, oai,
+                               records, search, views)
 
     views.init_app(app)
     for blueprint in (auth.bp, search.bp, records.bp, labels.bp, dashboard.bp, api.bp,
-                      appraisal.bp):
+                      appraisal.bp, oai.bp, iiif.bp):
         app.register_blueprint(blueprint)
+    csrf.exempt(oai.bp)   # OAI-PMH harvesters may POST; the endpoint changes nothing
     from access.portal import display, fixity
 
     display.init_app(app)
