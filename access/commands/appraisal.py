@@ -323,38 +323,27 @@ def hold_group() -> None:
     """Holds (冻结): an AIP that cannot be appraised or destroyed, for litigation or audit."""
 
 
-@hold_group.command("add")
-@click.argument("aip")
-@click.option("--reason", required=True)
-@_as_options
-@click.pass_obj
-def hold_add_command(settings: Settings, aip: str, reason: str, user: str,
-                     password_env: str) -> int:
-    """Place a hold on an AIP."""
-    from storage.appraisal import add_hold
-    from storage.catalogue import Catalogue
+def _hold_step(name: str, function: str, done: str, doc: str) -> click.Command:
+    @click.argument("aip")
+    @click.option("--reason", required=True)
+    @_as_options
+    @click.pass_obj
+    def command(settings: Settings, aip: str, reason: str, user: str, password_env: str) -> int:
+        from storage import appraisal
+        from storage.catalogue import Catalogue
 
-    actor = _signed_in(settings, user, password_env, "place-holds")
-    add_hold(Catalogue.open(settings), aip, reason, actor)
-    click.echo(f"{aip}: held (冻结) by {actor}")
-    return 0
+        actor = _signed_in(settings, user, password_env, "place-holds")
+        getattr(appraisal, function)(Catalogue.open(settings), aip, reason, actor)
+        click.echo(f"{aip}: {done} by {actor}")
+        return 0
+
+    command.__doc__ = doc
+    return hold_group.command(name)(command)
 
 
-@hold_group.command("remove")
-@click.argument("aip")
-@click.option("--reason", required=True)
-@_as_options
-@click.pass_obj
-def hold_remove_command(settings: Settings, aip: str, reason: str, user: str,
-                        password_env: str) -> int:
-    """Lift the hold on an AIP."""
-    from storage.appraisal import remove_hold
-    from storage.catalogue import Catalogue
-
-    actor = _signed_in(settings, user, password_env, "place-holds")
-    remove_hold(Catalogue.open(settings), aip, reason, actor)
-    click.echo(f"{aip}: hold lifted by {actor}")
-    return 0
+hold_add_command = _hold_step("add", "add_hold", "held (冻结)", "Place a hold on an AIP.")
+hold_remove_command = _hold_step("remove", "remove_hold", "hold lifted",
+                                 "Lift the hold on an AIP.")
 
 
 @hold_group.command("list")

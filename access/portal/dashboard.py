@@ -32,4 +32,12 @@ def figures() -> dict[str, Any]:
 @login_required
 def dashboard_page():
     damage = fixity.alert(service().catalogue) if reader().can("view-fixity") else None
-    return render_template("dashboard.html", figures=figures(), damage=damage)
+    due = None
+    if reader().can("view-appraisal"):
+        from datetime import date
+
+        from storage.appraisal import due_counts
+
+        year = date.today().year
+        due = {"year": year, **due_counts(service().catalogue, date(year, 12, 31))}
+    return render_template("dashboard.html", figures=figures(), damage=damage, due=due)

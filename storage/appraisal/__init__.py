@@ -14,6 +14,7 @@ from policies.lazy import lazy_exports
 _API = {
     # due
     "DueAip": "due",
+    "due_counts": "due",
     "retention_due": "due",
     # batches
     "AppraisalRefused": "batches",
@@ -52,7 +53,7 @@ __all__ = sorted(_API)
 __getattr__, __dir__ = lazy_exports(__name__, _API)
 
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
-    from storage.appraisal.due import DueAip, retention_due
+    from storage.appraisal.due import DueAip, due_counts, retention_due
     from storage.appraisal.batches import (
         DECISION_LABELS, DISPOSAL_DECISIONS, OPEN_DECISIONS, STATUS_LABELS, TOMBSTONE_OBJECT,
         AppraisalRefused, ExecutionReport, active_holds, add_hold, approve, batch_summary,

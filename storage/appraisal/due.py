@@ -46,3 +46,31 @@ def retention_due(catalogue: Catalogue, before: date) -> list[DueAip]:
     return [DueAip(a.uuid, a.archival_code, a.label, a.retention_period or "",
                    a.expiry_date.isoformat(), a.open_date.isoformat() if a.open_date else None,
                    a.control_id) for a in rows]
+
+
+def due_counts(catalogue: Catalogue, until: date) -> dict[str, int]:
+    """How many stored AIPs reach the end of their 保管期限, and how many their 开放 date, by
+    ``until`` (the dashboard asks for the end of this year), and how many of those are not yet
+    in an open appraisal batch."""
+    from sqlalchemy import func
+
+    from storage.appraisal.batches import OPEN_BATCHES
+    from storage.appraisal.models import AppraisalBatch, AppraisalEntry
+
+    with catalogue.session() as s:
+        busy = (select(AppraisalEntry.aip_uuid)
+                .join(AppraisalBatch, AppraisalBatch.id == AppraisalEntry.batch_id)
+                .where(AppraisalBatch.status.in_(OPEN_BATCHES)))
+        live = m.Aip.status == "UPLOADED"
+
+        def count(*where) -> int:
+            return int(s.scalar(select(func.count()).select_from(m.Aip).where(live, *where))
+                       or 0)
+
+        expiring = (m.Aip.expiry_date.is_not(None), m.Aip.expiry_date <= until)
+        opening = (m.Aip.open_date.is_not(None), m.Aip.open_date <= until,
+                   m.Aip.control_id != "开放")
+        return {"retention": count(*expiring),
+                "retention_unbatched": count(*expiring, m.Aip.uuid.not_in(busy)),
+                "open_review": count(*opening),
+                "open_review_unbatched": count(*opening, m.Aip.uuid.not_in(busy))}

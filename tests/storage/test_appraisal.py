@@ -319,3 +319,41 @@ def test_the_portal_shows_batches_approves_by_another_person_and_lists_the_destr
     assert cli("appraisal", "execute", batch, "--witness", "zhao").code == 0
     listing = client("li").get("/appraisal").get_data(as_text=True)
     assert "已销毁档案" in listing and batch in listing and "zhao" in listing
+
+
+def test_an_open_review_batch_records_its_decisions_through_the_same_approval(office, cli):
+    from access.models import OpenDecision
+
+    made = cli("appraisal", "propose", "--title", "2026年开放审核", "--open-review",
+               "--aip", office.kept, "--as", "li", "--json")
+    assert made.code == 0, made.err
+    batch = json.loads(made.out)["id"]
+    assert batch.startswith("KF-")
+    assert cli("appraisal", "decide", batch, "--aip", office.kept, "--decision", "destroy",
+               "--reason", "x", "--as", "li").code == 2, "not a decision of an open review"
+    cli("appraisal", "decide", batch, "--aip", office.kept, "--decision", "open",
+        "--reason", "不涉及个人隐私，可以开放", "--as", "li")
+    cli("appraisal", "submit", batch, "--as", "li")
+    assert cli("appraisal", "execute", batch, "--witness", "zhao").code == 1, "not approved"
+    cli("appraisal", "approve", batch, "--as", "wang")
+    assert cli("appraisal", "execute", batch, "--witness", "zhao").code == 0
+    with Catalogue.open(office).session() as s:
+        (decision,) = s.scalars(select(OpenDecision).where(OpenDecision.aip_uuid == office.kept))
+    assert decision.control == "开放" and batch in decision.basis
+    assert Catalogue.open(office).get_aip(office.kept).status == "UPLOADED"
+
+
+def test_the_dashboard_says_what_is_due_this_year(office, cli):
+    from access.portal import create_app
+
+    app = create_app(office, {"TESTING": True, "WTF_CSRF_ENABLED": False})
+    staff = app.test_client()
+    app.test_login(staff, "archivist", username="li")
+    page = staff.get("/dashboard").get_data(as_text=True)
+    assert 'id="appraisal-due"' in page and "保管期限届满 1 卷" in page
+    _batch(cli, "--aip", office.expired)
+    page = staff.get("/dashboard").get_data(as_text=True)
+    assert "其中 0 尚未列入鉴定批次" in page
+    researcher = app.test_client()
+    app.test_login(researcher, "researcher", username="r1")
+    assert 'id="appraisal-due"' not in researcher.get("/dashboard").get_data(as_text=True)
