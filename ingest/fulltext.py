@@ -59,7 +59,7 @@ class Options:
     timeout: int = 300
     min_chars_per_page: int = 10
     max_chars: int = 2_000_000
-    defer_ocr: bool = True
+    defer_ocr: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Options":
@@ -605,16 +605,22 @@ def extract_unit(unit: Any, analysis: Any, folder: Path, options: Options) -> Un
 def attach(
     documents: list[Any], item_of: Mapping[str, str], results: Mapping[str, TextResult]
 ) -> None:
-    """Append each file's text (ID numbers masked) to its item's search document."""
+    """Append each file's text (ID numbers masked) to its item's search document; a document
+    whose item has a file with OCR still queued gets ``facets["fulltext"] = "pending"``."""
     by_item: dict[str, list[str]] = {}
+    pending: set[str] = set()
     for rel, result in sorted(results.items()):
         item = item_of.get(rel)
         if item and result.text.strip():
             by_item.setdefault(item, []).append(index_text(result.text))
+        if item and result.status == "pending":
+            pending.add(item)
     for document in documents:
         extra = by_item.get(document.item_key or "")
         if extra:
             document.text = "\n".join([document.text, *extra])
+        if (document.item_key or "") in pending:
+            document.facets["fulltext"] = "pending"
 
 
 def premis_event(results: Mapping[str, TextResult], agent_ids: tuple[str, ...], when: str) -> Any:
@@ -625,7 +631,8 @@ def premis_event(results: Mapping[str, TextResult], agent_ids: tuple[str, ...], 
     from storage.aip import Event
 
     tally = counts(results)
-    outcome = "fail" if tally["failed"] else "not-checked" if tally["not-checked"] else "pass"
+    outcome = ("fail" if tally["failed"] else
+               "not-checked" if tally["not-checked"] or tally["pending"] else "pass")
     unread = [f"{r.path}: {r.reason}" for r in results.values() if r.status != "passed"]
     return Event(
         str(uuid.uuid4()),
@@ -634,7 +641,8 @@ def premis_event(results: Mapping[str, TextResult], agent_ids: tuple[str, ...], 
         outcome,
         f"full text: {tally['passed']} files read ({tally['ocr_pages']} pages by OCR, "
         f"{tesseract_version() or 'no tesseract'}), {tally['not-checked']} not checked, "
-        f"{tally['failed']} failed; texts in {TEXT_DIR}/",
+        f"{tally['failed']} failed, {tally['pending']} with OCR queued as a text job; "
+        f"texts in {TEXT_DIR}/",
         "; ".join(unread)[:2000],
         agent_ids,
     )
