@@ -141,8 +141,9 @@ def ocr_available(languages: str) -> str | None:
     return f"tesseract language model missing: {', '.join(missing)}" if missing else None
 
 
+@functools.lru_cache(maxsize=1)
 def tesseract_version() -> str:
-    """The tesseract version line, or '' when it is absent."""
+    """The tesseract version line, or '' when it is absent (asked once per process)."""
     binary = shutil.which("tesseract")
     if not binary:
         return ""
@@ -218,6 +219,19 @@ def _renderer_missing() -> str | None:
     return None if shutil.which("pdftoppm") else "pdftoppm (poppler-utils) is not installed"
 
 
+def ocr_pdf_page(pdf: Path, page: int, options: Options) -> str:
+    """Render one 1-based page of a PDF (poppler's ``pdftoppm``) and OCR it; returns its text.
+
+    Raises:
+        RuntimeError: pdftoppm is missing, or tesseract failed.
+    """
+    missing = _renderer_missing()
+    if missing:
+        raise RuntimeError(missing)
+    with tempfile.TemporaryDirectory(prefix="dangan-ocr-") as tmp:
+        return ocr_image(_render_page(pdf, page, options.dpi, Path(tmp)), options)
+
+
 def ocr_pdf_pages(
     pdf: Path, pages: list[int], options: Options, pool: ThreadPoolExecutor
 ) -> dict[int, str]:
@@ -225,16 +239,7 @@ def ocr_pdf_pages(
     missing = _renderer_missing()
     if missing:
         raise RuntimeError(missing)
-    with tempfile.TemporaryDirectory(prefix="dangan-ocr-") as tmp:
-
-        def one(page: int) -> tuple[int, str]:
-            image = _render_page(pdf, page, options.dpi, Path(tmp))
-            try:
-                return page, ocr_image(image, options)
-            finally:
-                image.unlink(missing_ok=True)
-
-        return dict(pool.map(one, pages))
+    return dict(zip(pages, pool.map(lambda page: ocr_pdf_page(pdf, page, options), pages)))
 
 
 # -- extractors -----------------------------------------------------------------------------

@@ -63,12 +63,25 @@ def queue(s: Any, aip_uuid: str, files: list[dict[str, Any]]) -> Any:
     return job
 
 
-def _ocr_file(local: Path, entry: Mapping[str, Any], options: fulltext.Options,
-              pool: ThreadPoolExecutor) -> str:
-    if entry["kind"] == "image":
-        return fulltext.ocr_image(local, options)
-    texts = fulltext.ocr_pdf_pages(local, [int(p) for p in entry["pages"]], options, pool)
-    return "\n\f".join(texts[page] for page in sorted(texts))
+def _ocr_all(locals_: Mapping[str, Path], files: list[dict[str, Any]],
+             options: fulltext.Options) -> dict[str, str]:
+    """OCR every queued page of every file, ``options.workers`` pages at once (an AIP's scans
+    and photographs are few pages each: pages, not files, are what keeps the cores busy)."""
+    tasks = [(entry["path"], int(page)) for entry in files
+             for page in (entry["pages"] if entry["kind"] == "pdf" else [0])]
+
+    def one(task: tuple[str, int]) -> str:
+        path, page = task
+        local = locals_[path]
+        return fulltext.ocr_image(local, options) if page == 0 else \
+            fulltext.ocr_pdf_page(local, page, options)
+
+    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+        found = list(pool.map(one, tasks))
+    texts: dict[str, list[str]] = {}
+    for (path, _page), text in zip(tasks, found):
+        texts.setdefault(path, []).append(text)
+    return {path: "\n\f".join(parts)[: options.max_chars] for path, parts in texts.items()}
 
 
 def run_text_job(settings: Settings, payload: dict[str, Any]) -> dict[str, Any]:
@@ -97,14 +110,13 @@ def run_text_job(settings: Settings, payload: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     catalogue = Catalogue.open(settings)
     retriever = Retriever(settings, catalogue)
-    texts: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="dangan-text-") as tmp, \
-            ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+    with tempfile.TemporaryDirectory(prefix="dangan-text-") as tmp:
+        locals_ = {}
         for n, entry in enumerate(files):
             local = Path(tmp) / f"f{n}{Path(entry['path']).suffix}"
             retriever.save(retriever.file(aip_uuid, f"data/objects/{entry['path']}"), local)
-            texts[entry["path"]] = _ocr_file(local, entry, options, pool)[: options.max_chars]
-            local.unlink(missing_ok=True)
+            locals_[entry["path"]] = local
+        texts = _ocr_all(locals_, files, options)
     engine = fulltext.tesseract_version()
     pages = sum(len(f["pages"]) for f in files)
     with catalogue.session() as s:
