@@ -20,7 +20,9 @@ _BYTE_PHASES = {"stage", "verify"}
 _PHASE_NAMES = {"stage": "暂存并计算摘要 staging", "identify": "识别格式 identifying",
                 "check": "检测 checked (files)", "build": "封装 AIP built",
                 "verify": "写入存储并回读校验 storing", "store": "已存储 AIP stored",
-                "text": "全文识别 OCR text jobs"}
+                "pending": "全文待识别 text pending (AIPs)", "text": "全文识别 OCR text jobs"}
+#: phases whose total is one AIP's, not the whole ingest's: only the amount done is shown
+_OPEN_PHASES = {"verify"}
 
 
 def _progress_bar(enabled: bool):
@@ -43,6 +45,7 @@ def _progress_bar(enabled: bool):
         return f"{int(done)}" + (f" / {int(total)}" if total else "")
 
     def update(phase: str, done: int, total: int | None) -> None:
+        total = None if phase in _OPEN_PHASES else total
         if phase not in tasks:
             tasks[phase] = progress.add_task(_PHASE_NAMES.get(phase, phase), total=total,
                                              amount="")
@@ -79,9 +82,11 @@ def ingest_command(settings: Settings, path: Path, profile: str | None, as_json:
     if progress:
         with progress:
             result = ingest(path, settings, profile, update, accept_valid=accept_valid)
-            if result.text_jobs:
+            if result.text_jobs and wait_for_text:
                 update("text", 0, len(result.text_jobs))
-                text = _wait(settings, result.text_jobs, update) if wait_for_text else None
+                text = _wait(settings, result.text_jobs, update)
+            elif result.text_jobs:
+                update("pending", len(result.text_jobs), len(result.text_jobs))
     else:
         result = ingest(path, settings, profile, accept_valid=accept_valid)
         text = _wait(settings, result.text_jobs, None) if wait_for_text else None
