@@ -150,3 +150,20 @@ def test_ocr_off_queues_nothing(home, cli, tmp_path, monkeypatch):
     assert result.code == 0, result.err + result.out
     assert json.loads(result.out)["text_jobs"] == []
     assert _search(cli, "扫描件")["hits"][0]["text_pending"] is False
+
+
+@needs_pdf_ocr
+def test_portal_results_mark_pending_text_until_the_job_ran(home, cli, tmp_path):
+    from access.portal import create_app
+
+    transfer = _transfer(tmp_path / "transfer")
+    assert cli("ingest", "--json", str(transfer)).code == 0
+    app = create_app(home, {"TESTING": True, "WTF_CSRF_ENABLED": False})
+    client = app.test_client()
+    app.test_login(client, "archivist", username="archivist")
+    page = client.get("/search?q=扫描件").get_data(as_text=True)
+    assert "分户名单扫描件" in page and "全文待识别" in page
+    assert cli("worker", "--once").code == 0
+    page = client.get("/search?q=扫描件").get_data(as_text=True)
+    assert "分户名单扫描件" in page and "全文待识别" not in page
+    assert "分户名单扫描件" in client.get("/search?q=入股").get_data(as_text=True)
