@@ -50,7 +50,7 @@ def serve_command(settings: Settings, host: str | None, port: int | None,
     click.echo(f"Dangan portal: http://{host}:{port}/   (try: http://{host}:{port}/search?q=因病)"
                + (f"   {workers} workers" if workers > 1 else ""))
     if text_jobs:
-        _text_job_thread(settings)
+        _text_job_thread(settings, host, port)
     serve(settings, host, port, workers)
     return 0
 
@@ -58,18 +58,31 @@ def serve_command(settings: Settings, host: str | None, port: int | None,
 TEXT_JOB_KIND = "fulltext"
 
 
-def _text_job_thread(settings: Settings) -> None:
+def _text_job_thread(settings: Settings, host: str, port: int) -> None:
     """Start a daemon thread taking text jobs (the ``fulltext`` handler, an entry point of
-    ``dangan.jobs``) until the process ends; it stops quietly when another worker holds the
+    ``dangan.jobs``) until the process ends, once the portal answers on ``host:port`` (OCR
+    would slow its start on a small machine); it stops quietly when another worker holds the
     home's SQLite worker lock (that worker runs them) or no handler is installed."""
     import logging
+    import socket
     import threading
+    import time
 
     from storage.jobs import Worker
 
     log = logging.getLogger("dangan.portal")
 
+    def portal_up(wait: float = 120.0) -> None:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.5)
+
     def run() -> None:
+        portal_up()
         try:
             Worker(settings, kinds=(TEXT_JOB_KIND,)).run()
         except UsageError as exc:
