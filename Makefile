@@ -42,8 +42,11 @@ export DEMO_PASSWORD
 
 demo: install
 	@rm -rf sample-transfer
+	@echo "[1/4] 生成示例移交 making a sample transfer of 20 households (sample-transfer/)"
 	$(BIN)/dangan sample-transfer sample-transfer --households 20 --seed 1
+	@echo "[2/4] 接收 ingesting it: checks, AIPs, storage, catalogue (OCR of scans is queued)"
 	$(BIN)/dangan ingest sample-transfer
+	@echo "[3/4] 演示账号 demo accounts"
 	@$(BIN)/dangan user list 2>/dev/null | grep -q '^archivist ' || \
 	  $(BIN)/dangan user add archivist --role archivist --name 演示档案员 --password-env DEMO_PASSWORD
 	@$(BIN)/dangan user list 2>/dev/null | grep -q '^researcher ' || \
@@ -52,6 +55,7 @@ demo: install
 	@echo "Portal: http://127.0.0.1:$${DANGAN_PORTAL_PORT:-5000}/   try: /search?q=因病 (signed in as archivist)"
 	@echo "Demo accounts (this machine only): archivist / researcher, password $(DEMO_PASSWORD)"
 	@echo "Household files are restricted: sign in as archivist to see them in full."
+	@echo "[4/4] 门户 serving the portal; the queued OCR runs in its background (records marked 全文待识别 until then)"
 	$(BIN)/dangan serve
 
 test: install-test

@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class Options:
     timeout: int = 300
     min_chars_per_page: int = 10
     max_chars: int = 2_000_000
+    defer_ocr: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Options":
@@ -71,7 +73,12 @@ class Options:
             settings.int("fulltext", "ocr_timeout"),
             settings.int("fulltext", "min_chars_per_page"),
             settings.int("fulltext", "max_chars"),
+            bool(get("defer_ocr")),
         )
+
+    def inline(self) -> "Options":
+        """The same options with OCR run at once (a text job, or ``defer_ocr = false``)."""
+        return dataclasses.replace(self, defer_ocr=False)
 
 
 @dataclass
@@ -81,11 +88,16 @@ class TextResult:
     Attributes:
         path: the file's path under ``data/objects``.
         method: text-layer, ocr, text-layer+ocr, docx, xlsx, plain or none.
-        status: passed, not-checked or failed.
+        status: passed, not-checked, failed, or pending (OCR queued as a text job).
         reason: why (always set unless passed with text).
         pages: pages read (PDF), 1 for other files.
         ocr_pages: pages read by OCR.
         chars: characters of text found.
+        reader: the PDF text-layer reader (pypdf, pdfminer, pdftotext).
+        ocr_page_numbers: the 1-based pages read by OCR (1 for an image).
+        pending_pages: the pages whose OCR is queued (1 for an image).
+        ocr_engine: the tesseract version line, when OCR ran.
+        ocr_languages: the tesseract language models used, when OCR ran.
     """
 
     path: str
@@ -96,6 +108,11 @@ class TextResult:
     ocr_pages: int = 0
     chars: int = 0
     text: str = field(default="", repr=False)
+    reader: str = ""
+    ocr_page_numbers: list[int] = field(default_factory=list)
+    pending_pages: list[int] = field(default_factory=list)
+    ocr_engine: str = ""
+    ocr_languages: str = ""
 
     def summary(self) -> dict[str, Any]:
         """The result without its text (for extraction.json and reports)."""
@@ -124,8 +141,9 @@ def ocr_available(languages: str) -> str | None:
     return f"tesseract language model missing: {', '.join(missing)}" if missing else None
 
 
+@functools.lru_cache(maxsize=1)
 def tesseract_version() -> str:
-    """The tesseract version line, or '' when it is absent."""
+    """The tesseract version line, or '' when it is absent (asked once per process)."""
     binary = shutil.which("tesseract")
     if not binary:
         return ""
@@ -201,6 +219,19 @@ def _renderer_missing() -> str | None:
     return None if shutil.which("pdftoppm") else "pdftoppm (poppler-utils) is not installed"
 
 
+def ocr_pdf_page(pdf: Path, page: int, options: Options) -> str:
+    """Render one 1-based page of a PDF (poppler's ``pdftoppm``) and OCR it; returns its text.
+
+    Raises:
+        RuntimeError: pdftoppm is missing, or tesseract failed.
+    """
+    missing = _renderer_missing()
+    if missing:
+        raise RuntimeError(missing)
+    with tempfile.TemporaryDirectory(prefix="dangan-ocr-") as tmp:
+        return ocr_image(_render_page(pdf, page, options.dpi, Path(tmp)), options)
+
+
 def ocr_pdf_pages(
     pdf: Path, pages: list[int], options: Options, pool: ThreadPoolExecutor
 ) -> dict[int, str]:
@@ -208,29 +239,134 @@ def ocr_pdf_pages(
     missing = _renderer_missing()
     if missing:
         raise RuntimeError(missing)
-    with tempfile.TemporaryDirectory(prefix="dangan-ocr-") as tmp:
-
-        def one(page: int) -> tuple[int, str]:
-            image = _render_page(pdf, page, options.dpi, Path(tmp))
-            try:
-                return page, ocr_image(image, options)
-            finally:
-                image.unlink(missing_ok=True)
-
-        return dict(pool.map(one, pages))
+    return dict(zip(pages, pool.map(lambda page: ocr_pdf_page(pdf, page, options), pages)))
 
 
 # -- extractors -----------------------------------------------------------------------------
 
 
-def _pdf_pages(path: Path) -> list[str]:
-    from pdfminer.high_level import extract_pages
-    from pdfminer.layout import LTTextContainer
+@dataclass
+class PdfPage:
+    """One PDF page's text layer and what the page holds.
+
+    Attributes:
+        text: the text layer's text.
+        area: the page's area (PDF points squared, from its media box).
+        image_area: the area images are drawn over (overlaps counted twice; 0 if not known).
+    """
+
+    text: str
+    area: float = 0.0
+    image_area: float = 0.0
+
+    @property
+    def image_coverage(self) -> float:
+        """Share of the page covered by images (0 to 1)."""
+        return min(1.0, self.image_area / self.area) if self.area else 0.0
+
+
+def _pypdf_pages(path: Path) -> list[PdfPage]:
+    """Text layer by pypdf, with the area images cover (one pass over each content stream)."""
+    import pypdf
 
     pages = []
-    for layout in extract_pages(str(path)):
-        pages.append("".join(e.get_text() for e in layout if isinstance(e, LTTextContainer)))
+    for page in pypdf.PdfReader(str(path)).pages:
+        resources = page.get("/Resources") or {}
+        xobjects = resources.get_object().get("/XObject") or {} if resources else {}
+        xobjects = xobjects.get_object() if xobjects else {}
+        covered = [0.0]
+
+        def visit(operator: bytes, operands: list, cm: list, _tm: list) -> None:
+            if operator == b"Do" and operands:
+                xobject = xobjects.get(operands[0])
+                if xobject is not None and xobject.get_object().get("/Subtype") == "/Image":
+                    covered[0] += abs(cm[0] * cm[3] - cm[1] * cm[2])
+
+        text = page.extract_text(visitor_operand_before=visit) or ""
+        box = page.mediabox
+        pages.append(PdfPage(text, abs(float(box.width) * float(box.height)), covered[0]))
     return pages
+
+
+def _pdfminer_pages(path: Path) -> list[PdfPage]:
+    """Text layer by pdfminer.six with layout analysis off (images not measured)."""
+    import io
+
+    from pdfminer.converter import TextConverter
+    from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
+    from pdfminer.pdfpage import PDFPage
+
+    manager = PDFResourceManager(caching=True)
+    pages = []
+    with open(path, "rb") as handle:
+        for page in PDFPage.get_pages(handle):
+            out = io.StringIO()
+            device = TextConverter(manager, out, laparams=None)
+            PDFPageInterpreter(manager, device).process_page(page)
+            device.close()
+            x0, y0, x1, y1 = page.mediabox
+            pages.append(PdfPage(out.getvalue(), abs((x1 - x0) * (y1 - y0))))
+    return pages
+
+
+def _pdftotext_pages(path: Path) -> list[PdfPage]:
+    """Text layer by poppler's ``pdftotext`` (page areas and images not measured)."""
+    done = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True,
+                          check=True, timeout=300)
+    texts = done.stdout.decode("utf-8", "replace").split("\f")
+    if texts and not texts[-1].strip():
+        texts.pop()
+    return [PdfPage(t) for t in texts]
+
+
+def _pdf_readers() -> list[tuple[str, Callable[[Path], list[PdfPage]]]]:
+    """The text-layer readers installed, fastest first (bench/text_extraction.py: pypdf,
+    then pdfminer.six with layout analysis off, then pdftotext; all exact on Chinese)."""
+    import importlib.util
+
+    readers: list[tuple[str, Callable[[Path], list[PdfPage]]]] = []
+    if importlib.util.find_spec("pypdf"):
+        readers.append(("pypdf", _pypdf_pages))
+    if importlib.util.find_spec("pdfminer"):
+        readers.append(("pdfminer", _pdfminer_pages))
+    if shutil.which("pdftotext"):
+        readers.append(("pdftotext", _pdftotext_pages))
+    return readers
+
+
+def _pdf_pages(path: Path) -> tuple[str, list[PdfPage]]:
+    """The text layer of each page by the first reader that reads the file; the reader's name.
+
+    Raises:
+        RuntimeError: no reader is installed, or every one failed (the last error is named).
+    """
+    errors = []
+    for name, reader in _pdf_readers():
+        try:
+            return name, reader(path)
+        except Exception as exc:  # noqa: BLE001 - a reader that breaks hands over to the next
+            errors.append(f"{name}: {type(exc).__name__}: {exc}"[:200])
+    raise RuntimeError("; ".join(errors) or "no PDF text reader installed (pypdf, pdfminer.six, "
+                       "pdftotext)")
+
+
+def needs_ocr(page: PdfPage, min_chars: int) -> bool:
+    """Whether a page lacks a usable text layer and is read by OCR.
+
+    A page with fewer than ``min_chars`` characters (whitespace aside) has none; a page mostly
+    covered by images (half of it or more) whose text layer holds fewer than five times that
+    (a scan with a printed page number or stamp) is read by OCR too. Any other page keeps its
+    text layer and is never OCR'd.
+
+    >>> needs_ocr(PdfPage("第1页", 500_000, 500_000), 10)
+    True
+    >>> needs_ocr(PdfPage("贫困户申请书" * 10, 500_000, 0), 10)
+    False
+    """
+    chars = len(re.sub(r"\s", "", page.text))
+    if chars < min_chars:
+        return True
+    return page.image_coverage >= 0.5 and chars < 5 * min_chars
 
 
 def _docx_text(path: Path) -> str:
@@ -326,34 +462,39 @@ def _extract_image(rel: str, path: Path, options: Options) -> TextResult:
     missing = missing or ocr_available(options.languages)
     if missing:
         return TextResult(rel, "ocr", "not-checked", missing, 1, 0, 0)
+    if options.defer_ocr:
+        return TextResult(rel, "ocr", "pending", "OCR queued as a text job", 1,
+                          pending_pages=[1])
     text = ocr_image(path, options)[: options.max_chars]
     return TextResult(
-        rel, "ocr", "passed", "" if text.strip() else "no legible text", 1, 1, len(text), text
-    )
+        rel, "ocr", "passed", "" if text.strip() else "no legible text", 1, 1, len(text), text,
+        ocr_page_numbers=[1], ocr_engine=tesseract_version(), ocr_languages=options.languages)
 
 
 def _extract_pdf(rel: str, path: Path, options: Options, pool: ThreadPoolExecutor) -> TextResult:
-    pages = _pdf_pages(path)
-    scans = [
-        n
-        for n, text in enumerate(pages, 1)
-        if len(re.sub(r"\s", "", text)) < options.min_chars_per_page
-    ]
-    reason = ""
-    ocr_pages = 0
+    reader, layer = _pdf_pages(path)
+    pages = [p.text for p in layer]
+    scans = [n for n, page in enumerate(layer, 1) if needs_ocr(page, options.min_chars_per_page)]
+    reason, done, pending = "", [], []
     if scans:
         missing = None if options.ocr else "OCR is switched off ([fulltext] ocr = false)"
         missing = missing or ocr_available(options.languages) or _renderer_missing()
         if missing:
             reason = f"{len(scans)} page(s) without a text layer not read: {missing}"
+        elif options.defer_ocr:
+            pending = scans
+            reason = f"OCR of {len(scans)} page(s) queued as a text job"
         else:
             for page, text in ocr_pdf_pages(path, scans, options, pool).items():
                 pages[page - 1] = text
-            ocr_pages = len(scans)
+            done = scans
     text = "\n\f".join(pages)[: options.max_chars]
-    method = ("ocr" if ocr_pages == len(pages) else "text-layer+ocr") if ocr_pages else "text-layer"
-    status = "not-checked" if reason else "passed"
-    return TextResult(rel, method, status, reason, len(pages), ocr_pages, len(text), text)
+    method = ("ocr" if len(done) == len(pages) else "text-layer+ocr") if done else "text-layer"
+    status = "pending" if pending else "not-checked" if reason else "passed"
+    return TextResult(rel, method, status, reason, len(pages), len(done), len(text), text,
+                      reader=reader, ocr_page_numbers=done, pending_pages=pending,
+                      ocr_engine=tesseract_version() if done else "",
+                      ocr_languages=options.languages if done else "")
 
 
 def extract_texts(
@@ -434,7 +575,7 @@ def write_texts(results: Mapping[str, TextResult], folder: Path) -> list[tuple[s
 
 def counts(results: Mapping[str, TextResult]) -> dict[str, int]:
     """How many files passed, were not checked or failed, and how many pages were OCRed."""
-    out = {"passed": 0, "not-checked": 0, "failed": 0, "ocr_pages": 0}
+    out = {"passed": 0, "not-checked": 0, "failed": 0, "pending": 0, "ocr_pages": 0}
     for result in results.values():
         out[result.status] += 1
         out["ocr_pages"] += result.ocr_pages
@@ -469,16 +610,22 @@ def extract_unit(unit: Any, analysis: Any, folder: Path, options: Options) -> Un
 def attach(
     documents: list[Any], item_of: Mapping[str, str], results: Mapping[str, TextResult]
 ) -> None:
-    """Append each file's text (ID numbers masked) to its item's search document."""
+    """Append each file's text (ID numbers masked) to its item's search document; a document
+    whose item has a file with OCR still queued gets ``facets["fulltext"] = "pending"``."""
     by_item: dict[str, list[str]] = {}
+    pending: set[str] = set()
     for rel, result in sorted(results.items()):
         item = item_of.get(rel)
         if item and result.text.strip():
             by_item.setdefault(item, []).append(index_text(result.text))
+        if item and result.status == "pending":
+            pending.add(item)
     for document in documents:
         extra = by_item.get(document.item_key or "")
         if extra:
             document.text = "\n".join([document.text, *extra])
+        if (document.item_key or "") in pending:
+            document.facets["fulltext"] = "pending"
 
 
 def premis_event(results: Mapping[str, TextResult], agent_ids: tuple[str, ...], when: str) -> Any:
@@ -489,7 +636,8 @@ def premis_event(results: Mapping[str, TextResult], agent_ids: tuple[str, ...], 
     from storage.aip import Event
 
     tally = counts(results)
-    outcome = "fail" if tally["failed"] else "not-checked" if tally["not-checked"] else "pass"
+    outcome = ("fail" if tally["failed"] else
+               "not-checked" if tally["not-checked"] or tally["pending"] else "pass")
     unread = [f"{r.path}: {r.reason}" for r in results.values() if r.status != "passed"]
     return Event(
         str(uuid.uuid4()),
@@ -498,7 +646,8 @@ def premis_event(results: Mapping[str, TextResult], agent_ids: tuple[str, ...], 
         outcome,
         f"full text: {tally['passed']} files read ({tally['ocr_pages']} pages by OCR, "
         f"{tesseract_version() or 'no tesseract'}), {tally['not-checked']} not checked, "
-        f"{tally['failed']} failed; texts in {TEXT_DIR}/",
+        f"{tally['failed']} failed, {tally['pending']} with OCR queued as a text job; "
+        f"texts in {TEXT_DIR}/",
         "; ".join(unread)[:2000],
         agent_ids,
     )

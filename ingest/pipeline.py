@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ingest import fulltext
+from ingest import fulltext, textjobs
 from ingest.acceptance import Assessor, virus_event_outcome
 from ingest.aip import BuiltAip, build_aip
 from ingest.analysis import Analysis, Unit, analyse, plan_units
@@ -87,6 +87,7 @@ class IngestResult:
     report_html: str | None = None
     failures: list[dict] = field(default_factory=list)
     rejected_units: list[dict] = field(default_factory=list)
+    text_jobs: list[int] = field(default_factory=list)   # OCR queued (ingest.textjobs)
 
     @property
     def exit_code(self) -> int:
@@ -95,7 +96,8 @@ class IngestResult:
     def to_dict(self) -> dict:
         return {"transfer": self.transfer_id, "status": self.status, "aips": self.aips,
                 "report": {"json": self.report_json, "html": self.report_html},
-                "failures": self.failures, "rejected_units": self.rejected_units}
+                "failures": self.failures, "rejected_units": self.rejected_units,
+                "text_jobs": self.text_jobs}
 
 
 def _now() -> str:
@@ -206,6 +208,7 @@ class Ingester:
                                  settings.int("ingest", "workers"))
         self.accept_valid = accept_valid
         self.fulltext = fulltext.Options.from_settings(settings)
+        self._text_pending: dict[str, list[dict]] = {}   # AIP -> files whose OCR is queued
         self.progress = progress or (lambda phase, done, total: None)
         self.workers = settings.int("ingest", "workers")
         self.limits = Limits(settings.int("ingest", "max_unpacked_bytes"),
@@ -278,6 +281,7 @@ class Ingester:
         self.progress("identify", 0, None)
         analysis.formats.update(self._identify(analysis, rels))
         assessment = self.assessor.assess(analysis, print_fp)
+        self.progress("check", len(rels), len(rels))
         checks = assessment.checks
         pending = self.catalogue.find_transfer(print_fp, "in-progress")
         transfer_id = pending.id if pending else str(uuidlib.uuid4())
@@ -314,19 +318,26 @@ class Ingester:
         if pending is None:
             self.catalogue.begin_transfer(transfer_id, print_fp,
                                           shown_text(str(staged.source)), self.profile.id, plan)
-        built = [self._build(unit, plan[unit.key], analysis, run, tools, report, transfer_id,
-                             [json_path, html_path]) for unit in units]
+        built = []
+        for unit in units:
+            built.append(self._build(unit, plan[unit.key], analysis, run, tools, report,
+                                     transfer_id, [json_path, html_path]))
+            self.progress("build", 1, len(units))
         crash_point("built")
-        stored = [self._store(aip) for aip in built]
+        stored = []
+        for aip in built:
+            stored.append(self._store(aip))
+            self.progress("store", 1, len(built))
         crash_point("stored")
-        self._commit(transfer_id, stored, str(json_path), report)
+        text_jobs = self._commit(transfer_id, stored, str(json_path), report)
         return IngestResult(transfer_id, report.final_decision(),
                             [{"uuid": a.description.uuid,
                               "archival_code": a.description.archival_code,
                               "label": a.description.label, "status": "UPLOADED"}
                              for a in stored],
                             str(json_path), str(html_path),
-                            [c.to_dict() for c in report.failures()], report.rejected_units)
+                            [c.to_dict() for c in report.failures()], report.rejected_units,
+                            text_jobs)
 
     def _tools(self, analysis: Analysis) -> dict[str, Agent]:
         versions = tool_versions()
@@ -358,6 +369,7 @@ class Ingester:
                                {rel: r.text for rel, r in text.results.items()},
                                self.assessor.household_names(analysis.records))
         fulltext.attach(description.documents, description.item_of, text.results)
+        self._text_pending[aip_uuid] = textjobs.pending_files(text.results, description.item_of)
         built = build_aip(
             uuid=aip_uuid, unit=unit, analysis=analysis, folder=run / "aips" / aip_uuid,
             algorithms=self.fixity.algorithms, items=description.items,
@@ -436,7 +448,8 @@ class Ingester:
                          written.locks)
 
     def _commit(self, transfer_id: str, stored: list[StoredAip], report_path: str,
-                report: Report) -> None:
+                report: Report) -> list[int]:
+        jobs = []
         with self.catalogue.session() as s:
             codes: dict[str, str] = {}
             for aip in stored:
@@ -450,6 +463,8 @@ class Ingester:
                                        other_files=aip.other_files)
                 store_protected(s, description.uuid, protected)
                 record_locks(s, description.uuid, aip.locks)
+                jobs.append(textjobs.queue(s, description.uuid,
+                                           self._text_pending.get(description.uuid, [])))
                 codes.update({str(i.fields["archival_code"]): description.uuid
                               for i in description.items if i.fields.get("archival_code")})
             row = s.get(models.Transfer, transfer_id)
@@ -459,6 +474,8 @@ class Ingester:
             row.summary = report.counts()
             self.catalogue.append_audit(s, "dangan", "transfer-accepted", transfer_id,
                                         {"aips": [a.description.uuid for a in stored]})
+            s.flush()
+            return [job.id for job in jobs if job is not None]
 
 
 def ingest(source: Path, settings: Settings, profile: str | None = None,

@@ -55,7 +55,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "admin_email": "archives@dangan.invalid", "page_size": 100},
     "fulltext": {"enabled": True, "ocr": True, "ocr_languages": "chi_sim", "ocr_dpi": 300,
                  "ocr_workers": 2, "ocr_timeout": 300, "min_chars_per_page": 10,
-                 "max_chars": 2_000_000},
+                 "max_chars": 2_000_000, "defer_ocr": True},
     "security": {"pii_key": ""},
     # fixity audits: worker processes (one per core); cold_read drops cached pages of local
     # files before reading them, so an audit reads the disk, not memory;

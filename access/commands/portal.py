@@ -31,10 +31,15 @@ def _operator() -> str:
 @click.option("--port", type=int, help="Port (default 5000).")
 @click.option("--workers", type=int,
               help="Worker processes sharing the port (default [portal] workers).")
+@click.option("--text-jobs/--no-text-jobs", default=True, show_default=True,
+              help="Run the text jobs (OCR queued by ingest) in a background thread.")
 @click.pass_obj
 def serve_command(settings: Settings, host: str | None, port: int | None,
-                  workers: int | None) -> int:
-    """Serve the portal (binds 127.0.0.1 unless told otherwise)."""
+                  workers: int | None, text_jobs: bool) -> int:
+    """Serve the portal (binds 127.0.0.1 unless told otherwise).
+
+    The text jobs that ingest queued (OCR of scans and images) run in a background thread
+    unless --no-text-jobs is given or another worker already serves this home."""
     from access.portal.serving import serve
 
     host = host or settings.get("portal", "host")
@@ -44,8 +49,48 @@ def serve_command(settings: Settings, host: str | None, port: int | None,
         raise UsageError(f"--workers {workers}: at least 1")
     click.echo(f"Dangan portal: http://{host}:{port}/   (try: http://{host}:{port}/search?q=因病)"
                + (f"   {workers} workers" if workers > 1 else ""))
+    if text_jobs:
+        _text_job_thread(settings, host, port)
     serve(settings, host, port, workers)
     return 0
+
+
+TEXT_JOB_KIND = "fulltext"
+
+
+def _text_job_thread(settings: Settings, host: str, port: int) -> None:
+    """Start a daemon thread taking text jobs (the ``fulltext`` handler, an entry point of
+    ``dangan.jobs``) until the process ends, once the portal answers on ``host:port`` (OCR
+    would slow its start on a small machine); it stops quietly when another worker holds the
+    home's SQLite worker lock (that worker runs them) or no handler is installed."""
+    import logging
+    import socket
+    import threading
+    import time
+
+    from storage.jobs import Worker
+
+    log = logging.getLogger("dangan.portal")
+
+    def portal_up(wait: float = 120.0) -> None:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.5)
+
+    def run() -> None:
+        portal_up()
+        try:
+            Worker(settings, kinds=(TEXT_JOB_KIND,)).run()
+        except UsageError as exc:
+            log.info("text jobs not run by the portal: %s", exc)
+        except Exception:  # noqa: BLE001 - the portal keeps serving; the jobs stay queued
+            log.exception("text-job thread stopped")
+
+    threading.Thread(target=run, name="dangan-text-jobs", daemon=True).start()
 
 
 # -- accounts ------------------------------------------------------------------------------

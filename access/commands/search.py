@@ -194,6 +194,7 @@ def search_command(
                             "title": h.title,
                             "snippet": h.snippet,
                             "view": h.view,
+                            "text_pending": h.text_pending,
                         }
                         for h in hits
                     ],
@@ -209,5 +210,7 @@ def search_command(
         snippet = re.sub(
             r"</?mark>", lambda m: "【" if m.group() == "<mark>" else "】", hit.snippet
         )
-        click.echo(f"{hit.aip_uuid}  {hit.archival_code or '-'}  {hit.title}\n    {snippet}")
+        pending = "  [全文待识别 text pending]" if hit.text_pending else ""
+        click.echo(f"{hit.aip_uuid}  {hit.archival_code or '-'}  {hit.title}{pending}\n"
+                   f"    {snippet}")
     return 0

@@ -44,6 +44,12 @@ class Hit:
     score: float
     view: str = "content"     # content | masked | listed: how much of the record the reader sees
 
+    @property
+    def text_pending(self) -> bool:
+        """Whether OCR of the record's scans or images is still queued (its full text is not
+        all searchable yet; see ingest.textjobs)."""
+        return (self.facets or {}).get("fulltext") == "pending"
+
 
 @dataclass
 class SearchResult:

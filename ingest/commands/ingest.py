@@ -15,26 +15,44 @@ if TYPE_CHECKING:
     from ingest.pipeline import IngestResult
 
 
+#: phases counted in bytes; the others count files or AIPs
+_BYTE_PHASES = {"stage", "verify"}
+_PHASE_NAMES = {"stage": "暂存并计算摘要 staging", "identify": "识别格式 identifying",
+                "check": "检测 checked (files)", "build": "封装 AIP built",
+                "verify": "写入存储并回读校验 storing", "store": "已存储 AIP stored",
+                "pending": "全文待识别 text pending (AIPs)", "text": "全文识别 OCR text jobs"}
+#: phases whose total is one AIP's, not the whole ingest's: only the amount done is shown
+_OPEN_PHASES = {"verify"}
+
+
 def _progress_bar(enabled: bool):
-    """A rich progress bar on stderr, or a no-op when output is not a terminal."""
+    """A rich progress display on stderr (one line per phase, with its count), or a no-op
+    when stderr is not a terminal."""
     if not enabled:
         return None, None
     from rich.console import Console
-    from rich.progress import (
+    from rich.filesize import decimal
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
-    )
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                        TransferSpeedColumn(), TimeRemainingColumn(),
-                        console=Console(stderr=True), transient=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.fields[amount]}"), TimeElapsedColumn(),
+                        console=Console(stderr=True))
     tasks: dict[str, int] = {}
-    names = {"stage": "暂存并计算摘要", "identify": "识别格式", "verify": "写入存储并回读校验"}
+
+    def amount(phase: str, done: float, total: float | None) -> str:
+        if phase in _BYTE_PHASES:
+            return decimal(int(done)) + (f" / {decimal(int(total))}" if total else "")
+        return f"{int(done)}" + (f" / {int(total)}" if total else "")
 
     def update(phase: str, done: int, total: int | None) -> None:
+        total = None if phase in _OPEN_PHASES else total
         if phase not in tasks:
-            tasks[phase] = progress.add_task(names.get(phase, phase), total=total)
-        progress.update(tasks[phase], advance=done)
+            tasks[phase] = progress.add_task(_PHASE_NAMES.get(phase, phase), total=total,
+                                             amount="")
+        task = progress.tasks[tasks[phase]]
+        completed = task.completed + done
+        progress.update(tasks[phase], completed=completed, total=total,
+                        amount=amount(phase, completed, total))
 
     return progress, update
 
@@ -50,22 +68,42 @@ def _progress_bar(enabled: bool):
               help="Household volumes already held (same 档号) get a new version with the new "
                    "or changed files and their corrected rows; the others become new AIPs.")
 @click.option("--reason", help="With --as-update: the reason recorded for each new version.")
+@click.option("--wait-for-text", is_flag=True,
+              help="Run the text jobs (OCR of scans and images) before returning, instead of "
+                   "leaving them to dangan worker or dangan serve.")
 @click.pass_obj
 def ingest_command(settings: Settings, path: Path, profile: str | None, as_json: bool,
-                   accept_valid: bool, as_update: bool, reason: str | None) -> int:
-    """Ingest a transfer: a folder, a BagIt bag, or a .zip / .tar / .tar.gz file."""
+                   accept_valid: bool, as_update: bool, reason: str | None,
+                   wait_for_text: bool) -> int:
+    """Ingest a transfer: a folder, a BagIt bag, or a .zip / .tar / .tar.gz file.
+
+    The AIPs are stored, verified and catalogued before this returns; OCR of pages without a
+    text layer and of images is queued as text jobs (records show 全文待识别 until they ran)
+    unless --wait-for-text is given."""
     from ingest.pipeline import ingest
 
     if as_update:
         return _as_update(settings, path, profile, as_json, reason)
 
     progress, update = _progress_bar(not as_json and sys.stderr.isatty())
+    text: dict[str, int] | None = None
     if progress:
         with progress:
             result = ingest(path, settings, profile, update, accept_valid=accept_valid)
+            if result.text_jobs and wait_for_text:
+                update("text", 0, len(result.text_jobs))
+                text = _wait(settings, result.text_jobs, update)
+            elif result.text_jobs:
+                update("pending", len(result.text_jobs), len(result.text_jobs))
     else:
         result = ingest(path, settings, profile, accept_valid=accept_valid)
+        text = _wait(settings, result.text_jobs, None) if wait_for_text else None
     if as_json:
+        if wait_for_text:
+            result_dict = result.to_dict()
+            result_dict["text"] = text
+            click.echo(json.dumps(result_dict, ensure_ascii=False, indent=2))
+            return result.exit_code
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return result.exit_code
     if result.status == "rejected":
@@ -85,6 +123,12 @@ def ingest_command(settings: Settings, path: Path, profile: str | None, as_json:
             for problem in unit["problems"][:10]:
                 click.echo(f"    - {problem['code']} {problem.get('message', problem['name'])}",
                            err=True)
+    if result.text_jobs and text is None:
+        click.echo(f"全文待识别 text pending: {len(result.text_jobs)} AIP(s), OCR queued as jobs "
+                   f"{', '.join(map(str, result.text_jobs))} (dangan worker or dangan serve "
+                   "runs them)")
+    elif text is not None and result.text_jobs:
+        click.echo(f"全文识别 text jobs: {text['done']} done, {text['failed']} failed")
     click.echo(f"report: {result.report_html}")
     return result.exit_code
 
@@ -114,6 +158,22 @@ def _as_update(settings: Settings, path: Path, profile: str | None, as_json: boo
         for aip in new:
             click.echo(f"  {aip['uuid']}  {aip['archival_code'] or '-'}  {aip['label']}")
     return result.exit_code
+
+
+def _wait(settings: Settings, job_ids: list[int], update) -> dict[str, int] | None:
+    """Run (or wait for) the text jobs of an ingest, reporting jobs finished."""
+    if not job_ids:
+        return None
+    from ingest.textjobs import wait_for_text
+
+    seen = [0]
+
+    def advance(done: int, total: int) -> None:
+        if update:
+            update("text", done - seen[0], total)
+        seen[0] = done
+
+    return wait_for_text(settings, job_ids, advance)
 
 
 def _echo_failures(result: IngestResult) -> None:

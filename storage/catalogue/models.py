@@ -213,5 +213,25 @@ class AipVersionFile(Base):
 
 
 Index("ix_aip_version_files_aip_version", AipVersionFile.aip_uuid, AipVersionFile.version)
+
+
+class DerivedText(Base):
+    """Text derived from an AIP's file after ingest (OCR run by a text job), kept beside the
+    AIP rather than in it: a stored AIP object is never rewritten, and the text can be made
+    again from the file. ``ocr_pages`` lists the 1-based pages read by OCR (1 for an image)."""
+
+    __tablename__ = "derived_texts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    aip_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    path: Mapped[str] = mapped_column(Text)             # under data/objects
+    method: Mapped[str] = mapped_column(String(32))     # ocr
+    engine: Mapped[str] = mapped_column(String(128))    # tesseract version line
+    languages: Mapped[str] = mapped_column(String(64))  # tesseract models (chi_sim)
+    ocr_pages: Mapped[list[Any]] = mapped_column(default=list)
+    chars: Mapped[int] = mapped_column(Integer, default=0)
+    text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 Index("ix_events_aip_at", Event.aip_uuid, Event.at)
 Index("ix_audit_log_action_object", AuditEntry.action, AuditEntry.object)

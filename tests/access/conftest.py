@@ -35,9 +35,13 @@ class Holding:
 
 def _ingest(settings: Settings, transfer: Path) -> dict[str, str]:
     from ingest.pipeline import ingest
+    from ingest.textjobs import wait_for_text
 
     result = ingest(transfer, settings)
     assert result.status == "accepted", result.failures
+    # the holding as searched: the OCR queued by the ingest has run
+    outcome = wait_for_text(settings, result.text_jobs)
+    assert outcome["failed"] == 0, outcome
     return {a["archival_code"] or "general": a["uuid"] for a in result.aips}
 
 

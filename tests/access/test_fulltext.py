@@ -219,13 +219,28 @@ def test_derived_text_is_kept_in_the_aip_with_its_report(holding):
         None if shutil.which("pdftoppm") else "pdftoppm (poppler-utils) is not installed")
     if engine:  # never a silent pass: the scan's pages are reported as not read, and why
         assert scan["status"] == "not-checked" and engine in scan["reason"], scan
-    else:
-        assert (scan["method"], scan["status"]) == ("ocr", "passed")
+    else:  # the AIP was stored before OCR: the scan's page is recorded as queued
+        assert (scan["reader"], scan["status"], scan["pending_pages"]) == ("pypdf", "pending", [1])
+    assert text_layer["reader"] == "pypdf" and text_layer["ocr_page_numbers"] == []
     manifest = (home / "aips" / holding.general / "manifest-sha256.txt").read_text(encoding="utf-8")
     assert "data/metadata/text/extraction.json" in manifest
 
 
 @needs_pdf_ocr
-def test_ocr_text_of_the_scan_is_kept_in_the_aip(holding):
+def test_ocr_text_of_the_scan_is_kept_beside_the_aip(holding):
+    """The text job's OCR text is in the catalogue with the pages, engine and language it was
+    read with; the stored AIP is not rewritten (its text folder holds no text of the scan)."""
+    from sqlalchemy import select
+
+    from storage.catalogue import Catalogue, models
+
+    with Catalogue.open(holding.settings).session() as s:
+        rows = s.scalars(select(models.DerivedText)
+                         .where(models.DerivedText.aip_uuid == holding.general)).all()
+        found = {row.path: (row.ocr_pages, row.engine, row.languages, row.text) for row in rows}
+    pages, engine, languages, text = found["综合/Q001-WS·2016-Y-FPB-0002.pdf"]
+    assert pages == [1] and engine == fulltext.tesseract_version() and languages == "chi_sim"
+    assert "合作社" in text
+    assert "综合/Q001-WS·2016-Y-FPB-0001.pdf" not in found   # a text layer is never OCR'd
     folder = holding.settings.home / "aips" / holding.general / "data/metadata/text"
-    assert "合作社" in (folder / "综合/Q001-WS·2016-Y-FPB-0002.pdf.txt").read_text(encoding="utf-8")
+    assert not (folder / "综合/Q001-WS·2016-Y-FPB-0002.pdf.txt").exists()

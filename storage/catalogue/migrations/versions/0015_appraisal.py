@@ -1,13 +1,13 @@
 """appraisal: batches (鉴定批次) and their entries, holds (冻结), tombstones of destroyed AIPs
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0012
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
