@@ -27,6 +27,7 @@ OBJECTS = "data/objects/"
 @dataclass(frozen=True)
 class _Text:
     text: str
+    status: str = "passed"   # a stored text was extracted; nothing is pending
 
 
 def documents_from_aip(description: AipDescription, texts: Mapping[str, str],
