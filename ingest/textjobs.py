@@ -126,7 +126,7 @@ def run_text_job(settings: Settings, payload: dict[str, Any]) -> dict[str, Any]:
             id=str(uuidlib.uuid4()), aip_uuid=aip_uuid, type="metadata extraction",
             at=datetime.now(timezone.utc), outcome="pass",
             detail=f"OCR of {pages} page(s) in {len(files)} file(s) by {engine}, "
-                   f"language {options.languages}; texts kept in the catalogue (derived_texts)",
+                   f"model {options.languages}; texts kept in the catalogue (derived_texts)",
             outcome_detail="; ".join(f"{f['path']}: pages {','.join(map(str, f['pages']))}"
                                      for f in files)[:2000],
             agents=[], files=[]))
