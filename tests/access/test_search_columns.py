@@ -159,6 +159,9 @@ def test_scoped_searches_on_postgresql_answer_as_on_sqlite(holding, pg_cluster,
     try:
         result = ingest(holding.transfer, settings)
         assert result.status == "accepted", result.failures
+        from ingest.textjobs import wait_for_text   # OCR'd as the SQLite holding was
+
+        wait_for_text(settings, result.text_jobs)
         on_pg = {a["archival_code"] or "general": a["uuid"] for a in result.aips}
         service = AccessService(settings)
         opened.append(service.catalogue)
