@@ -4,6 +4,9 @@ The transfer holds a catalogue sheet (归档文件目录, XLSX or CSV), a ``综�
 village-level documents numbered per DA/T 22 (``Q001-WS·2016-Y-FPB-0001``), and one folder per
 household volume (一户一卷) named by its volume 档号 (``Q001-JF·02·630121100201-0001``) holding
 PDFs with Chinese text, JPEG photos, sometimes a DOCX 帮扶计划 and sometimes an image-only scan.
+The ``综合`` folder also holds files in the formats that preservation planning normalises: a
+Word 97 DOC, a DOCX, an Excel 97 XLS, a PDF 1.7 without PDF/A identification and a bilevel
+TIFF scan (see "formats to normalise" below).
 
 Everything is derived from ``random.Random(seed)``: the same arguments give byte-identical files
 (PDF dates, ZIP member dates and Office document properties are fixed). ``defects`` adds typical
@@ -524,10 +527,11 @@ def _cn_date(when: dt.datetime) -> str:
 class _Pdf:
     """A small flowing-text writer on a reportlab canvas (pages counted as they are made)."""
 
-    def __init__(self, title: str, author: str, when: dt.datetime, footer: bool = True) -> None:
+    def __init__(self, title: str, author: str, when: dt.datetime, footer: bool = True,
+                 version: tuple[int, int] | None = None) -> None:
         _register_font()
         self._buf = io.BytesIO()
-        self.c = rl_canvas.Canvas(self._buf, pagesize=A4, invariant=1)
+        self.c = rl_canvas.Canvas(self._buf, pagesize=A4, invariant=1, pdfVersion=version)
         stamp = when.strftime("D:%Y%m%d%H%M%S+08'00'")
         self.c.setDateFormatter(lambda *_: stamp)
         self.c.setTitle(title)
@@ -1336,6 +1340,146 @@ def _general_fields(spec: _DocSpec, village: _Village | None, when: dt.datetime,
     }
 
 
+# ------------------------------------------------------------------- formats to normalise
+
+# Files in the formats a county office also sends, so that a sample shows normalisation: a
+# Word 97 DOC and an Excel 97 XLS (small fixtures under ``sample_files/``, written once with
+# LibreOffice from python-docx / openpyxl sources: the binary formats have no maintained
+# Python writer, and a committed file is byte-identical by construction), a DOCX, a PDF 1.7
+# without PDF/A identification, and a bilevel TIFF scan (CCITT G4, 200 dpi). Their content
+# names no county, or the generation's county. They are drawn from their own random stream
+# and numbered after the county documents of their year, so every other file and 档号 of a
+# sample is what it was without them.
+_FIXTURES = Path(__file__).with_name("sample_files")
+
+
+class _FormatSpec(NamedTuple):
+    when: dt.datetime
+    retention: str
+    category: str
+    ext: str
+    title: str          # {county} is the generation's county
+    creator: str        # {county} as well
+    doc_no: str
+    secrecy: str
+    note: str
+    render: str         # name of the render function below
+
+
+_FORMAT_SPECS = (
+    _FormatSpec(dt.datetime(2018, 5, 20, 9, 0), "D30", "01", "doc",
+                "青海省扶贫开发局关于进一步加强精准扶贫档案管理工作的通知", "青海省扶贫开发局",
+                "青扶贫〔2018〕56号", "公开", "收文（Word 97 文档）", "doc"),
+    _FormatSpec(dt.datetime(2018, 7, 12, 15, 0), "Y", "01", "docx",
+                "{county}扶贫开发领导小组2018年第二次会议纪要", "{county}扶贫开发领导小组", "",
+                "公开", "", "docx"),
+    _FormatSpec(dt.datetime(2019, 12, 20, 16, 0), "Y", "01", "xls",
+                "各乡镇2019年建档立卡贫困人口动态调整统计表", "{county}扶贫开发局", "", "公开",
+                "Excel 97 工作簿", "xls"),
+    _FormatSpec(dt.datetime(2020, 6, 8, 10, 0), "Y", "01", "pdf",
+                "{county}2020年脱贫攻坚普查工作方案", "{county}扶贫开发局", "", "公开",
+                "PDF 1.7，非 PDF/A", "pdf17"),
+    _FormatSpec(dt.datetime(2016, 3, 2, 9, 0), "Y", "01", "tif",
+                "{county}扶贫开发领导小组成员名单", "{county}扶贫开发领导小组", "", "公开",
+                "纸质原件扫描（TIFF）", "tiff"),
+)
+
+
+def _render_doc(spec: _FormatSpec, county: County, rng: random.Random) -> tuple[bytes, int]:
+    return (_FIXTURES / "archives-notice.doc").read_bytes(), 1
+
+
+def _render_xls(spec: _FormatSpec, county: County, rng: random.Random) -> tuple[bytes, int]:
+    return (_FIXTURES / "township-stats.xls").read_bytes(), 1
+
+
+def _render_docx(spec: _FormatSpec, county: County, rng: random.Random) -> tuple[bytes, int]:
+    """A 会议纪要 as DOCX (python-docx), fixed properties and ZIP dates."""
+    when = spec.when
+    title = spec.title.format(county=county.name)
+    d = docx.Document()
+    props = d.core_properties
+    props.author = props.last_modified_by = f"{county.name}扶贫开发局"
+    props.title = title
+    props.created = props.modified = when
+    props.revision = 1
+    props.comments = ""
+    d.add_heading(title, level=1)
+    d.add_paragraph(f"{when.year}年{when.month}月{when.day}日，{county.name}扶贫开发领导小组召开"
+                    f"{when.year}年第二次会议，听取各乡镇精准扶贫工作汇报，研究部署下一阶段工作。"
+                    "会议议定事项如下：")
+    for n, text in enumerate(rng.sample(_POLICY_PARAS, k=3), 1):
+        d.add_paragraph(f"{'一二三'[n - 1]}、{text}")
+    d.add_paragraph(f"出席：{county.name}扶贫开发领导小组成员{rng.randint(11, 17)}人。")
+    d.add_paragraph(f"{county.name}扶贫开发领导小组办公室    {_cn_date(when)}")
+    buf = io.BytesIO()
+    d.save(buf)
+    return _fixed_zip(buf.getvalue(), when), 1
+
+
+def _render_pdf17(spec: _FormatSpec, county: County, rng: random.Random) -> tuple[bytes, int]:
+    """A PDF 1.7 as office software exports it: text layer, no PDF/A identification."""
+    title = spec.title.format(county=county.name)
+    p = _Pdf(title, f"{county.name}扶贫开发局", spec.when, version=(1, 7))
+    p.title(title, size=16, after=10)
+    p.para("根据国务院第七次全国人口普查领导小组和国家脱贫攻坚普查领导小组的部署，"
+           f"{county.name}开展脱贫攻坚普查工作，全面了解建档立卡户脱贫质量。")
+    for n, text in enumerate(rng.sample(_POLICY_PARAS, k=3), 1):
+        p.para(f"{'一二三'[n - 1]}、{text}")
+    p.line(f"{county.name}扶贫开发局", align="right", after=4)
+    p.line(_cn_date(spec.when), align="right")
+    return p.finish()
+
+
+def _render_tiff(spec: _FormatSpec, county: County, rng: random.Random) -> tuple[bytes, int]:
+    """A bilevel scan of a typed list (CCITT Group 4, 200 dpi, no date tag)."""
+    img = _scan_paper().copy()
+    ink = (30, 30, 30)
+    _scan_text(img, 300, 180, spec.title.format(county=county.name)[:16], 64, ink)
+    y = 400
+    roles = ("组长", "副组长", "副组长", "成员", "成员", "成员", "成员", "成员", "成员")
+    for role in roles:
+        name = _person_name(rng, rng.choice("男男女"), rng.choice(_SURNAMES))
+        _scan_text(img, 220, y, f"{role}：{name}", 48, ink)
+        y += 120
+    _scan_seal(img, 1250, 1900)
+    bilevel = img.convert("L").point(lambda v: 255 if v > 150 else 0, mode="1")
+    buf = io.BytesIO()
+    bilevel.save(buf, "TIFF", compression="group4", dpi=(_SCAN_DPI, _SCAN_DPI))
+    return buf.getvalue(), 1
+
+
+_FORMAT_RENDER = {"doc": _render_doc, "xls": _render_xls, "docx": _render_docx,
+                  "pdf17": _render_pdf17, "tiff": _render_tiff}
+
+
+def _format_items(seed: int, fonds: str, general: list[_Item]) -> list[_Item]:
+    """The files to normalise, numbered after the county documents of their year."""
+    county = _county()
+    used: dict[tuple, int] = {}
+    for it in general:
+        if it.bucket:
+            used[it.bucket] = used.get(it.bucket, 0) + 1
+    items = []
+    for spec in sorted(_FORMAT_SPECS, key=lambda f: f.when):
+        bucket = (spec.when.year, spec.retention, "FPB")
+        used[bucket] = used.get(bucket, 0) + 1
+        code = f"{fonds}-WS·{spec.when.year}-{spec.retention}-FPB-{used[bucket]:04d}"
+        fields = {
+            "档号": code, "文号": spec.doc_no, "责任者": spec.creator.format(county=county.name),
+            "题名": spec.title.format(county=county.name), "日期": spec.when.strftime("%Y%m%d"),
+            "密级": spec.secrecy, "备注": spec.note, "保管期限": _RETENTION[spec.retention],
+            "精准扶贫类别": spec.category, "全宗号": fonds, "年度": str(spec.when.year),
+            "户主姓名": "", "户主公民身份号码": "", "行政村代码": "", "贫困户属性": "",
+            "致贫原因": "", "家庭人口数": "", "识别年度": "", "脱贫年度": "",
+        }
+        render = functools.partial(_FORMAT_RENDER[spec.render], spec, county,
+                                   random.Random(f"{seed}/formats/{spec.render}"))
+        items.append(_Item(f"{GENERAL_DIR}/{code}.{spec.ext}", fields, render, spec.when,
+                           bucket=bucket))
+    return items
+
+
 # ------------------------------------------------------------------- defects
 
 def _pick(plan: _Plan, rng: random.Random, predicate: Callable[[_Item], bool]) -> _Item:
@@ -1693,6 +1837,7 @@ def _generate(out: Path, households: int, seed: int, kinds: list[str], fonds: st
     villages = _make_villages(rng, households)
     hhs = _make_households(rng, households, villages, fonds)
     items = _general_items(rng, villages, hhs, fonds)
+    items += _format_items(seed, fonds, items)
     for hh in hhs:
         items += _household_items(rng, hh, fonds)
     plan = _Plan(items=items, households=hhs, fonds=fonds)

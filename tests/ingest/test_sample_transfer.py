@@ -120,7 +120,8 @@ def test_archival_codes(clean):
         code, path = row["档号"], row["计算机文件名"]
         assert code_ok(code), code
         if path.startswith("综合/"):
-            assert ITEM_RE.fullmatch(code) and path == f"综合/{code}.pdf"
+            assert ITEM_RE.fullmatch(code)
+            assert re.fullmatch(re.escape(f"综合/{code}.") + r"(pdf|doc|docx|xls|tif)", path)
         else:
             folder, name = path.split("/")
             assert VOLUME_RE.fullmatch(folder) and not VOLUME_RE.fullmatch(folder)["item"]
@@ -441,3 +442,56 @@ def test_all_defects_together(tmp_path):
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
     rows = read_sheet(tmp_path / "a")
     assert len(rows) == summary.item_count
+
+
+# ------------------------------------------------------------------- formats to normalise
+
+def test_formats_to_normalise_are_identified(clean):
+    """The sample holds a DOC, DOCX, XLS, a PDF 1.7 without PDF/A and a TIFF scan, each listed in
+    the sheet and identified by Siegfried as that format; every other PDF is PDF 1.3."""
+    from ingest.formats import identify
+
+    out, _, rows = clean
+    paths = [r["计算机文件名"] for r in rows]
+    found = dict(zip(paths, identify([out / p for p in paths])))
+    by_suffix: dict[str, set] = {}
+    for path, info in found.items():
+        by_suffix.setdefault(Path(path).suffix, set()).add(info.puid)
+    assert by_suffix[".doc"] == {"fmt/40"}
+    assert by_suffix[".xls"] == {"fmt/61"}
+    assert by_suffix[".docx"] == {"fmt/412"}
+    assert by_suffix[".tif"] == {"fmt/353"}
+    assert by_suffix[".pdf"] == {"fmt/17", "fmt/276"}
+    pdf17 = [p for p, i in found.items() if i.puid == "fmt/276"]
+    assert len(pdf17) == 1 and pdf17[0].startswith("综合/")
+    general = {r["计算机文件名"]: r for r in rows if r["计算机文件名"].startswith("综合/")}
+    assert {Path(p).suffix for p in general} == {".pdf", ".doc", ".docx", ".xls", ".tif"}
+    # each is a Chinese 精准扶贫 record of the county, or a province notice it received
+    for path, row in general.items():
+        if not path.endswith(".pdf") or found[path].puid == "fmt/276":
+            assert re.search(r"扶贫|脱贫|贫困", row["题名"]), row
+    from PIL import Image
+    tif = next(out / p for p in general if p.endswith(".tif"))
+    with Image.open(tif) as im:
+        assert im.mode == "1" and im.info["compression"] == "group4"
+        assert tuple(round(v) for v in im.info["dpi"]) == (200, 200)
+    assert PdfReader(out / pdf17[0]).pdf_header == "%PDF-1.7"
+    assert "建档立卡" in "".join(pg.extract_text() for pg in PdfReader(out / pdf17[0]).pages)
+
+
+def test_formats_to_normalise_leave_other_files_unchanged(tmp_path):
+    """The added files come from their own random stream: every other file is what it was
+    without them, and the 档号 of the county documents are unchanged."""
+    from ingest import sample_transfer
+
+    with_them = tmp_path / "with"
+    generate(with_them, households=2, seed=4)
+    saved = sample_transfer._FORMAT_SPECS
+    sample_transfer._FORMAT_SPECS = ()
+    try:
+        generate(tmp_path / "without", households=2, seed=4)
+    finally:
+        sample_transfer._FORMAT_SPECS = saved
+    a, b = tree_digest(with_them), tree_digest(tmp_path / "without")
+    assert set(a) - set(b) and len(set(a) - set(b)) == len(saved)
+    assert {k: a[k] for k in b if k != "归档文件目录.xlsx"} == {k: b[k] for k in b if k != "归档文件目录.xlsx"}
