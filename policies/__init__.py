@@ -21,6 +21,9 @@ _API = {
     "FormatDecision": "formats", "FormatPolicy": "formats", "load_format_policy": "formats",
     "FixityPolicy": "loader", "LocationSpec": "loader", "StoragePolicy": "loader",
     "load_fixity_policy": "loader", "load_storage_policy": "loader",
+    "Conversion": "preservation", "PreservationPolicy": "preservation",
+    "PreservationRule": "preservation", "Tool": "preservation",
+    "load_preservation_policy": "preservation",
     "RetentionDecision": "retention", "RetentionPeriod": "retention",
     "RetentionPolicy": "retention", "load_retention_policy": "retention",
 }
@@ -38,6 +41,9 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from policies.formats import FormatDecision, FormatPolicy, load_format_policy
     from policies.loader import (
         FixityPolicy, LocationSpec, StoragePolicy, load_fixity_policy, load_storage_policy,
+    )
+    from policies.preservation import (
+        Conversion, PreservationPolicy, PreservationRule, Tool, load_preservation_policy,
     )
     from policies.retention import (
         RetentionDecision, RetentionPeriod, RetentionPolicy, load_retention_policy,

@@ -53,6 +53,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # repository_id = the namespace of oai: identifiers; admin_email is required by Identify
     "oai": {"repository_name": "Dangan 档案馆", "repository_id": "dangan",
             "admin_email": "archives@dangan.invalid", "page_size": 100},
+    # preservation planning: at_ingest "" follows policies/preservation.yaml, true/false overrides
+    "normalise": {"at_ingest": "", "timeout": 600},
     "fulltext": {"enabled": True, "ocr": True, "ocr_languages": "chi_sim", "ocr_dpi": 300,
                  "ocr_workers": 2, "ocr_timeout": 300, "min_chars_per_page": 10,
                  "max_chars": 2_000_000, "defer_ocr": True},
