@@ -77,9 +77,9 @@ def held_files(session: Any) -> Iterator[HeldFile]:
     from storage.catalogue import models as m
 
     codes = dict(session.execute(select(m.Aip.uuid, m.Aip.archival_code)
-                                 .where(m.Aip.status == "UPLOADED")))
+                                 .where(m.Aip.status == "UPLOADED")).all())
     newest = dict(session.execute(select(m.AipVersion.aip_uuid, func.max(m.AipVersion.number))
-                                  .group_by(m.AipVersion.aip_uuid)))
+                                  .group_by(m.AipVersion.aip_uuid)).all())
     source_col = getattr(m.File, "derived_from", None)
     cols = [m.File.aip_uuid, m.File.path, m.File.size, m.File.puid, m.File.format_name]
     if source_col is not None:

@@ -4,4 +4,6 @@ COMMANDS = {
     "ingest": "ingest:ingest_command",
     "sample-transfer": "ingest:sample_transfer_command",
     "update": "update:update_command",
+    "formats": "planning:formats_group",
+    "migrate": "planning:migrate_command",
 }
