@@ -130,7 +130,8 @@ def _conversions(policy: Any, request: MigrateRequest, source: str) -> list[tupl
 def _check_request(policy: Any, request: MigrateRequest) -> None:
     if not request.puid.strip():
         raise UsageError("--puid 不能为空")
-    rules = [r for r in policy.rules if not r.puids or request.puid in r.puids]
+    rules = [r for r in policy.rules if request.puid in r.puids] or \
+        [r for r in policy.rules if not r.puids]     # rules by extension alone
     if not any(r.conversions for r in rules):
         raise UsageError(f"保存规则中没有针对 {request.puid} 的转换（{policy.path}）：无可迁移")
     targets = sorted({c.target for r in rules for c in r.conversions})

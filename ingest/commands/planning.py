@@ -49,12 +49,14 @@ def _print_register(data: dict[str, Any]) -> None:
     from storage.copies import human_size
 
     console = Console()
-    table = Table(box=box.SIMPLE_HEAD, title=f"馆藏格式风险登记：{data['aips']} 个 AIP，{data['files']} 个原件，"
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
+                  show_edge=False, title=f"馆藏格式风险登记：{data['aips']} 个 AIP，{data['files']} 个原件，"
                         f"{human_size(data['bytes'])}")
     table.add_column("PUID", no_wrap=True)
-    table.add_column("格式", no_wrap=True, overflow="ellipsis", max_width=20)
-    for name in ("文件数", "字节", "AIP", "保存副本", "利用副本", "待迁移"):
-        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("格式", no_wrap=True, overflow="ellipsis", max_width=12)
+    for name, width in (("文件数", 6), ("字节", 9), ("AIP", 3), ("保存副本", 8),
+                        ("利用副本", 8), ("待迁移", 6)):
+        table.add_column(name, justify="right", no_wrap=True, min_width=width)
     actions = {"allow": "允许", "warn": "警告", "reject": "拒绝"}
     rules_text = []
     for row in data["formats"]:

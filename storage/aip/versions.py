@@ -420,6 +420,7 @@ def catalogue_version(catalogue: Any, session: Any, inventory: Inventory, descri
     from storage.catalogue import PiiValue, store_protected
 
     record_version(session, inventory, new_objects)
+    _formats_of_new_objects(session, inventory, description, new_objects)
     session.execute(delete(PiiValue).where(PiiValue.aip_uuid == inventory.aip))
     store_protected(session, inventory.aip, protected)
     catalogue.update_aip(session, description, record=record, documents=documents,
@@ -429,6 +430,31 @@ def catalogue_version(catalogue: Any, session: Any, inventory: Inventory, descri
         "version": inventory.number, "supersedes": inventory.supersedes,
         "kind": inventory.kind, "reason": inventory.reason, "changes": inventory.changes,
         "inventory": inventory.path})
+
+
+def _formats_of_new_objects(session: Any, inventory: Inventory, description: Any,
+                            new_objects: Mapping[str, Any]) -> None:
+    """The identified format (MIME type, PUID, name, version) of each object the version
+    stored, from its METS entry: a file added by an update, or a derivative made by a
+    migration, is catalogued with its format as an ingested file is (and a derivative with
+    the logical path of its source where the catalogue records it)."""
+    from sqlalchemy import update
+
+    from storage.catalogue import models as m
+
+    stored_of = {path: entry["stored"] for path, entry in inventory.files.items()}
+    has_source = hasattr(m.File, "derived_from")
+    for entry in description.files:
+        stored = stored_of.get(entry.path)
+        if stored is None or stored not in new_objects:
+            continue
+        values = {"mime": entry.mime, "puid": entry.puid, "format_name": entry.format_name,
+                  "format_version": entry.format_version}
+        if has_source and getattr(entry, "derived_from", None):
+            values["derived_from"] = entry.derived_from
+        if any(v is not None for v in values.values()):
+            session.execute(update(m.File).where(m.File.aip_uuid == inventory.aip,
+                                                 m.File.path == stored).values(**values))
 
 
 def version_objects(inventory: Inventory) -> dict[str, Any]:
