@@ -29,6 +29,22 @@ def docx(path: Path, text: str = TEXT) -> Path:
     return path
 
 
+def corrupt_docx(path: Path) -> Path:
+    """A DOCX whose package is sound (it identifies as fmt/412) but whose document.xml is cut
+    in half: no reader can load it."""
+    import zipfile
+
+    good = docx(path.with_name(f"good-{path.name}"))
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "word/document.xml":
+                data = data[: len(data) // 2]
+            out.writestr(info, data)
+    good.unlink()
+    return path
+
+
 def doc(folder: Path) -> Path:
     """A Word 97-2003 .doc, written by LibreOffice from a DOCX."""
     need("soffice", "libreoffice-writer-nogui")

@@ -1,0 +1,202 @@
+"""Normalisation at ingest: derivatives beside the originals in the AIP, identified again,
+with digests, PREMIS events and derivation relationships both ways, catalogued, audited and
+rebuilt like any stored file; failures keep the original and are reported."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import bagit
+import pytest
+from lxml import etree
+
+from storage.aip import mets, parse_mets, validate_mets
+
+NSMAP = mets.NSMAP
+from tests.ingest import normalise_inputs as inputs
+from tests.ingest.test_ingest_transfers import stored_aips
+from tests.ingest.transfers import HEADER
+
+
+def office_transfer(root: Path, corrupt: bool = False) -> Path:
+    """A household volume of three files: a DOCX, a TIFF scan and a text file.
+
+    With ``corrupt`` the DOCX's document.xml is cut in half: its package still passes the
+    readability check (GD-3-4 opens the ZIP), LibreOffice cannot load it."""
+    inputs.need("soffice", "libreoffice-writer-nogui")
+    (root / "户卷").mkdir(parents=True)
+    names = ["户卷/001-申请书.docx", "户卷/002-扫描件.tif", "户卷/003-说明.txt"]
+    (inputs.corrupt_docx if corrupt else inputs.docx)(root / names[0])
+    inputs.tiff(root / names[1])
+    (root / names[2]).write_text("户情说明 因病致贫\n", encoding="utf-8")
+    with open(root / "归档文件目录.csv", "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for n, name in enumerate(names, 1):
+            writer.writerow([str(n), f"Q001-JF·02·630121100201-0001-{n:03d}", "", "某村委会",
+                             f"第{n}件", "20160315", "限制", "1", "", "永久", "02", "因病", name])
+    return root
+
+
+@pytest.fixture
+def normalising(monkeypatch):
+    monkeypatch.setenv("DANGAN_NORMALISE_AT_INGEST", "true")
+    monkeypatch.setenv("DANGAN_FULLTEXT_OCR", "false")
+
+
+def ingest(cli, transfer):
+    result = cli("ingest", transfer, "--json")
+    data = json.loads(result.out)
+    return result, data
+
+
+def test_derivatives_sit_beside_their_sources_linked_both_ways(home, cli, tmp_path, normalising):
+    transfer = office_transfer(tmp_path / "t")
+    originals = {p: p.read_bytes() for p in transfer.rglob("*") if p.is_file()}
+    result, data = ingest(cli, transfer)
+    assert result.code == 0, result.err
+    assert {p: p.read_bytes() for p in originals} == originals      # the transfer untouched
+    uuid = data["aips"][0]["uuid"]
+    folder = home.home / "aips" / uuid
+    bagit.Bag(str(folder)).validate()
+    # originals stay where they always were, byte for byte
+    assert (folder / "data/objects/户卷/001-申请书.docx").read_bytes() == \
+        originals[transfer / "户卷/001-申请书.docx"]
+    pdf = folder / "data/preservation/户卷/001-申请书.docx.pdf"
+    jpeg = folder / "data/access/户卷/002-扫描件.tif.jpg"
+    assert pdf.read_bytes().startswith(b"%PDF") and jpeg.is_file()
+    assert not (folder / "data/preservation/户卷/003-说明.txt.pdf").exists()
+    xml = (folder / "data/metadata/mets.xml").read_bytes()
+    assert validate_mets(xml) == []
+    description = parse_mets(xml)
+    by_path = {f.path: f for f in description.files}
+    preserved = by_path["data/preservation/户卷/001-申请书.docx.pdf"]
+    source = by_path["data/objects/户卷/001-申请书.docx"]
+    assert preserved.use == "preservation" and preserved.puid == "fmt/477"
+    assert preserved.derived_from == source.path and preserved.item_id == source.item_id
+    assert by_path["data/access/户卷/002-扫描件.tif.jpg"].use == "access"
+    # every relationship resolves, both ways
+    root = etree.fromstring(xml)
+    ids = set(root.xpath("//mets:file/@ID", namespaces=NSMAP))
+    for obj in root.iterfind(".//premis:object", NSMAP):
+        own = obj.findtext("premis:objectIdentifier/premis:objectIdentifierValue", namespaces=NSMAP)
+        for rel in obj.iterfind("premis:relationship", NSMAP):
+            other = rel.findtext("premis:relatedObjectIdentifier/"
+                                 "premis:relatedObjectIdentifierValue", namespaces=NSMAP)
+            assert other in ids
+            back = {"has source": "is source of", "is source of": "has source"}[
+                rel.findtext("premis:relationshipSubType", namespaces=NSMAP)]
+            assert root.xpath(f"//premis:object[premis:objectIdentifier/premis:objectIdentifierValue"
+                              f"='{other}']/premis:relationship[premis:relationshipSubType='{back}']"
+                              f"/premis:relatedObjectIdentifier/premis:relatedObjectIdentifierValue"
+                              f"='{own}'", namespaces=NSMAP)
+    events = [e for e in description.events if e.type == "normalization"]
+    assert len(events) == 2 and {e.outcome for e in events} == {"pass"}
+    agents = {a.id: a for a in description.agents}
+    office = next(e for e in events if preserved.id in e.file_ids)
+    assert source.id in office.file_ids
+    assert any(agents[a].name == "libreoffice" and "LibreOffice" in agents[a].version
+               for a in office.agent_ids)
+    report = json.loads(Path(data["report"]["json"]).read_text(encoding="utf-8"))
+    assert {c["code"]: c["status"] for c in report["checks"]}["DG-3-2"] == "passed"
+    assert [n["outcome"] for n in report["normalisation"]] == ["passed", "passed"]
+    # catalogued, shown beside the source with its event
+    shown = json.loads(cli("show", uuid, "--json").out)
+    rows = {f["path"]: f for f in shown["files"]}
+    assert rows[preserved.path]["use"] == "preservation"
+    assert rows[preserved.path]["derived_from"] == source.path
+    text = cli("show", uuid).out
+    assert "data/preservation/户卷/001-申请书.docx.pdf" in text and "normalization" in text
+
+
+def test_audit_and_rebuild_cover_the_derivatives(home, cli, tmp_path, normalising, request):
+    from tests.storage.test_rebuild import drop_catalogue
+
+    _, data = ingest(cli, office_transfer(tmp_path / "t"))
+    uuid = data["aips"][0]["uuid"]
+    derived = home.home / "aips" / uuid / "data/preservation/户卷/001-申请书.docx.pdf"
+    audit = cli("audit", "--all", "--json")
+    assert audit.code == 0, audit.out + audit.err
+    # a damaged derivative is found by the audit like any other file
+    original = derived.read_bytes()
+    derived.chmod(0o644)
+    derived.write_bytes(original[:-10] + b"0123456789")
+    damaged = cli("audit", "--all", "--json")
+    assert damaged.code != 0 and "data/preservation/" in damaged.out
+    derived.write_bytes(original)
+    shown = json.loads(cli("show", uuid, "--json").out)
+    drop_catalogue(home, request)
+    rebuilt = cli("rebuild", "--from", "local")
+    assert rebuilt.code == 0, rebuilt.out + rebuilt.err
+    again = json.loads(cli("show", uuid, "--json").out)
+    assert again["files"] == shown["files"]
+    assert any(f["use"] == "preservation" and f["derived_from"] for f in again["files"])
+
+
+def own_policy(home, name: str, old: str, new: str) -> None:
+    """The home's own copy of a shipped policy, with one edit."""
+    own = home.home / "policies"
+    own.mkdir(exist_ok=True)
+    shipped = Path(__file__).resolve().parents[2] / f"policies/data/{name}.yaml"
+    text = shipped.read_text(encoding="utf-8")
+    assert old in text
+    (own / f"{name}.yaml").write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_a_corrupt_docx_keeps_the_original_and_the_report_says_why(home, cli, tmp_path,
+                                                                  normalising):
+    result, data = ingest(cli, office_transfer(tmp_path / "t", corrupt=True))
+    assert result.code == 0, result.err          # the policy's on_failure is warn
+    uuid = data["aips"][0]["uuid"]
+    folder = home.home / "aips" / uuid
+    assert (folder / "data/objects/户卷/001-申请书.docx").is_file()
+    assert not (folder / "data/preservation").exists()
+    report = json.loads(Path(data["report"]["json"]).read_text(encoding="utf-8"))
+    check = {c["code"]: c for c in report["checks"]}["DG-3-2"]
+    assert check["status"] == "failed" and check["severity"] == "warning"
+    assert check["problems"][0]["path"] == "户卷/001-申请书.docx"
+    assert "libreoffice" in check["problems"][0]["message"]
+    events = [e for e in parse_mets((folder / "data/metadata/mets.xml").read_bytes()).events
+              if e.type == "normalization"]
+    assert sorted(e.outcome for e in events) == ["fail", "pass"]
+
+
+def test_a_rejecting_rule_refuses_the_record(home, cli, tmp_path, normalising):
+    own_policy(home, "preservation", "on_failure: warn", "on_failure: reject")
+    result, data = ingest(cli, office_transfer(tmp_path / "t", corrupt=True))
+    assert result.code == 1 and data["status"] == "rejected"
+    assert any(f["code"] == "DG-3-2" for f in data["failures"])
+    assert stored_aips(home) == []
+
+
+def test_without_a_tool_nothing_is_made_and_the_report_says_so(home, cli, tmp_path, normalising,
+                                                             monkeypatch):
+    transfer = office_transfer(tmp_path / "t")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in ("clamscan", "tesseract", "pdftoppm"):    # what ingest may use, not soffice
+        found = shutil.which(program)
+        if found:
+            (bin_dir / program).symlink_to(found)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    result, data = ingest(cli, transfer)
+    assert result.code == 0, result.err
+    report = json.loads(Path(data["report"]["json"]).read_text(encoding="utf-8"))
+    check = {c["code"]: c for c in report["checks"]}["DG-3-2"]
+    assert check["status"] in ("not-checked", "failed")
+    docx = next(p for p in check["problems"] if p["path"].endswith(".docx"))
+    assert "tool libreoffice absent" in docx["message"]
+    folder = home.home / "aips" / data["aips"][0]["uuid"]
+    assert not (folder / "data/preservation").exists()
+
+
+def test_off_by_default_nothing_changes(home, cli, tmp_path):
+    _, data = ingest(cli, office_transfer(tmp_path / "t"))
+    folder = home.home / "aips" / data["aips"][0]["uuid"]
+    assert not (folder / "data/preservation").exists() and not (folder / "data/access").exists()
+    report = json.loads(Path(data["report"]["json"]).read_text(encoding="utf-8"))
+    assert "normalisation" not in report
+    assert "DG-3-2" not in {c["code"] for c in report["checks"]}
