@@ -4,7 +4,6 @@ rebuilt like any stored file; failures keep the original and are reported."""
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -17,28 +16,15 @@ from storage.aip import mets, parse_mets, validate_mets
 
 NSMAP = mets.NSMAP
 from tests.ingest import normalise_inputs as inputs
-from tests.ingest.test_ingest_transfers import stored_aips
-from tests.ingest.transfers import HEADER
+from tests.ingest.normalise_inputs import office_transfer
 
 
-def office_transfer(root: Path, corrupt: bool = False) -> Path:
-    """A household volume of three files: a DOCX, a TIFF scan and a text file.
+def stored_aips(home) -> list[str]:
+    root = home.home / "aips"
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) \
+        if root.exists() else []
 
-    With ``corrupt`` the DOCX's document.xml is cut in half: its package still passes the
-    readability check (GD-3-4 opens the ZIP), LibreOffice cannot load it."""
-    inputs.need("soffice", "libreoffice-writer-nogui")
-    (root / "户卷").mkdir(parents=True)
-    names = ["户卷/001-申请书.docx", "户卷/002-扫描件.tif", "户卷/003-说明.txt"]
-    (inputs.corrupt_docx if corrupt else inputs.docx)(root / names[0])
-    inputs.tiff(root / names[1])
-    (root / names[2]).write_text("户情说明 因病致贫\n", encoding="utf-8")
-    with open(root / "归档文件目录.csv", "w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        for n, name in enumerate(names, 1):
-            writer.writerow([str(n), f"Q001-JF·02·630121100201-0001-{n:03d}", "", "某村委会",
-                             f"第{n}件", "20160315", "限制", "1", "", "永久", "02", "因病", name])
-    return root
+
 
 
 @pytest.fixture
