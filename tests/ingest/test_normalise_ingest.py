@@ -16,6 +16,7 @@ from storage.aip import mets, parse_mets, validate_mets
 
 NSMAP = mets.NSMAP
 from tests.ingest import normalise_inputs as inputs
+from tests.ingest import normalise_inputs as inputs
 from tests.ingest.normalise_inputs import office_transfer
 
 
@@ -186,3 +187,32 @@ def test_off_by_default_nothing_changes(home, cli, tmp_path):
     report = json.loads(Path(data["report"]["json"]).read_text(encoding="utf-8"))
     assert "normalisation" not in report
     assert "DG-3-2" not in {c["code"] for c in report["checks"]}
+
+
+def _mets_of(cli, uuid, out: Path):
+    assert cli("get", uuid, "data/metadata/mets.xml", "-o", out).code == 0
+    xml = out.read_bytes()
+    assert validate_mets(xml) == []
+    return parse_mets(xml)
+
+
+def test_a_new_version_keeps_the_derivatives_and_a_replaced_source_drops_its_own(
+        home, cli, tmp_path, normalising):
+    _, data = ingest(cli, office_transfer(tmp_path / "t"))
+    uuid = data["aips"][0]["uuid"]
+    first = _mets_of(cli, uuid, tmp_path / "v1.xml")
+    derived = {f.path: f.derived_from for f in first.files if f.derived_from}
+    assert len(derived) == 2
+    note = tmp_path / "回头看.txt"
+    note.write_text("2019 回头看 入户核查\n", encoding="utf-8")
+    assert cli("update", uuid, "--add", f"{note}:户卷/004-回头看.txt", "--reason", "回头看").code == 0
+    second = _mets_of(cli, uuid, tmp_path / "v2.xml")
+    assert {f.path: f.derived_from for f in second.files if f.derived_from} == derived
+    assert {f.path: f.use for f in second.files if f.path in derived} == \
+        {f.path: f.use for f in first.files if f.path in derived}
+    other = inputs.docx(tmp_path / "新申请书.docx", "新的申请书内容")
+    assert cli("update", uuid, "--replace", f"户卷/001-申请书.docx:{other}",
+               "--reason", "更正").code == 0
+    third = _mets_of(cli, uuid, tmp_path / "v3.xml")
+    assert {f.path for f in third.files if f.derived_from} == \
+        {"data/access/户卷/002-扫描件.tif.jpg"}
