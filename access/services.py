@@ -502,9 +502,11 @@ class AccessService:
                     "preview": allowed and (f["mime"] or "").split(";")[0] in PREVIEW_MIMES,
                     "last_fixity": _file_fixity(f.get("stored", f["path"]), fixity, damage),
                     "damaged": f.get("stored", f["path"]) in damaged,
+                    "derived_from": (r.mask_numbers(f["derived_from"])
+                                     if f.get("derived_from") else None),
                 }
             )
-        return out
+        return _with_access_copies(out)
 
     def item(self, reader: r.Reader, uuid: str, key: str, via: str = "page") -> dict[str, Any]:
         """One item of an AIP, with the files that belong to it."""
@@ -886,6 +888,29 @@ def _unique_shown(paths: Iterator[str] | list[str], logical: Any = lambda p: p) 
         taken.add(shown)
         names[path] = shown
     return lambda path: names.get(path, r.mask_numbers(logical(path)))
+
+
+def _with_access_copies(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give each original its ``access_copy``: the path readers preview and download by default.
+
+    That is its access derivative (``data/access/…``), else a preservation derivative the
+    browser shows (a DOC's PDF/A); None (the original is served) when it has neither, or the
+    reader may not download it. The original stays downloadable (``download``)."""
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for f in files:
+        if f.get("derived_from") and f["download"]:
+            by_source.setdefault(f["derived_from"], []).append(f)
+    for f in files:
+        f["access_copy"] = None
+        if f.get("derived_from"):
+            continue
+        copies = by_source.get(f["path"], [])
+        best = ([c for c in copies if c["use"] == "access"]
+                or [c for c in copies if c["use"] == "preservation" and c["preview"]])
+        if best:
+            f["access_copy"] = best[0]["path"]
+            f["access_preview"] = best[0]["preview"]
+    return files
 
 
 def _at_version(s: Any, details: dict[str, Any], number: int | None) -> None:

@@ -4,6 +4,8 @@ Layout (DESIGN.md, "The AIP")::
 
     <uuid>/bagit.txt bag-info.txt manifest-<alg>.txt tagmanifest-<alg>.txt
     <uuid>/data/objects/…                 the submitted files, transfer paths kept (NFC)
+    <uuid>/data/preservation/…            preservation copies (``<path>.<ext>``, ingest.normalise)
+    <uuid>/data/access/…                  access copies, likewise
     <uuid>/data/metadata/mets.xml         METS 1.12 + PREMIS 3
     <uuid>/data/metadata/record.json      the profile record(s)
     <uuid>/data/metadata/submission/…     the sender's catalogue sheet and bag tag files
@@ -18,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from ingest.analysis import Analysis, Unit
@@ -60,11 +64,18 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
               record: dict,
               events: list[Event], agents: list[Agent], retention: Retention | None,
               report_files: list[Path], source_organization: str | None,
-              dangan_agent: str, derived_files: list[tuple[str, Path]] = ()) -> BuiltAip:
+              dangan_agent: str, derived_files: list[tuple[str, Path]] = (),
+              derivatives: Sequence[Any] = (),
+              derivative_events: Callable[[dict[str, str]], list[Event]] | None = None,
+              ) -> BuiltAip:
     """Assemble one AIP bag in ``folder`` (which must not exist) and return what it holds.
 
     ``item_of`` maps content-relative paths to the id of the item describing the file;
-    ``derived_files`` are (bag path, file) pairs of derived data (full text) to include.
+    ``derived_files`` are (bag path, file) pairs of derived data (full text) to include;
+    ``derivatives`` are preservation and access copies
+    (:class:`ingest.normalise.at_ingest.DerivedFile`), moved in after the payload, each
+    belonging to its source's item; ``derivative_events`` is called with bag path -> file id
+    and returns their events (appended to ``events``).
     """
     data = folder / "data"
     (data / "objects").mkdir(parents=True)
@@ -88,6 +99,20 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
                                  format_name=fmt.format_name, format_version=fmt.format_version,
                                  use="original", item_id=item_of.get(rel)))
         digests[path], sizes[path] = dict(staged.digests), staged.size
+    item_by_path = {e.path: e.item_id for e in entries}
+    for derived in derivatives:      # preservation and access copies, beside the payload
+        target = folder / derived.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(derived.file, target)
+        size, found = hash_file(target, algorithms)
+        fmt = derived.format
+        entries.append(FileEntry(id=_file_id(len(entries) + 1), path=derived.path,
+                                 original_name=derived.path.rsplit("/", 1)[-1], size=size,
+                                 digests=found, mime=fmt.mime, puid=fmt.puid,
+                                 format_name=fmt.format_name, format_version=fmt.format_version,
+                                 use=derived.use, item_id=item_by_path.get(derived.derived_from),
+                                 derived_from=derived.derived_from))
+        digests[derived.path], sizes[derived.path] = found, size
     extra: list[tuple[str, Path, str]] = []
     for staged in analysis.submission:
         extra.append((f"data/metadata/submission/{staged.rel}", analysis.staged.root / staged.rel,
@@ -112,6 +137,8 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
                                  mime=fmt.mime, puid=fmt.puid, format_name=fmt.format_name,
                                  format_version=fmt.format_version, use=use))
         digests[path], sizes[path] = found, size
+    if derivative_events is not None:
+        events = [*events, *derivative_events({e.path: e.id for e in entries})]
     description = AipDescription(
         uuid=uuid, archival_code=unit.archival_code, label=unit.label,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

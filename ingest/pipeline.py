@@ -32,12 +32,14 @@ from ingest.describe import describe
 from ingest.formats import (
     SUBPROCESS_MIN, BackgroundIdentification, FormatInfo, identify, sniff_mime, tool_versions,
 )
+from ingest.normalise import at_ingest as normalisation
 from ingest.report import Report, write_report
 from ingest.staging import Limits, StagedTransfer, stage
 from metadata_profiles.text import shown_text
 from metadata_profiles import ProfileError, load_profile
 from policies import (
-    ConfigError, RejectedError, Settings, load_fixity_policy, load_storage_policy,
+    ConfigError, RejectedError, Settings, load_fixity_policy, load_preservation_policy,
+    load_storage_policy,
 )
 from policies.config import dangan_version
 from storage.catalogue import models
@@ -207,6 +209,8 @@ class Ingester:
         self.assessor = Assessor(settings, self.profile, self.catalogue,
                                  settings.int("ingest", "workers"))
         self.accept_valid = accept_valid
+        self.preservation = load_preservation_policy(settings)
+        self._normalised: dict[str, list[normalisation.Normalised]] = {}
         self.fulltext = fulltext.Options.from_settings(settings)
         self._text_pending: dict[str, list[dict]] = {}   # AIP -> files whose OCR is queued
         self.progress = progress or (lambda phase, done, total: None)
@@ -291,6 +295,18 @@ class Ingester:
         for unit in units:
             plan.setdefault(unit.key, str(uuidlib.uuid4()))
         verdict = self.assessor.verdict(checks, units, analysis, self.accept_valid)
+        self._normalised = {}
+        if self.preservation.at_ingest and verdict.accepted:
+            # after the checks, from the staged copies; a failure that the policy makes
+            # rejecting refuses its unit as any other rejecting finding does
+            self.progress("normalise", 0, None)
+            self._normalised = normalisation.normalise_units(
+                self.preservation, verdict.accepted, analysis, run / "normalise",
+                self.settings.int("normalise", "timeout"))
+            found = normalisation.report_check(self._normalised)
+            if found is not None:
+                checks = [*checks, found]
+                verdict = self.assessor.verdict(checks, units, analysis, self.accept_valid)
         tools = self._tools(analysis)
         report = Report(
             transfer={"id": transfer_id, "source": shown_text(str(staged.source)),
@@ -306,6 +322,7 @@ class Ingester:
                              "problems": problems} for u, problems in verdict.refused
                             if not verdict.whole_transfer],
             policies=self.assessor.policy_versions(),
+            normalisation=normalisation.report_entries(self._normalised),
             decision=("rejected" if not verdict.accepted else
                       "partially-accepted" if verdict.refused else "accepted"))
         units = verdict.accepted
@@ -369,6 +386,8 @@ class Ingester:
                                {rel: r.text for rel, r in text.results.items()},
                                self.assessor.household_names(analysis.records))
         fulltext.attach(description.documents, description.item_of, text.results)
+        normalised = self._normalised.get(unit.key, [])
+        when = _now()
         self._text_pending[aip_uuid] = textjobs.pending_files(text.results, description.item_of)
         built = build_aip(
             uuid=aip_uuid, unit=unit, analysis=analysis, folder=run / "aips" / aip_uuid,
@@ -376,8 +395,12 @@ class Ingester:
             item_of=description.item_of, record=description.record,
             events=self._events(unit, analysis, tools, report, transfer_id)
             + [fulltext.premis_event(text.results, (tools["dangan"].id,), _now())],
-            agents=list(tools.values()), retention=description.retention,
+            agents=[*tools.values(), *normalisation.agents(self.preservation, normalised)],
+            retention=description.retention,
             report_files=report_files, derived_files=text.files,
+            derivatives=normalisation.aip_files(normalised),
+            derivative_events=(lambda ids: normalisation.events(
+                self.preservation, normalised, ids, when, tools["dangan"].id)) if normalised else None,
             source_organization=self.settings.get("ingest", "source_organization"),
             dangan_agent=tools["dangan"].id)
         return PreparedAip(built, description.documents)

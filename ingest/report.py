@@ -37,6 +37,8 @@ class Report:
         rejected_units: units refused under ``--accept-valid``, with their problems.
         policies: policy and profile identifiers in force.
         decision: ``accepted``, ``rejected`` or ``partially-accepted`` (None: from the checks).
+        normalisation: the derivatives made at ingest, kept or not (ingest.normalise); the
+            report lists them only when there are any.
     """
 
     transfer: dict[str, Any]
@@ -47,6 +49,7 @@ class Report:
     rejected_units: list[dict[str, Any]] = field(default_factory=list)
     policies: dict[str, str] = field(default_factory=dict)
     decision: str | None = None
+    normalisation: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rejected(self) -> bool:
@@ -69,7 +72,7 @@ class Report:
         for check in self.checks:
             by_property.setdefault(check.property_name, Counter())[check.status] += 1
         decision = self.final_decision()
-        return {
+        data = {
             "transfer": self.transfer,
             "decision": decision,
             "decision_zh": DECISIONS[decision],
@@ -84,6 +87,9 @@ class Report:
             "dangan_version": self.dangan_version,
             "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+        if self.normalisation:
+            data["normalisation"] = self.normalisation
+        return data
 
     def failures(self) -> list[CheckResult]:
         """The checks that reject (part of) the transfer."""

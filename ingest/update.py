@@ -334,6 +334,11 @@ class Updater(Ingester):
             text_path = f"{TEXTS}{gone[len(OBJECTS):]}.txt"
             files.pop(text_path, None)
             entries = [e for e in entries if e.path != text_path]
+        # so do the preservation and access copies made from those bytes (ingest.normalise)
+        stale = {e.path for e in entries if e.derived_from in replaced | withdrawn}
+        for path in stale:
+            files.pop(path, None)
+        entries = [e for e in entries if e.path not in stale]
         unit = Unit("update", aip.archival_code, aip.label,
                     files=[f for f in analysis.staged.files
                            if f.rel[len(analysis.content_prefix):] in analysis.content])

@@ -20,6 +20,8 @@ FileEntry                     ``techMD`` with a ``premis:object xsi:type="premis
                               (identifier, originalName, fixity, size, format) plus the
                               ``fileSec`` ``file`` (``@USE`` of its ``fileGrp``, ``@MIMETYPE``,
                               ``@DMDID`` = item, ``FLocat/@xlink:href`` = path)
+FileEntry.derived_from        ``premis:relationship`` (type ``derivation``, subtype ``has source``
+                              on the derivative, ``is source of`` on its source), by file id
 Event / Agent                 one ``digiprovMD`` each, holding ``premis:event`` / ``premis:agent``;
                               an event without file_ids links the AIP by its UUID, and
                               ``Agent.version`` is ``premis:agentVersion``
@@ -48,6 +50,7 @@ refused with a :class:`ValueError` naming the field; they are never stripped.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import posixpath
 import re
@@ -170,8 +173,13 @@ class FileEntry:
         puid: PRONOM id such as ``"fmt/276"``, or None when unidentified.
         format_name: format name, or None when unidentified.
         format_version: format version, or None.
-        use: METS fileGrp USE: ``"original"``, ``"metadata"``, ``"submissionDocumentation"``.
+        use: METS fileGrp USE: ``"original"``, ``"metadata"``, ``"submissionDocumentation"``,
+            ``"preservation"`` / ``"access"`` (derivatives).
         item_id: the :class:`Item` this file belongs to, or None.
+        derived_from: bag path of the file this one was made from (a derivative), or None.
+            Written as a PREMIS ``derivation`` relationship ``has source`` on this file and
+            ``is source of`` on its source (both by file id, which each METS assigns anew;
+            the path is what stays the same from one version to the next).
     """
 
     id: str
@@ -185,6 +193,7 @@ class FileEntry:
     format_version: str | None
     use: str = "original"
     item_id: str | None = None
+    derived_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -326,7 +335,8 @@ def parse_mets(xml: bytes) -> AipDescription:
         created=_required_attr(header, "CREATEDATE"),
         creator_agent_id=_creator_agent_id(header),
         source_organization=_source_organization(header),
-        files=tuple(_parse_file(obj, files_by_id) for obj in _premis(amd, "techMD", "object")),
+        files=_with_sources([_parse_file(obj, files_by_id)
+                             for obj in _premis(amd, "techMD", "object")]),
         items=tuple(_parse_item(wrap, item_links) for wrap in _records(root)),
         events=tuple(_parse_event(event) for event in _premis(amd, "digiprovMD", "event")),
         agents=tuple(_parse_agent(agent) for agent in _premis(amd, "digiprovMD", "agent")),
@@ -423,6 +433,7 @@ def _check_description(aip: AipDescription) -> None:
         raise ValueError(f"aip.creator_agent_id: no agent {aip.creator_agent_id!r}")
     for index, entry in enumerate(aip.files):
         _check_file(entry, f"files[{index}] ({entry.id})", item_ids)
+    _relations(aip.files)
     for index, item in enumerate(aip.items):
         if item.parent_id is not None and item.parent_id not in item_ids:
             raise ValueError(f"items[{index}] ({item.id}).parent_id: no item {item.parent_id!r}")
@@ -575,9 +586,11 @@ def _add_amd_sec(root: etree._Element, aip: AipDescription, plain: bool = False)
     if plain and aip.files:
         amd.append(etree.Comment(_TECH_MD_MARK))
     else:
+        relations = _relations(aip.files)
         for index, entry in enumerate(aip.files):
             tech = _sub(amd, _m("techMD"), ID=_tech_id(entry))
-            _premis_file(_xml_data(tech, "OBJECT"), entry, f"files[{index}] ({entry.id})")
+            _premis_file(_xml_data(tech, "OBJECT"), entry, f"files[{index}] ({entry.id})",
+                         relations.get(entry.id, ()))
     if aip.retention is not None:
         rights = _sub(amd, _m("rightsMD"), ID="rightsMD-retention")
         _retention_rights(_xml_data(rights, "RIGHTS"), aip.retention, aip)
@@ -602,7 +615,40 @@ def _premis_root(parent: etree._Element, name: str) -> etree._Element:
     return _sub(parent, _p(name), version="3.0")
 
 
-def _premis_file(parent: etree._Element, entry: FileEntry, where: str) -> None:
+DERIVATION = "derivation"
+HAS_SOURCE = "has source"
+IS_SOURCE_OF = "is source of"
+
+
+def _relations(files: Sequence[FileEntry]) -> dict[str, list[tuple[str, str]]]:
+    """File id -> its (relationship subtype, related file id) pairs, from ``derived_from``.
+
+    Raises:
+        ValueError: a file is derived from a path that no file of the AIP has.
+    """
+    ids = {entry.path: entry.id for entry in files}
+    relations: dict[str, list[tuple[str, str]]] = {}
+    for index, entry in enumerate(files):
+        if entry.derived_from is None:
+            continue
+        source = ids.get(entry.derived_from)
+        if source is None:
+            raise ValueError(f"files[{index}] ({entry.id}).derived_from: no file "
+                             f"{entry.derived_from!r} in the AIP")
+        relations.setdefault(entry.id, []).append((HAS_SOURCE, source))
+        relations.setdefault(source, []).append((IS_SOURCE_OF, entry.id))
+    return relations
+
+
+def _premis_relationship(obj: etree._Element, subtype: str, related: str) -> None:
+    relationship = _sub(obj, _p("relationship"))
+    _sub(relationship, _p("relationshipType"), DERIVATION)
+    _sub(relationship, _p("relationshipSubType"), subtype)
+    _identifier(relationship, "relatedObjectIdentifier", LOCAL, related, "related file")
+
+
+def _premis_file(parent: etree._Element, entry: FileEntry, where: str,
+                 relations: Sequence[tuple[str, str]] = ()) -> None:
     obj = _premis_root(parent, "object")
     obj.set(f"{{{XSI_NS}}}type", "premis:file")
     _identifier(obj, "objectIdentifier", LOCAL, entry.id, f"{where}.id")
@@ -615,6 +661,8 @@ def _premis_file(parent: etree._Element, entry: FileEntry, where: str) -> None:
     _sub(characteristics, _p("size"), str(entry.size))
     _premis_format(characteristics, entry, where)
     _sub(obj, _p("originalName"), entry.original_name, f"{where}.original_name")
+    for subtype, related in relations:
+        _premis_relationship(obj, subtype, related)
 
 
 # Files are most of a METS document: a large AIP holds tens of thousands of techMD sections
@@ -653,7 +701,20 @@ def _plain_file(entry: FileEntry) -> bool:
     return _XML_ILLEGAL.search(joined) is None
 
 
-def _tech_md_text(entry: FileEntry) -> str:
+def _relationship_text(subtype: str, related: str) -> str:
+    return ("            <premis:relationship>\n"
+            f"              <premis:relationshipType>{DERIVATION}</premis:relationshipType>\n"
+            f"              <premis:relationshipSubType>{subtype}</premis:relationshipSubType>\n"
+            "              <premis:relatedObjectIdentifier>\n"
+            f"                <premis:relatedObjectIdentifierType>{LOCAL}"
+            "</premis:relatedObjectIdentifierType>\n"
+            f"                <premis:relatedObjectIdentifierValue>{_t(related)}"
+            "</premis:relatedObjectIdentifierValue>\n"
+            "              </premis:relatedObjectIdentifier>\n"
+            "            </premis:relationship>\n")
+
+
+def _tech_md_text(entry: FileEntry, relations: Sequence[tuple[str, str]] = ()) -> str:
     """The techMD of one file as :func:`_premis_file` builds it, indented for its depth."""
     fixity = "".join(
         "              <premis:fixity>\n"
@@ -695,6 +756,7 @@ def _tech_md_text(entry: FileEntry) -> str:
         "              </premis:format>\n"
         "            </premis:objectCharacteristics>\n"
         f"            <premis:originalName>{_t(entry.original_name)}</premis:originalName>\n"
+        + "".join(_relationship_text(subtype, related) for subtype, related in relations) +
         "          </premis:object>\n"
         "        </mets:xmlData>\n"
         "      </mets:mdWrap>\n"
@@ -718,7 +780,9 @@ def _mets_file_text(entry: FileEntry) -> str:
 def _fill_in_files(xml: bytes, files: tuple[FileEntry, ...],
                    groups: dict[str, list[FileEntry]]) -> bytes:
     """Put the files' techMD and fileSec elements where the tree holds their marks."""
-    parts = [(f"    <!--{_TECH_MD_MARK}-->\n", [_tech_md_text(entry) for entry in files])]
+    relations = _relations(files)
+    parts = [(f"    <!--{_TECH_MD_MARK}-->\n",
+              [_tech_md_text(entry, relations.get(entry.id, ())) for entry in files])]
     parts += [(f"      <!--{_FILE_GROUP_MARK.format(index)}-->\n",
                [_mets_file_text(entry) for entry in members])
               for index, members in enumerate(groups.values())]
@@ -807,8 +871,10 @@ def build_premis(aip_uuid: str, identifiers: Sequence[tuple[str, str]], files: I
     _identifier(entity, "objectIdentifier", "UUID", aip_uuid, "aip.uuid")
     for kind, value in identifiers:
         _identifier(entity, "objectIdentifier", kind, value, f"aip.{kind}")
+    files = tuple(files)
+    relations = _relations(files)
     for entry in files:
-        _premis_file(root, entry, f"file {entry.path}")
+        _premis_file(root, entry, f"file {entry.path}", relations.get(entry.id, ()))
     for event in events:
         _premis_event(root, event, aip_uuid, f"event {event.id}")
     for agent in agents:
@@ -1029,7 +1095,32 @@ def _parse_file(
         format_version=version,
         use=use,
         item_id=element.get("DMDID"),
+        derived_from=_source_id(obj),
     )
+
+
+def _source_id(obj: etree._Element) -> str | None:
+    """The file id of the source a derivative names (``derivation`` / ``has source``)."""
+    for relationship in obj.iterfind("premis:relationship", NSMAP):
+        if (_text(relationship, "premis:relationshipType") == DERIVATION
+                and _optional_text(relationship, "premis:relationshipSubType") == HAS_SOURCE):
+            return _text(relationship, "premis:relatedObjectIdentifier/"
+                                       "premis:relatedObjectIdentifierValue")
+    return None
+
+
+def _with_sources(files: list[FileEntry]) -> tuple[FileEntry, ...]:
+    """The files with ``derived_from`` turned from the source's file id into its path."""
+    paths = {entry.id: entry.path for entry in files}
+    found = []
+    for entry in files:
+        if entry.derived_from is not None:
+            if entry.derived_from not in paths:
+                raise ValueError(f"file {entry.id}: derived from {entry.derived_from!r}, "
+                                 "which is no file of the METS")
+            entry = dataclasses.replace(entry, derived_from=paths[entry.derived_from])
+        found.append(entry)
+    return tuple(found)
 
 
 def _parse_digests(characteristics: etree._Element) -> dict[str, str]:

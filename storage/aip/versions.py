@@ -363,6 +363,8 @@ def object_use(stored: str) -> str:
     rest = stored[match.end():] if match else stored
     if rest.startswith("data/objects/"):
         return "original"
+    if rest.startswith(("data/preservation/", "data/access/")):
+        return rest.split("/", 2)[1]       # derivatives (ingest.normalise)
     if rest.endswith("mets.xml"):
         return "mets"
     return "metadata" if rest.startswith("data/") else "tag"
@@ -389,7 +391,7 @@ def record_version(session: Any, inventory: Inventory, new_objects: Mapping[str,
                          path=path, original_name=path.rsplit("/", 1)[-1], size=e.size,
                          sha256=e.digests["sha256"], digests=dict(e.digests),
                          mime=None, puid=None, format_name=None, format_version=None,
-                         use=object_use(path), item_key=None))
+                         use=object_use(path), item_key=None, derived_from=None))
     if rows:
         session.execute(insert(m.File), rows)
     changes = inventory.changes

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 GENESIS = "0" * 64
+DERIVATION_EVENTS = ("normalization", "migration")
+"""Events whose files (source, derivative) ``aip_details`` lists."""
 AUDIT_WRITTEN: dict[str, set[str]] = {}
 """Catalogue URL -> the actions of the audit-log entries this process committed since the
 head was last anchored in storage (see :func:`storage.catalogue.auditlog.anchor_written`)."""
@@ -327,14 +329,16 @@ class Catalogue:
         files = [dict(aip_uuid=desc.uuid, key=f.id, path=f.path, original_name=f.original_name,
                       size=f.size, sha256=f.digests["sha256"], digests=dict(f.digests),
                       mime=f.mime, puid=f.puid, format_name=f.format_name,
-                      format_version=f.format_version, use=f.use, item_key=f.item_id)
+                      format_version=f.format_version, use=f.use, item_key=f.item_id,
+                      derived_from=f.derived_from)
                  for f in desc.files]
         files += [dict(aip_uuid=desc.uuid, key=f"bag-{index:03d}", path=path,
                        original_name=path.rsplit("/", 1)[-1], size=e.size,
                        sha256=e.digests["sha256"], digests=dict(e.digests),
                        mime="application/xml" if path.endswith(".xml") else "text/plain",
                        puid=None, format_name=None, format_version=None,
-                       use="mets" if path.endswith("mets.xml") else "tag", item_key=None)
+                       use="mets" if path.endswith("mets.xml") else "tag", item_key=None,
+                       derived_from=None)
                   for index, (path, e) in enumerate(sorted((other_files or {}).items()), 1)]
         if files:
             s.execute(insert(m.File), files)
@@ -482,13 +486,17 @@ class Catalogue:
             "files": [{"key": f.key, "path": f.path, "original_name": f.original_name,
                        "size": f.size, "digests": f.digests, "mime": f.mime, "puid": f.puid,
                        "format_name": f.format_name, "format_version": f.format_version,
-                       "use": f.use, "item": f.item_key} for f in files],
+                       "use": f.use, "item": f.item_key,
+                       **({"derived_from": f.derived_from} if f.derived_from else {})}
+                      for f in files],
             "copies": [{"location": c.location, "url": c.url, "status": c.status,
                         "verified_at": _iso(c.verified_at), "bytes": c.bytes} for c in copies],
             "events": [{"id": e.id, "type": e.type, "at": e.at.isoformat(),
                         "outcome": e.outcome, "detail": e.detail,
                         "outcome_detail": e.outcome_detail, "agents": e.agents,
-                        "location": e.location} for e in events],
+                        "location": e.location,
+                        **({"files": e.files} if e.type in DERIVATION_EVENTS else {})}
+                       for e in events],
         }
 
     def file_row(self, uuid: str, path: str) -> m.File:
@@ -499,6 +507,17 @@ class Catalogue:
         if row is None:
             raise NotFoundError(f"AIP {uuid} has no file {path!r}")
         return row
+
+    def derivatives_of(self, uuid: str) -> dict[str, list[m.File]]:
+        """The preservation and access copies of an AIP's files: source path -> their rows."""
+        with self.session() as s:
+            rows = s.scalars(select(m.File).where(m.File.aip_uuid == uuid,
+                                                  m.File.derived_from.is_not(None))
+                             .order_by(m.File.use.desc(), m.File.path)).all()
+        found: dict[str, list[m.File]] = {}
+        for row in rows:
+            found.setdefault(row.derived_from, []).append(row)
+        return found
 
     def files_of(self, uuid: str) -> list[m.File]:
         """The catalogue rows of every bag file of an AIP (payload and tag files)."""

@@ -94,6 +94,8 @@ class File(Base):
     format_version: Mapped[str | None] = mapped_column(String(64))
     use: Mapped[str] = mapped_column(String(32), default="original")
     item_key: Mapped[str | None] = mapped_column(String(32))
+    # a derivative (use preservation | access): the bag path of the file it was made from
+    derived_from: Mapped[str | None] = mapped_column(Text, default=None)
     __table_args__ = (UniqueConstraint("aip_uuid", "path"),)
 
 

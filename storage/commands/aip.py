@@ -50,10 +50,31 @@ def show_command(settings: Settings, aip: str, version: int | None, as_json: boo
         for path in details["changes"].get(kind, []):
             echo(f"  本版{label} {path}")
     echo("\nFiles:")
+    derived: dict[str, list[dict]] = {}
     for f in details["files"]:
+        if f.get("derived_from"):
+            derived.setdefault(f["derived_from"], []).append(f)
+    made_by = {key: e for e in details["events"] for key in e.get("files", [])[1:]}
+    failed = {e["files"][0]: e for e in details["events"]
+              if len(e.get("files", [])) == 1 and e["outcome"] != "pass"}
+    key_of = {f["path"]: f["key"] for f in details["files"]}
+    for f in details["files"]:
+        if f.get("derived_from"):
+            continue                 # shown under its source
         fmt = f["puid"] or "unidentified"
         echo(f"  {f['path']}\n      {human_size(f['size'])}  sha256:{f['digests']['sha256']}  "
              f"{f['mime'] or ''}  {fmt} {f['format_name'] or ''}")
+        for d in derived.get(f["path"], []):
+            role = {"preservation": "保存版本", "access": "利用版本"}.get(d["use"], d["use"])
+            event = made_by.get(d["key"])
+            made = (f"  {event['type']} {event['outcome']} {event['at']}" if event else "")
+            echo(f"      -> {role} {d['path']}\n         {human_size(d['size'])}  "
+                 f"sha256:{d['digests']['sha256']}  {d['puid'] or 'unidentified'} "
+                 f"{d['format_name'] or ''}{made}")
+        event = failed.get(key_of.get(f["path"], ""))
+        if event:
+            echo(f"      -> 未生成派生文件：{event['type']} {event['outcome']} "
+                 f"{event['outcome_detail'][:200]}")
     echo("\nCopies:")
     for c in details["copies"]:
         echo(f"  {c['location']:10} {c['status']:9} verified {c['verified_at']}  {c['url']}")

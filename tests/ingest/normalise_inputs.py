@@ -3,11 +3,14 @@ reportlab, Pillow, and LibreOffice / ffmpeg themselves for XLS and video)."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.ingest.transfers import HEADER
 
 TEXT = "贫困户建档立卡申请书：本户因病致贫，家庭人均纯收入低于国家扶贫标准，申请纳入低保。"
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
@@ -26,6 +29,22 @@ def docx(path: Path, text: str = TEXT) -> Path:
     document.add_paragraph(text)
     document.add_paragraph("村委会意见：同意。")
     document.save(str(path))
+    return path
+
+
+def corrupt_docx(path: Path) -> Path:
+    """A DOCX whose package is sound (it identifies as fmt/412) but whose document.xml is cut
+    in half: no reader can load it."""
+    import zipfile
+
+    good = docx(path.with_name(f"good-{path.name}"))
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "word/document.xml":
+                data = data[: len(data) // 2]
+            out.writestr(info, data)
+    good.unlink()
     return path
 
 
@@ -141,3 +160,23 @@ def video(path: Path) -> Path:
                     "sine=frequency=440:duration=2", "-c:v", "mpeg2video", "-c:a", "mp2",
                     "-shortest", str(path)], check=True, capture_output=True, timeout=300)
     return path
+
+
+def office_transfer(root: Path, corrupt: bool = False) -> Path:
+    """A household volume of three files: a DOCX, a TIFF scan and a text file.
+
+    With ``corrupt`` the DOCX's document.xml is cut in half: its package still passes the
+    readability check (GD-3-4 opens the ZIP), LibreOffice cannot load it."""
+    need("soffice", "libreoffice-writer-nogui")
+    (root / "户卷").mkdir(parents=True)
+    names = ["户卷/001-申请书.docx", "户卷/002-扫描件.tif", "户卷/003-说明.txt"]
+    (corrupt_docx if corrupt else docx)(root / names[0])
+    tiff(root / names[1])
+    (root / names[2]).write_text("户情说明 因病致贫\n", encoding="utf-8")
+    with open(root / "归档文件目录.csv", "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for n, name in enumerate(names, 1):
+            writer.writerow([str(n), f"Q001-JF·02·630121100201-0001-{n:03d}", "", "某村委会",
+                             f"第{n}件", "20160315", "限制", "1", "", "永久", "02", "因病", name])
+    return root
