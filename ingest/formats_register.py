@@ -80,18 +80,15 @@ def held_files(session: Any) -> Iterator[HeldFile]:
                                  .where(m.Aip.status == "UPLOADED")).all())
     newest = dict(session.execute(select(m.AipVersion.aip_uuid, func.max(m.AipVersion.number))
                                   .group_by(m.AipVersion.aip_uuid)).all())
-    source_col = getattr(m.File, "derived_from", None)
-    cols = [m.File.aip_uuid, m.File.path, m.File.size, m.File.puid, m.File.format_name]
-    if source_col is not None:
-        cols.append(source_col)
+    cols = [m.File.aip_uuid, m.File.path, m.File.size, m.File.puid, m.File.format_name,
+            m.File.derived_from]
     stored: dict[tuple[str, str], tuple] = {}
     for row in session.execute(select(*cols).join(m.Aip, m.Aip.uuid == m.File.aip_uuid)
                                .where(m.Aip.status == "UPLOADED")):
         aip, path = row[0], row[1]
         if aip not in newest:
             if not is_version_object(path):
-                yield HeldFile(aip, codes.get(aip), path, row[2], row[3], row[4],
-                               row[5] if source_col is not None else None)
+                yield HeldFile(aip, codes.get(aip), path, row[2], row[3], row[4], row[5])
         else:
             stored[(aip, path)] = tuple(row)
     if not newest:
@@ -105,7 +102,7 @@ def held_files(session: Any) -> Iterator[HeldFile]:
         row = stored.get((aip, stored_path))
         if row is None:
             continue
-        source = row[5] if source_col is not None else None
+        source = row[5]
         yield HeldFile(aip, codes[aip], path, row[2], row[3], row[4],
                        _logical_source(source) if source else None)
 

@@ -296,9 +296,8 @@ class Migrator(Updater):
                 new = FileEntry(file_id, planned.derivative,
                                 PurePosixPath(planned.derivative).name, size, found,
                                 derivative.mime, derivative.puid, derivative.format_name,
-                                derivative.format_version, planned.role, source.item_id)
-                if "derived_from" in FileEntry.__dataclass_fields__:
-                    new = dataclasses.replace(new, derived_from=planned.source)
+                                derivative.format_version, planned.role, source.item_id,
+                                derived_from=planned.source)
                 entries.append(new)
                 new_ids = (file_id,)
                 added.append(planned.derivative)

@@ -445,14 +445,13 @@ def _formats_of_new_objects(session: Any, inventory: Inventory, description: Any
     from storage.catalogue import models as m
 
     stored_of = {path: entry["stored"] for path, entry in inventory.files.items()}
-    has_source = hasattr(m.File, "derived_from")
     for entry in description.files:
         stored = stored_of.get(entry.path)
         if stored is None or stored not in new_objects:
             continue
         values = {"mime": entry.mime, "puid": entry.puid, "format_name": entry.format_name,
                   "format_version": entry.format_version}
-        if has_source and getattr(entry, "derived_from", None):
+        if entry.derived_from:
             values["derived_from"] = entry.derived_from
         if any(v is not None for v in values.values()):
             session.execute(update(m.File).where(m.File.aip_uuid == inventory.aip,

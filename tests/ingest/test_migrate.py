@@ -145,8 +145,7 @@ def test_migrate_makes_a_new_version_and_a_second_run_changes_nothing(held, cli,
     derivative = files[done["derivative"]]
     assert derivative.use == "preservation" and derivative.puid == "fmt/477"
     assert files[done["source"]].puid == "fmt/40"
-    if hasattr(derivative, "derived_from"):
-        assert derivative.derived_from == done["source"]
+    assert derivative.derived_from == done["source"]
     [event] = [e for e in description.events if e.type == "migration"]
     assert event.outcome == "pass" and "libreoffice" in event.detail.lower()
     assert set(event.file_ids) == {files[done["source"]].id, derivative.id}
