@@ -276,3 +276,53 @@ def test_formats_report_figures_match_the_catalogue(held, master, cli, tmp_path)
     table = cli("formats", "report")
     assert table.code == 0 and "馆藏格式风险登记" in table.out and "未识别格式的文件 1 个" in table.out
     assert "附件.qq7" in table.out
+
+
+needs_gs = pytest.mark.skipif(shutil.which("gs") is None,
+                              reason="Ghostscript (gs, Debian ghostscript) is not installed")
+
+
+@needs_gs
+def test_a_conversion_that_fails_keeps_the_original_and_makes_no_version(held, cli):
+    """The sample's PDF 1.7 uses a CJK font it does not embed: Ghostscript's PDF/A copy loses
+    most of its text, the text check fails, and the migration says so (exit 1): no version,
+    nothing stored, the file still waiting in the register."""
+    settings = held
+    before = _fingerprints(settings)
+    got = cli("migrate", "--puid", "fmt/276", "--json")
+    assert got.code == 1, got.out + got.err
+    [aip] = json.loads(got.out)["aips"]
+    assert aip["status"] == "failed" and aip["version"] is None
+    [failed] = aip["files"]
+    assert failed["state"] == "failed" and "text" in failed["message"], failed
+    assert any(c["name"] == "text" and c["status"] == "failed" for c in failed["checks"])
+    assert _fingerprints(settings) == before
+    assert _versions(settings, aip["aip"]) == [1]
+    report = json.loads(cli("formats", "report", "--json").out)
+    row = next(r for r in report["formats"] if r["puid"] == "fmt/276")
+    assert row["without_preservation_copy_the_rule_asks_for"] == 1
+
+
+@needs_soffice
+def test_derivatives_made_at_ingest_are_found_by_migrate_and_the_register(home, master, tmp_path,
+                                                                          cli, monkeypatch):
+    for name, value in {**FAST_INGEST, "DANGAN_NORMALISE_AT_INGEST": "true"}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(home.home)
+    transfer = tmp_path / "transfer"
+    shutil.copytree(master, transfer)
+    from ingest.pipeline import ingest
+
+    assert ingest(transfer, settings).status == "accepted"
+    uuid = _doc_aip(settings)
+    got = json.loads(cli("migrate", "--puid", "fmt/40", "--json").out)
+    assert got["summary"] == {"unchanged": 1}
+    assert [f["state"] for f in got["aips"][0]["files"]] == ["present"]
+    assert _versions(settings, uuid) == [1]
+    report = json.loads(cli("formats", "report", "--json").out)
+    rows = {r["puid"]: r for r in report["formats"]}
+    for puid in ("fmt/40", "fmt/412", "fmt/61"):
+        assert rows[puid]["with_preservation_copy"] == rows[puid]["files"], rows[puid]
+        assert rows[puid]["without_preservation_copy_the_rule_asks_for"] == 0
+    assert rows["fmt/353"]["with_access_copy"] == 1
+    assert rows["fmt/43"]["without_access_copy_the_rule_asks_for"] == 0
