@@ -181,9 +181,14 @@ class Migrator(Updater):
 
         policy = load_preservation_policy(self.settings)
         _check_request(policy, request)
-        uuids = [self.catalogue.get_aip(a).uuid for a in request.aips] or None
+        uuids = []
+        for name in request.aips:
+            aip = self._resolve(name)
+            if aip.status != "UPLOADED":
+                raise UsageError(f"AIP {aip.uuid} 状态为 {aip.status}，不能迁移")
+            uuids.append(aip.uuid)
         with self.catalogue.session() as s:
-            planned = plan_migration(s, policy, request, uuids)
+            planned = plan_migration(s, policy, request, uuids or None)
         for entry in planned:
             if request.dry_run:
                 entry.status = "planned" if any(f.state == "to-do" for f in entry.files) \
@@ -191,6 +196,22 @@ class Migrator(Updater):
                 continue
             self._migrate_aip(policy, request, entry)
         return MigrateResult(request.puid, request.target, request.dry_run, planned)
+
+    def _resolve(self, name: str) -> models.Aip:
+        """An AIP named by UUID (or its start) or by its 档号."""
+        from sqlalchemy import select
+
+        from policies import NotFoundError
+
+        try:
+            return self.catalogue.get_aip(name)
+        except NotFoundError:
+            with self.catalogue.session() as s:
+                found = s.scalars(select(models.Aip).where(
+                    models.Aip.archival_code == name)).all()
+            if len(found) == 1:
+                return found[0]
+            raise
 
     def _migrate_aip(self, policy: Any, request: MigrateRequest, entry: AipMigration) -> None:
         aip = self.catalogue.get_aip(entry.aip)
@@ -218,6 +239,15 @@ class Migrator(Updater):
                 return
             with self.catalogue.session() as s:
                 previous = inventory_of(s, aip.uuid)
+                # a version an earlier run committed (with another --reason) may hold some
+                entry.files = plan_migration(s, policy, request, [aip.uuid])[0].files
+            todo = [f for f in entry.files if f.state == "to-do"]
+            if not todo:
+                entry.status = "unchanged"
+                return
+            request_id = request_fingerprint(request.reason_text(), [
+                ("migrate", f.derivative, f"{f.source_sha256}:{f.role}:{f.target}:{f.tool}")
+                for f in todo])
             self._convert(policy, aip, previous, todo, run, entry, request, request_id)
 
     def _convert(self, policy: Any, aip: models.Aip, previous: Inventory,

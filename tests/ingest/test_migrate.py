@@ -115,6 +115,15 @@ def test_dry_run_lists_each_file_and_writes_nothing(held, cli):
     assert wrong.code != 0 and "PDF/A-2b" in wrong.err
     none = cli("migrate", "--puid", "fmt/43")
     assert none.code != 0 and "fmt/43" in none.err
+    # --aip by 档号: only that volume's PDFs, each listed
+    volume = next(a for a in Catalogue.open(settings).list_aips() if a.archival_code)
+    pdfs = json.loads(cli("migrate", "--puid", "fmt/17", "--aip", volume.archival_code,
+                          "--dry-run", "--json").out)
+    [only] = pdfs["aips"]
+    assert only["aip"] == volume.uuid and len(only["files"]) >= 4
+    assert all(f["source"].endswith(".pdf") and f["target"] == "PDF/A-2b" for f in only["files"])
+    unknown = cli("migrate", "--puid", "fmt/17", "--aip", "Q999-XX", "--dry-run")
+    assert unknown.code != 0 and "Q999-XX" in unknown.err
     assert _fingerprints(settings) == before
 
 
