@@ -207,7 +207,12 @@ def _echo_failures(result: IngestResult) -> None:
 def sample_transfer_command(out: Path, households: int, seed: int, defects: tuple[str, ...],
                             as_csv: bool, county: str, fonds: str | None, list_defects: bool,
                             list_counties: bool) -> int:
-    """Generate a realistic (fictional) 精准扶贫 transfer from a county office."""
+    """Generate a realistic (fictional) 精准扶贫 transfer from a county office.
+
+    Besides the household volumes' PDFs, photos and DOCX plans, its 综合 folder holds a
+    Word 97 DOC, a DOCX, an Excel 97 XLS, a PDF 1.7 without PDF/A and a bilevel TIFF scan:
+    the formats the preservation plan normalises.
+    """
     from ingest import sample_transfer
 
     if list_defects:
