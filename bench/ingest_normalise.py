@@ -7,7 +7,7 @@ two ingests alternate, ``--repeat`` times each, and the median is reported):
   on         ``DANGAN_NORMALISE_AT_INGEST=true``: the preservation policy's derivatives made
              and checked during ingest (LibreOffice, Ghostscript, OCRmyPDF, Pillow)
   later      ingest with it off, then ``dangan migrate --puid P`` for every PUID of the
-             holdings that a rule converts (each affected AIP gets a version 2)
+             holdings that a rule converts (one new version per affected AIP and PUID)
 For each: wall time, derivatives kept (catalogue rows under data/preservation/ and
 data/access/ of the newest versions), and, for ``on``, the seconds above ``off`` per
 conversion tried. A run whose derivatives are 0 although the policy asks for some is reported as such
