@@ -109,6 +109,8 @@ class Iiif:
             mime = (f["mime"] or "").split(";")[0]
             if not f["download"] or mime not in IMAGE_MIMES or not f["sha256"]:
                 continue
+            if f.get("derived_from"):
+                continue        # the image server renders the master; its JPEG copy is not a page
             path = f["path"] if f["path"] in stored else shown_of.get(f["path"], f["path"])
             width, height = self._size(reader, view["uuid"], path, f["sha256"])
             label = titles.get(f["item"]) or f["path"].rsplit("/", 1)[-1]

@@ -51,6 +51,7 @@ _API = {
     "VersionInfo": "versions",
     "catalogue_version": "versions",
     "committed_inventories": "versions",
+    "derived_source": "versions",
     "discard_uncommitted": "versions",
     "object_use": "versions",
     "current_version": "versions",
@@ -86,7 +87,7 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     )
     from storage.aip.versions import (
         INVENTORY, VERSIONS, Inventory, catalogue_version, object_use, PublishedVersion,
-        VersionInfo, committed_inventories, discard_uncommitted, current_version,
+        VersionInfo, committed_inventories, derived_source, discard_uncommitted, current_version,
         first_version, inventory_of, is_version_object, materialise, new_attempt,
         publish_version, record_version, request_fingerprint, stored_by_digest,
         version_changes, version_files, version_folder, version_objects, versions_of,

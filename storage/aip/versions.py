@@ -370,6 +370,24 @@ def object_use(stored: str) -> str:
     return "metadata" if rest.startswith("data/") else "tag"
 
 
+def derived_source(stored: str) -> str | None:
+    """The source of a derivative from its path, by the AIP layout's rule
+    (``data/preservation/<path>.<ext>`` and ``data/access/<path>.<ext>`` are made from
+    ``data/objects/<path>``); None for any other file.
+
+    >>> derived_source("versions/v2-0a1b/data/preservation/户卷/a.doc.pdf")
+    'data/objects/户卷/a.doc'
+    >>> derived_source("data/objects/户卷/a.doc") is None
+    True
+    """
+    match = _FOLDER.match(stored)
+    rest = stored[match.end():] if match else stored
+    for folder in ("data/preservation/", "data/access/"):
+        if rest.startswith(folder) and "." in rest[len(folder):].rsplit("/", 1)[-1]:
+            return "data/objects/" + rest[len(folder):].rsplit(".", 1)[0]
+    return None
+
+
 def record_version(session: Any, inventory: Inventory, new_objects: Mapping[str, Any]) -> None:
     """Catalogue one committed version: its row, its logical files, and the File rows of
     the objects it stored (each object once, whatever the versions that use it)."""
@@ -391,7 +409,8 @@ def record_version(session: Any, inventory: Inventory, new_objects: Mapping[str,
                          path=path, original_name=path.rsplit("/", 1)[-1], size=e.size,
                          sha256=e.digests["sha256"], digests=dict(e.digests),
                          mime=None, puid=None, format_name=None, format_version=None,
-                         use=object_use(path), item_key=None, derived_from=None))
+                         use=object_use(path), item_key=None,
+                         derived_from=derived_source(path)))
     if rows:
         session.execute(insert(m.File), rows)
     changes = inventory.changes

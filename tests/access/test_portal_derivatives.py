@@ -58,3 +58,15 @@ def test_access_rules_are_the_records_own(portal_on_derivatives):
     source = "data/objects/户卷/001-申请书.docx"
     assert client.get(f"/aip/{uuid}/file/{quote(source)}").status_code in (403, 404)
     assert client.get(f"/aip/{uuid}/file/{quote(copy)}").status_code in (403, 404)
+
+
+def test_the_iiif_manifest_shows_the_master_not_its_access_copy(portal_on_derivatives):
+    app, uuid = portal_on_derivatives
+    client = app.test_client()
+    app.test_login(client, "archivist", username="archivist")
+    answer = client.get(f"/iiif/{uuid}/manifest")
+    assert answer.status_code == 200
+    manifest = json.loads(answer.data)
+    canvases = manifest["items"]
+    assert len(canvases) == 1                       # the TIFF, not also its JPEG copy
+    assert "data/access" not in json.dumps(manifest, ensure_ascii=False)

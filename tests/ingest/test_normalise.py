@@ -155,3 +155,14 @@ def test_a_batch_starts_libreoffice_once(policy, tmp_path):
     # one command line for all three, each derivative naming its own file
     assert len({tuple(d.command[:-1]) for d in made}) == 1
     assert len({d.output for d in made}) == 3
+
+
+@pytest.mark.parametrize("module", ["ingest.normalise", "ingest.normalise.actions",
+                                    "ingest.normalise.validate", "policies.preservation",
+                                    "storage.aip.versions"])
+def test_the_docstring_examples_hold(module):
+    import doctest
+    import importlib
+
+    found = doctest.testmod(importlib.import_module(module))
+    assert found.attempted and not found.failed

@@ -90,6 +90,8 @@ def test_derivatives_sit_beside_their_sources_linked_both_ways(home, cli, tmp_pa
     report = json.loads(Path(data["report"]["json"]).read_text(encoding="utf-8"))
     assert {c["code"]: c["status"] for c in report["checks"]}["DG-3-2"] == "passed"
     assert [n["outcome"] for n in report["normalisation"]] == ["passed", "passed"]
+    html = Path(data["report"]["html"]).read_text(encoding="utf-8")
+    assert "规范化转换" in html and "data/preservation/户卷/001-申请书.docx.pdf" in html
     # catalogued, shown beside the source with its event
     shown = json.loads(cli("show", uuid, "--json").out)
     rows = {f["path"]: f for f in shown["files"]}

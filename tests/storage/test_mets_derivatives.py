@@ -69,3 +69,14 @@ def test_a_derivative_of_no_file_is_refused():
     broken = aip.files[:-1] + (dataclasses.replace(aip.files[-1], derived_from="data/objects/none"),)
     with pytest.raises(ValueError, match="derived_from: no file 'data/objects/none'"):
         build_mets(dataclasses.replace(aip, files=broken))
+
+
+def test_a_version_object_names_its_source_by_the_layout_rule():
+    from storage.aip import derived_source, object_use
+
+    stored = "versions/v3-0a1b2c/data/access/户卷/002-扫描件.tif.jpg"
+    assert object_use(stored) == "access"
+    assert derived_source(stored) == "data/objects/户卷/002-扫描件.tif"
+    assert derived_source("data/preservation/a/b.doc.pdf") == "data/objects/a/b.doc"
+    assert derived_source("data/objects/a/b.doc") is None
+    assert derived_source("data/metadata/text/a.txt") is None
