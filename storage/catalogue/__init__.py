@@ -38,14 +38,16 @@ _API = {
     "NumberRequest": "archival_codes",
     # pii
     "PiiValue": "pii",
-    "PiiVault": "pii",
-    "mask_text": "pii",
+    "PiiVault": "vault",
+    "mask_text": "masking",
     "find_items": "pii",
     "protect_description": "pii",
     "reveal": "pii",
     "store_protected": "pii",
     # auditlog
     "auditlog": "auditlog",
+    # reading
+    "reading": "reading",
     # rebuild
     "RebuildReport": "rebuild",
     "Rebuilder": "rebuild",
@@ -64,8 +66,11 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.catalogue import models
     from storage.catalogue.models import Base
     from storage.catalogue.archival_codes import ClaimResult, CodeClaim, CodeRegistry, NumberRequest
+    from storage.catalogue import reading
+    from storage.catalogue.masking import mask_text
+    from storage.catalogue.vault import PiiVault
     from storage.catalogue.pii import (
-        PiiValue, PiiVault, find_items, mask_text, protect_description, reveal, store_protected,
+        PiiValue, find_items, protect_description, reveal, store_protected,
     )
     from storage.catalogue import auditlog
     from storage.catalogue.rebuild import (

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-import re
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
@@ -26,6 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from policies.config import Settings
 from policies.errors import CatalogueError, NotFoundError
 from storage.catalogue import models as m
+from storage.catalogue import reading
+from storage.catalogue.reading import MIGRATIONS, head_revision
 from storage.index import outbox
 from storage.locations import private_dir, private_file, restrict
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from storage.aip import AipDescription
     from storage.locations import CopyReport, ExpectedFile
 
-MIGRATIONS = Path(__file__).with_name("migrations")
 GENESIS = "0" * 64
 AUDIT_WRITTEN: dict[str, set[str]] = {}
 """Catalogue URL -> the actions of the audit-log entries this process committed since the
@@ -85,21 +85,6 @@ def _sqlite_pragmas(cache_mib: int):
         cursor.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
         cursor.close()
     return setup
-
-
-def head_revision() -> str:
-    """The newest migration's revision, read from the files in ``migrations/versions``."""
-    revisions, parents = set(), set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        source = path.read_text(encoding="utf-8")
-        found = re.search(r"^revision\s*=\s*['\"](\w+)['\"]", source, re.M)
-        if found:
-            revisions.add(found.group(1))
-            parents.update(re.findall(r"^down_revision\s*=\s*['\"](\w+)['\"]", source, re.M))
-    heads = revisions - parents
-    if len(heads) != 1:
-        raise CatalogueError(f"migrations: expected one head revision, found {sorted(heads)}")
-    return heads.pop()
 
 
 def _json_default(value: Any) -> Any:
@@ -457,39 +442,10 @@ class Catalogue:
             return row
 
     def aip_details(self, uuid: str) -> dict[str, Any]:
-        """Everything the catalogue knows of an AIP, as plain data."""
-        aip = self.get_aip(uuid)
+        """Everything the catalogue knows of an AIP, as plain data (the queries of
+        :func:`storage.catalogue.reading.aip_details`, which ``dangan show`` runs too)."""
         with self.session() as s:
-            files = s.scalars(select(m.File).where(m.File.aip_uuid == aip.uuid)
-                              .order_by(m.File.path)).all()
-            items = s.scalars(select(m.Item).where(m.Item.aip_uuid == aip.uuid)
-                              .order_by(m.Item.id)).all()
-            copies = s.scalars(select(m.Copy).where(m.Copy.aip_uuid == aip.uuid)
-                               .order_by(m.Copy.location)).all()
-            events = s.scalars(select(m.Event).where(m.Event.aip_uuid == aip.uuid)
-                               .order_by(m.Event.at, m.Event.type)).all()
-        return {
-            "uuid": aip.uuid, "archival_code": aip.archival_code, "label": aip.label,
-            "status": aip.status, "profile": aip.profile, "transfer": aip.transfer_id,
-            "created": aip.created_at.isoformat(), "size": aip.size,
-            "file_count": aip.file_count, "retention_period": aip.retention_period,
-            "expiry_date": _iso(aip.expiry_date), "open_date": _iso(aip.open_date),
-            "control_id": aip.control_id, "pii_level": aip.pii_level,
-            "record": aip.record,
-            "items": [{"key": i.key, "parent": i.parent_key, "level": i.level,
-                       "archival_code": i.archival_code, "title": i.title, "date": i.date,
-                       "fields": i.fields} for i in items],
-            "files": [{"key": f.key, "path": f.path, "original_name": f.original_name,
-                       "size": f.size, "digests": f.digests, "mime": f.mime, "puid": f.puid,
-                       "format_name": f.format_name, "format_version": f.format_version,
-                       "use": f.use, "item": f.item_key} for f in files],
-            "copies": [{"location": c.location, "url": c.url, "status": c.status,
-                        "verified_at": _iso(c.verified_at), "bytes": c.bytes} for c in copies],
-            "events": [{"id": e.id, "type": e.type, "at": e.at.isoformat(),
-                        "outcome": e.outcome, "detail": e.detail,
-                        "outcome_detail": e.outcome_detail, "agents": e.agents,
-                        "location": e.location} for e in events],
-        }
+            return reading.aip_details(reading.Rows.of_connection(s.connection()), uuid)
 
     def file_row(self, uuid: str, path: str) -> m.File:
         """The catalogue row of one bag file of an AIP."""
