@@ -26,6 +26,9 @@ from policies.config import Settings
 from policies.errors import CatalogueError, NotFoundError
 from storage.catalogue import models as m
 from storage.catalogue import reading
+from storage.catalogue.journal import (  # noqa: F401 - re-exported
+    AUDIT_WRITTEN, GENESIS, _json_default, append_entry, chain_hash, utcnow,
+)
 from storage.catalogue.reading import MIGRATIONS, head_revision
 from storage.index import outbox
 from storage.locations import private_dir, private_file, restrict
@@ -33,11 +36,6 @@ from storage.locations import private_dir, private_file, restrict
 if TYPE_CHECKING:
     from storage.aip import AipDescription
     from storage.locations import CopyReport, ExpectedFile
-
-GENESIS = "0" * 64
-AUDIT_WRITTEN: dict[str, set[str]] = {}
-"""Catalogue URL -> the actions of the audit-log entries this process committed since the
-head was last anchored in storage (see :func:`storage.catalogue.auditlog.anchor_written`)."""
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -47,11 +45,6 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC, to the second."""
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 @dataclass
@@ -85,20 +78,6 @@ def _sqlite_pragmas(cache_mib: int):
         cursor.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
         cursor.close()
     return setup
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def chain_hash(prev_hash: str, at: datetime, actor: str, action: str, obj: str,
-               detail: dict[str, Any]) -> str:
-    """The audit-log hash of one entry: SHA-256 over the previous hash and the entry."""
-    body = json.dumps([prev_hash, at.isoformat(), actor, action, obj, detail],
-                      ensure_ascii=False, sort_keys=True, default=_json_default)
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 class Catalogue:
@@ -508,29 +487,8 @@ class Catalogue:
         entry then chains to the hash the head records, which is what was last written even
         if rows were since deleted from the log (the break stays visible).
         """
-        head = m.AuditHead.__table__
-        current = s.execute(update(head).where(head.c.id == 1)
-                            .values(entries=head.c.entries + 1)
-                            .returning(head.c.seq, head.c.hash)).first()
-        if current is None:
-            # a catalogue created before the head was recorded, or the row was removed
-            prev = s.execute(select(m.AuditEntry.hash).order_by(m.AuditEntry.seq.desc())
-                             .limit(1)).scalar() or GENESIS
-        else:
-            prev = current.hash
-        table = m.AuditEntry.__table__
-        at = utcnow()
-        detail = json.loads(json.dumps(detail, default=_json_default))
-        digest = chain_hash(prev, at, actor, action, obj, detail)
-        # a plain INSERT: portal searches by staff append one entry each
-        seq = s.execute(insert(table).values(
-            at=at, actor=actor, action=action, object=obj, detail=detail, prev_hash=prev,
-            hash=digest).returning(table.c.seq)).scalar_one()
-        if current is None:
-            count = s.scalar(select(func.count()).select_from(table)) or 0
-            s.execute(insert(head).values(id=1, seq=seq, hash=digest, entries=count))
-        else:
-            s.execute(update(head).where(head.c.id == 1).values(seq=seq, hash=digest))
+        s.flush()
+        append_entry(s.connection(), actor, action, obj, detail)
         s.info.setdefault("audit_actions", set()).add(action)
 
     def audit_head(self) -> tuple[int, str, int] | None:

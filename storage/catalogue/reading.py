@@ -56,8 +56,22 @@ def head_revision() -> str:
 class Rows:
     """Runs read statements on one catalogue connection; see the module's doc."""
 
-    def __init__(self, run: Callable[[str, dict[str, Any]], list[Row]]) -> None:
+    def __init__(self, run: Callable[[str, dict[str, Any]], list[Row]], dialect: str,
+                 connection: Any = None, cursor: Callable[..., Any] | None = None) -> None:
         self._run = run
+        self.dialect = dialect
+        #: the SQLAlchemy connection underneath (None: ``sqlite3``)
+        self.connection = connection
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> "Result":
+        """A statement's result, read as SQLAlchemy's results are (keys, rows, mappings)."""
+        if self.connection is not None:
+            from sqlalchemy import text
+
+            return self.connection.execute(text(sql), params or {})
+        cursor = self._cursor(_expand(sql, params or {}), _flat(params or {}))
+        return Result([d[0] for d in cursor.description or ()], cursor.fetchall())
 
     def all(self, sql: str, **params: Any) -> list[Row]:
         """Every row of a statement, each as a dict of its columns."""
@@ -79,7 +93,45 @@ class Rows:
         def run(sql: str, params: dict[str, Any]) -> list[Row]:
             return [dict(r._mapping) for r in connection.execute(text(sql), params)]
 
-        return cls(run)
+        return cls(run, connection.dialect.name, connection)
+
+
+class Result:
+    """The rows of one statement on ``sqlite3``, as the part of SQLAlchemy's ``Result`` the
+    search engine reads: ``keys()``, ``fetchall()``, ``mappings()`` and iteration."""
+
+    def __init__(self, names: list[str], rows: list[tuple]) -> None:
+        self._names, self._rows = names, rows
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+    def fetchall(self) -> list[tuple]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self._rows)
+
+    def mappings(self) -> list[Row]:
+        return [dict(zip(self._names, row)) for row in self._rows]
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+
+def execute(connection: Any, sql: str, params: dict[str, Any] | None = None) -> Any:
+    """Run one statement (``:name`` parameters) on a catalogue connection: SQLAlchemy's or a
+    :class:`Rows`."""
+    if isinstance(connection, Rows):
+        return connection.execute(sql, params)
+    from sqlalchemy import text
+
+    return connection.execute(text(sql), params or {})
+
+
+def dialect(connection: Any) -> str:
+    """``sqlite`` or ``postgresql``: the database of a catalogue connection."""
+    return connection.dialect if isinstance(connection, Rows) else connection.dialect.name
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -106,7 +158,7 @@ def reading(settings: Any) -> Iterator[Rows]:
         try:
             connection.execute("PRAGMA busy_timeout=30000")
             connection.execute("BEGIN")     # one snapshot for every statement
-            rows = Rows(_sqlite_runner(connection))
+            rows = Rows(_sqlite_runner(connection), "sqlite", cursor=connection.execute)
             try:
                 current = rows.scalar("SELECT version_num FROM alembic_version")
             except sqlite3.Error:
@@ -121,6 +173,31 @@ def reading(settings: Any) -> Iterator[Rows]:
     catalogue = Catalogue.open(settings)
     with catalogue.engine.connect() as connection, connection.begin():
         yield Rows.of_connection(connection)
+
+
+@contextmanager
+def writing(settings: Any) -> Iterator[Rows]:
+    """A SQLite catalogue file (see :func:`reading`) in one write transaction, committed when
+    the block ends without an error. Only for statements that write no ORM-managed state
+    beyond what they say (the audit log's :func:`storage.catalogue.journal.append_entry`)."""
+    import sqlite3
+
+    path = sqlite_path(settings.get("catalogue", "url"))
+    if path is None or not path.is_file():
+        raise ValueError(f"not a SQLite catalogue file: {settings.get('catalogue', 'url')}")
+    connection = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    try:
+        connection.execute("PRAGMA busy_timeout=30000")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield Rows(_sqlite_runner(connection), "sqlite", cursor=connection.execute)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
 
 
 def _sqlite_runner(connection: Any) -> Callable[[str, dict[str, Any]], list[Row]]:
