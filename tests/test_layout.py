@@ -8,7 +8,6 @@ import ast
 import importlib
 import inspect
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -244,7 +243,7 @@ def test_every_regular_expression_of_the_shipped_profiles_compiles():
 def test_show_and_search_on_a_sqlite_holding_import_no_orm(home, sample, cli, tmp_path):
     """``dangan show`` and ``dangan search`` read a SQLite catalogue in plain SQL: neither
     the ORM nor SQLAlchemy itself is imported (a third of a second of each call)."""
-    if os.environ.get("DANGAN_TEST_CATALOGUE", "sqlite") != "sqlite":
+    if not home.get("catalogue", "url").startswith("sqlite:"):
         pytest.skip("the plain read path is the SQLite catalogue's (PostgreSQL reads through "
                     "SQLAlchemy)")
     assert cli("ingest", sample).code == 0
