@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from policies.errors import NotFoundError
+from policies.errors import CatalogueError, NotFoundError
 
 #: stored paths of the versions after the first (as :data:`storage.aip.VERSIONS`)
 VERSIONS = "versions/"
@@ -38,8 +38,6 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 @lru_cache(maxsize=1)
 def head_revision() -> str:
     """The newest migration's revision, read from the files in ``migrations/versions``."""
-    from policies.errors import CatalogueError
-
     revisions, parents = set(), set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
         source = path.read_text(encoding="utf-8")
@@ -164,7 +162,10 @@ def reading(settings: Any) -> Iterator[Rows]:
             except sqlite3.Error:
                 current = None
             if current is not None and current == head_revision():
-                yield rows
+                try:
+                    yield rows
+                except sqlite3.Error as exc:
+                    raise CatalogueError(f"catalogue {url}: {exc}") from exc
                 return
         finally:
             connection.close()
@@ -192,6 +193,9 @@ def writing(settings: Any) -> Iterator[Rows]:
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield Rows(_sqlite_runner(connection), "sqlite", cursor=connection.execute)
+        except sqlite3.Error as exc:
+            connection.execute("ROLLBACK")
+            raise CatalogueError(f"catalogue {path}: {exc}") from exc
         except BaseException:
             connection.execute("ROLLBACK")
             raise
