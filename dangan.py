@@ -64,9 +64,14 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 def _anchor_audit_log(settings) -> None:
     """Anchor the audit log in storage when the command appended entries to it, so that no
     entry stays covered by the catalogue alone (see ``storage.catalogue.auditlog``)."""
-    catalogue = sys.modules.get("storage.catalogue.database")
-    if catalogue is None or not catalogue.AUDIT_WRITTEN:
+    journal = sys.modules.get("storage.catalogue.journal")
+    if journal is None or not journal.AUDIT_WRITTEN:
         return
+    try:
+        if not journal.anchor_due(settings):   # routine entries, anchored a moment ago
+            return
+    except DanganError:
+        pass
     from storage.catalogue import auditlog
 
     try:

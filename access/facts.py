@@ -6,28 +6,36 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
-from access.models import OpenDecision
 from access.rules import Decision, RecordFacts, Rules, record_facts
-from storage.catalogue import models as m
+from storage.catalogue import reading
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from storage.catalogue import models as m
 
 
-def decisions_for(s: Session, aip_uuids: Iterable[str]) -> dict[tuple[str, str | None], Decision]:
-    """The latest decision per (aip, item) for these AIPs (later decisions win)."""
-    uuids = list(set(aip_uuids))
+def decisions_for(s: Any, aip_uuids: Iterable[str]) -> dict[tuple[str, str | None], Decision]:
+    """The latest decision per (aip, item) for these AIPs (later decisions win).
+
+    ``s``: an ORM session, or a :class:`storage.catalogue.reading.Rows`."""
+    rows_of = s if isinstance(s, reading.Rows) else reading.Rows.of_connection(s.connection())
+    uuids = sorted(set(aip_uuids))
     out: dict[tuple[str, str | None], Decision] = {}
     for start in range(0, len(uuids), 500):
-        rows = s.scalars(
-            select(OpenDecision)
-            .where(OpenDecision.aip_uuid.in_(uuids[start : start + 500]))
-            .order_by(OpenDecision.decided_at, OpenDecision.id)
-        )
+        batch = uuids[start : start + 500]
+        marks = ", ".join(f":u{n}" for n in range(len(batch)))
+        rows = rows_of.all(
+            "SELECT aip_uuid, item_key, open_date, control FROM open_decisions "
+            f"WHERE aip_uuid IN ({marks}) ORDER BY decided_at, id",
+            **{f"u{n}": u for n, u in enumerate(batch)})
         for row in rows:
-            key = (row.aip_uuid, row.item_key)
+            key = (row["aip_uuid"], row["item_key"])
             before = out.get(key, Decision())
-            out[key] = Decision(row.open_date or before.open_date, row.control or before.control)
+            out[key] = Decision(reading.day(row["open_date"]) or before.open_date,
+                                row["control"] or before.control)
     return out
 
 
@@ -113,6 +121,10 @@ def load_aip_facts(
     s: Session, uuid: str, rules: Rules
 ) -> tuple[m.Aip, list[m.Item], dict[str | None, RecordFacts]]:
     """One AIP row, its items and their facts (the AIP's own under the key None)."""
+    from sqlalchemy import select
+
+    from storage.catalogue import models as m
+
     aip = s.get(m.Aip, uuid)
     if aip is None:
         raise KeyError(uuid)

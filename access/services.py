@@ -16,11 +16,11 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from access import rules as r
-from access.facts import decisions_for, facts_of_items, load_aip_facts
-from access.models import AccessRequest, OpenDecision, SearchAccess, User
+from access.facts import load_aip_facts
+from access.models import AccessRequest, OpenDecision, User
 from access.search import SearchResult, parse_query
 from access.search_access import AccessIndex
 from policies import DanganError, NotFoundError, Settings, UsageError
@@ -187,51 +187,27 @@ class AccessService:
 
     def _audit_hits(self, reader: r.Reader, text: str, result: SearchResult) -> None:
         """Audit a search whose page shows restricted material in full (to staff, or to a
-        researcher through a grant); open records and public views are not audited."""
-        keys = {(h.aip_uuid, h.item_key) for h in result.hits if h.view == "content"}
-        if not keys:
+        researcher through a grant); open records and public views are not audited
+        (:func:`access.plain.audit_entry`, which ``dangan search`` runs too)."""
+        from access import plain
+        from storage.catalogue import reading
+
+        if not any(h.view == "content" for h in result.hits):
             return
-        if result.restricted is not None:
-            shown = result.restricted & keys
-        else:
-            scope = r.scope_for(reader, self.rules)
-            with self.catalogue.session() as s:
-                rows = s.execute(
-                    select(
-                        SearchAccess.aip_uuid,
-                        SearchAccess.item_key,
-                        SearchAccess.control,
-                        SearchAccess.open_date,
-                    ).where(SearchAccess.aip_uuid.in_({k[0] for k in keys}),
-                            _item_key_in({k[1] for k in keys}))
-                )
-                opened = {(a.aip_uuid, a.item_key) for a in rows if scope._open(a._mapping)}
-            shown = keys - opened      # without an access row: restricted (fail closed)
-        restricted = sorted(f"{aip}/{item or ''}" for aip, item in shown)
-        if restricted:
-            masked, keyed = self.audited_text(text, {aip for aip, _ in shown})
-            self._audit(
-                reader, "search-restricted", masked, {"hits": restricted, "query_hmac": keyed}
-            )
+        with self.catalogue.session() as s:
+            entry = plain.audit_entry(reading.Rows.of_connection(s.connection()), self.rules,
+                                      self.vault, reader, text, result)
+        if entry is not None:
+            self.catalogue.audit(*entry)
 
     def audited_text(self, text: str, aip_uuids: set[str]) -> tuple[str, str]:
-        """How a staff search is written to the non-erasable audit log: the text with ID,
-        phone and account numbers and the personal values of the records it showed masked,
-        and its keyed hash (:meth:`storage.pii.PiiVault.text_hash`) to find equal searches."""
-        values: set[str] = set()
-        with self.catalogue.session() as s:     # the page's AIPs in three queries
-            uuids = sorted(aip_uuids)
-            items: dict[str, list[m.Item]] = {}
-            for item in s.scalars(
-                select(m.Item).where(m.Item.aip_uuid.in_(uuids)).order_by(m.Item.id)
-            ):
-                items.setdefault(item.aip_uuid, []).append(item)
-            decisions = decisions_for(s, uuids)
-            for aip in s.scalars(select(m.Aip).where(m.Aip.uuid.in_(uuids))):
-                facts = facts_of_items(aip, items.get(aip.uuid, []), self.rules, decisions)
-                values.update(facts[None].personal_values)
-        ordered = sorted(values, key=lambda v: (-len(v), v))
-        return r.deidentify(text, ordered)[:200], self.vault.text_hash(text)
+        """How a staff search is written to the audit log (:func:`access.plain.audited_text`)."""
+        from access import plain
+        from storage.catalogue import reading
+
+        with self.catalogue.session() as s:
+            return plain.audited_text(reading.Rows.of_connection(s.connection()), self.rules,
+                                      self.vault, text, aip_uuids)
 
     @property
     def vault(self) -> PiiVault:
@@ -1018,9 +994,3 @@ def to_json(value: Any) -> str:
         raise TypeError(type(obj).__name__)
 
     return json.dumps(value, ensure_ascii=False, default=default)
-
-
-def _item_key_in(keys: set[str | None]) -> Any:
-    """A condition on ``SearchAccess.item_key``: one of ``keys`` (None: the AIP's own row)."""
-    named = SearchAccess.item_key.in_(sorted(k for k in keys if k is not None))
-    return or_(named, SearchAccess.item_key.is_(None)) if None in keys else named

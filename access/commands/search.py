@@ -172,14 +172,19 @@ def search_command(
     as_role: str,
 ) -> int:
     """Search the holdings: words, "phrases", field:value (year:2016, category:02)."""
+    from access import plain
     from access.rules import Reader
-    from access.services import AccessService
 
-    service = AccessService(settings, columnar=False)  # one question: SQL, no columns
     reader = Reader(
         as_role, f"cli-{os.environ.get('USER', 'operator')}" if as_role != "public" else None
     )
-    result = service.search(reader, " ".join(query), page=page, per_page=per_page)
+    # one question: plain SQL when the catalogue allows (no ORM), else the access services
+    result = plain.search(settings, reader, " ".join(query), page=page, per_page=per_page)
+    if result is plain.NOT_HERE:
+        from access.services import AccessService
+
+        service = AccessService(settings, columnar=False)  # SQL, no columns
+        result = service.search(reader, " ".join(query), page=page, per_page=per_page)
     hits = result.hits if result else []
     if as_json:
         click.echo(

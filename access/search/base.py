@@ -14,11 +14,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from access.search.query import Query
 from policies import ConfigError, DanganError, Settings
-from storage.catalogue import Catalogue
+
+if TYPE_CHECKING:
+    from storage.catalogue import Catalogue
 
 CACHE_MIB = 256
 """Postings and scores the embedded engine keeps, in MiB per part and process (``[search]
@@ -102,6 +104,7 @@ def open_engine(settings: Settings, catalogue: Catalogue | None = None, *,
         ConfigError: an unknown engine, or Elasticsearch without a URL.
     """
     from access.search.embedded import EmbeddedSearch
+    from storage.catalogue import Catalogue
 
     catalogue = catalogue or Catalogue.open(settings)
     name = settings.get("search", "engine")

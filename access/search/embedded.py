@@ -14,16 +14,15 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
-
 from access.rules import mask_numbers
 from metadata_profiles.idnumbers import MAX_SPAN
 from access.search.base import CACHE_MIB, Hit, SearchEngine, SearchResult
 from access.search.facets import facet_list
 from access.search.query import FACET_FIELDS, Query
-from storage.catalogue import Catalogue
+from storage.catalogue import reading
 
 if TYPE_CHECKING:
+    from storage.catalogue import Catalogue
     from access.search.columns import ColumnIndex
 from storage.index import normalise, term_tokens
 
@@ -151,20 +150,28 @@ class EmbeddedSearch(SearchEngine):
         documents outside the scope are neither returned nor counted.
         """
         expression = fts_expression(query.terms, query.excluded)
-        scope = query.scope
         if self.columnar and self.catalogue.is_sqlite and self._columnar_ready():
             return self._columnar(query, expression, page, per_page, sort, facet_limit)
         with self.catalogue.engine.connect() as connection:
-            if scope is None or scope.everything:
-                rows = [dict(r, view="content") for r in
-                        self._rows(connection, "search_fts", expression, query, "d.facets")]
-            else:
-                rows = self._scoped_rows(connection, expression, query, scope)
-            rows.sort(key=_ORDER.get(sort, _ORDER["relevance"]))
-            facets = self._facet_counts(rows, facet_limit)
-            start = (max(page, 1) - 1) * per_page
-            page_rows = rows[start:start + per_page]
-            texts = self._texts(connection, [r["id"] for r in page_rows if r["view"] == "content"])
+            return self.search_on(connection, query, page=page, per_page=per_page, sort=sort,
+                                  facet_limit=facet_limit)
+
+    def search_on(self, connection: Any, query: Query, *, page: int = 1, per_page: int = 20,
+                  sort: str = "relevance", facet_limit: int = 20) -> SearchResult:
+        """:meth:`search` in SQL, row by row, on an open catalogue connection (SQLAlchemy's,
+        or a :class:`storage.catalogue.reading.Rows`)."""
+        expression = fts_expression(query.terms, query.excluded)
+        scope = query.scope
+        if scope is None or scope.everything:
+            rows = [dict(r, view="content") for r in
+                    self._rows(connection, "search_fts", expression, query, "d.facets")]
+        else:
+            rows = self._scoped_rows(connection, expression, query, scope)
+        rows.sort(key=_ORDER.get(sort, _ORDER["relevance"]))
+        facets = self._facet_counts(rows, facet_limit)
+        start = (max(page, 1) - 1) * per_page
+        page_rows = rows[start:start + per_page]
+        texts = self._texts(connection, [r["id"] for r in page_rows if r["view"] == "content"])
         hits = [Hit(r["aip_uuid"], r["item_key"], r["archival_code"], r["title"],
                     masked_snippet(r["title"] + "\n"
                                    + texts.get(r["id"], r.get("text", "")), query.terms),
@@ -224,7 +231,7 @@ class EmbeddedSearch(SearchEngine):
         if not ids:
             return {}
         marks = ", ".join(str(int(i)) for i in ids)
-        result = connection.execute(text(
+        result = reading.execute(connection, (
             "SELECT d.id, d.aip_uuid, d.item_key, d.archival_code, d.title, d.facets, "
             "a.control, a.open_date FROM search_docs d "
             f"LEFT JOIN search_access a ON a.doc_id = d.id WHERE d.id IN ({marks})"))
@@ -235,7 +242,7 @@ class EmbeddedSearch(SearchEngine):
         if not ids:
             return {}
         marks = ", ".join(str(int(i)) for i in ids)
-        result = connection.execute(text(
+        result = reading.execute(connection, (
             "SELECT doc_id, public_title, public_text, public_facets FROM search_access "
             f"WHERE doc_id IN ({marks})"))
         return {r[0]: (r[1], r[2], r[3]) for r in result}
@@ -245,7 +252,7 @@ class EmbeddedSearch(SearchEngine):
               extra: str = "", joins: str = "", where: tuple[str, dict[str, Any]] | None = None
               ) -> list[dict[str, Any]]:
         """Matching documents (no text): id, aip, item, code, title, facets, score."""
-        if connection.dialect.name != "sqlite":
+        if reading.dialect(connection) != "sqlite":
             from access.search.pg_embedded import pg_rows  # PostgreSQL catalogues only
 
             return pg_rows(connection, fts, query, facets, extra, joins)
@@ -274,7 +281,7 @@ class EmbeddedSearch(SearchEngine):
                     f"WHERE CAST(je.value AS TEXT) IN ({', '.join(keys)}))")
         if where:
             sql += f" AND {where[0]}"
-        result = connection.execute(text(sql), params)
+        result = reading.execute(connection, (sql), params)
         keys = list(result.keys())
         return [dict(zip(keys, row)) for row in result.fetchall()]
 
@@ -284,7 +291,7 @@ class EmbeddedSearch(SearchEngine):
         full, public-text matches (de-identified) of what they may only see listed."""
         access = (", a.open_date, a.control, a.pii_level, a.public_title, a.public_text")
         # CROSS JOIN keeps SQLite's plan FTS-first; PostgreSQL's CROSS JOIN takes no ON
-        joins = (f"{'CROSS JOIN' if connection.dialect.name == 'sqlite' else 'JOIN'} "
+        joins = (f"{'CROSS JOIN' if reading.dialect(connection) == 'sqlite' else 'JOIN'} "
                  "search_access a ON a.doc_id = d.id")
         found: dict[int, dict[str, Any]] = {}
         sql = getattr(scope, "sql", None)
@@ -306,7 +313,7 @@ class EmbeddedSearch(SearchEngine):
         if not ids:
             return {}
         marks = ", ".join(f":i{n}" for n in range(len(ids)))
-        result = connection.execute(text(f"SELECT id, text FROM search_docs WHERE id IN ({marks})"),
+        result = reading.execute(connection, (f"SELECT id, text FROM search_docs WHERE id IN ({marks})"),
                                     {f"i{n}": i for n, i in enumerate(ids)})
         return {row[0]: row[1] for row in result}
 

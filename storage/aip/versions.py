@@ -261,36 +261,27 @@ def _iso(value: datetime) -> str:
 
 
 def versions_of(session: Any, aip_uuid: str) -> list[VersionInfo]:
-    """Every version of an AIP, oldest first; an AIP never updated has its version 1 only."""
-    from sqlalchemy import func, select
+    """Every version of an AIP, oldest first; an AIP never updated has its version 1 only.
 
-    from storage.catalogue import models as m
+    ``session``: an ORM session, or a :class:`storage.catalogue.reading.Rows`."""
+    from storage.catalogue import reading
 
-    aip = session.get(m.Aip, aip_uuid)
-    if aip is None:
-        raise NotFoundError(f"no AIP {aip_uuid}")
-    rows = session.scalars(select(m.AipVersion).where(m.AipVersion.aip_uuid == aip_uuid)
-                           .order_by(m.AipVersion.number)).all()
-    if rows and rows[0].number == 1:
-        first: list[VersionInfo] = []
-    else:
-        count = session.scalar(select(func.count()).select_from(m.File).where(
-            m.File.aip_uuid == aip_uuid, ~m.File.path.startswith(VERSIONS)))
-        first = [VersionInfo(1, _iso(aip.created_at), "dangan", "ingest", "ingestion", None,
-                             {}, int(count or 0), 0, None)]
-    return first + [VersionInfo(r.number, _iso(r.created_at), r.agent, r.reason, r.kind,
-                                r.supersedes, dict(r.changes or {}), r.file_count,
-                                r.bytes_added, r.inventory) for r in rows]
+    return [VersionInfo(**v) for v in reading.versions(_rows(session), aip_uuid)]
+
+
+def _rows(session: Any) -> Any:
+    from storage.catalogue import reading
+
+    if isinstance(session, reading.Rows):
+        return session
+    return reading.Rows.of_connection(session.connection())
 
 
 def current_version(session: Any, aip_uuid: str) -> int:
     """The newest version number of an AIP (1 when it was never updated)."""
-    from sqlalchemy import func, select
+    from storage.catalogue import reading
 
-    from storage.catalogue import models as m
-
-    return int(session.scalar(select(func.max(m.AipVersion.number)).where(
-        m.AipVersion.aip_uuid == aip_uuid)) or 1)
+    return reading.current_version(_rows(session), aip_uuid)
 
 
 def version_changes(session: Any, aip_uuid: str, number: int) -> dict[str, list[Any]]:
@@ -307,17 +298,12 @@ def version_files(session: Any, aip_uuid: str, number: int | None = None) -> dic
     from sqlalchemy import select
 
     from storage.catalogue import models as m
+    from storage.catalogue import reading
 
-    number = number or current_version(session, aip_uuid)
+    paths = reading.version_paths(_rows(session), aip_uuid, number)
     stored = {row.path: row for row in session.scalars(
         select(m.File).where(m.File.aip_uuid == aip_uuid))}
-    if number == 1:
-        return {p: r for p, r in stored.items() if not is_version_object(p)}
-    rows = session.scalars(select(m.AipVersionFile).where(
-        m.AipVersionFile.aip_uuid == aip_uuid, m.AipVersionFile.version == number)).all()
-    if not rows:
-        raise NotFoundError(f"AIP {aip_uuid} has no version {number}")
-    return {r.path: stored[r.stored_path] for r in rows}
+    return {logical: stored[path] for logical, path in paths.items()}
 
 
 def stored_by_digest(session: Any, aip_uuid: str) -> dict[str, tuple[str, int]]:

@@ -3,6 +3,9 @@
 - :mod:`~storage.catalogue.database` — :class:`Catalogue` (SQLAlchemy 2 on SQLite or
   PostgreSQL, Alembic migrations in ``migrations/``), one transaction per AIP;
 - :mod:`~storage.catalogue.models` — the tables;
+- :mod:`~storage.catalogue.reading` — the record view's queries in plain SQL (``sqlite3`` on a
+  SQLite catalogue: ``dangan show`` and ``dangan search`` answer without the ORM);
+  :mod:`~storage.catalogue.journal` — appending to the audit log in plain SQL;
 - :mod:`~storage.catalogue.archival_codes` — the 档号 register (件号 assignment, duplicates);
 - :mod:`~storage.catalogue.pii` — personal information encrypted at rest, found by keyed hash;
 - :mod:`~storage.catalogue.auditlog` — the hash-chained audit log and its anchors in storage;
@@ -38,14 +41,17 @@ _API = {
     "NumberRequest": "archival_codes",
     # pii
     "PiiValue": "pii",
-    "PiiVault": "pii",
-    "mask_text": "pii",
+    "PiiVault": "vault",
+    "mask_text": "masking",
     "find_items": "pii",
     "protect_description": "pii",
     "reveal": "pii",
     "store_protected": "pii",
     # auditlog
     "auditlog": "auditlog",
+    # reading, journal
+    "reading": "reading",
+    "journal": "journal",
     # rebuild
     "RebuildReport": "rebuild",
     "Rebuilder": "rebuild",
@@ -64,8 +70,11 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.catalogue import models
     from storage.catalogue.models import Base
     from storage.catalogue.archival_codes import ClaimResult, CodeClaim, CodeRegistry, NumberRequest
+    from storage.catalogue import journal, reading
+    from storage.catalogue.masking import mask_text
+    from storage.catalogue.vault import PiiVault
     from storage.catalogue.pii import (
-        PiiValue, PiiVault, find_items, mask_text, protect_description, reveal, store_protected,
+        PiiValue, find_items, protect_description, reveal, store_protected,
     )
     from storage.catalogue import auditlog
     from storage.catalogue.rebuild import (

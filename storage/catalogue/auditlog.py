@@ -38,6 +38,7 @@ from policies.loader import DATA, load_storage_policy, policy_path
 from storage.catalogue import models as m
 from storage.catalogue.database import AUDIT_WRITTEN, GENESIS, Catalogue, chain_hash, utcnow
 from storage.catalogue.database import as_utc
+from storage.catalogue.journal import ROUTINE_ACTIONS
 
 if TYPE_CHECKING:
     from storage.locations import Location
@@ -479,14 +480,6 @@ def _anchoring(settings: Settings, catalogue: Catalogue) -> Iterator[None]:
                 yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-ROUTINE_ACTIONS = frozenset({"login", "search-restricted", "view-restricted", "dip-restricted",
-                             "label-scan"})
-"""Entries written by reading, many a minute on a busy portal: their head is recorded in the
-catalogue at once, and anchored in storage at most every ``[audit] anchor_interval_seconds``.
-Every other entry (ingest, keys, users and roles, deletions, repairs, decisions …) is
-anchored when the command or request that wrote it ends."""
 
 
 def anchor_written(settings: Settings, catalogue: Catalogue | None = None, *,

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-import re
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
@@ -26,20 +25,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from policies.config import Settings
 from policies.errors import CatalogueError, NotFoundError
 from storage.catalogue import models as m
+from storage.catalogue import reading
+from storage.catalogue.journal import (  # noqa: F401 - re-exported
+    AUDIT_WRITTEN, GENESIS, _json_default, append_entry, chain_hash, utcnow,
+)
+from storage.catalogue.reading import MIGRATIONS, head_revision
 from storage.index import outbox
 from storage.locations import private_dir, private_file, restrict
 
 if TYPE_CHECKING:
     from storage.aip import AipDescription
     from storage.locations import CopyReport, ExpectedFile
-
-MIGRATIONS = Path(__file__).with_name("migrations")
-GENESIS = "0" * 64
-DERIVATION_EVENTS = ("normalization", "migration")
-"""Events whose files (source, derivative) ``aip_details`` lists."""
-AUDIT_WRITTEN: dict[str, set[str]] = {}
-"""Catalogue URL -> the actions of the audit-log entries this process committed since the
-head was last anchored in storage (see :func:`storage.catalogue.auditlog.anchor_written`)."""
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -49,11 +45,6 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC, to the second."""
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 @dataclass
@@ -87,35 +78,6 @@ def _sqlite_pragmas(cache_mib: int):
         cursor.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
         cursor.close()
     return setup
-
-
-def head_revision() -> str:
-    """The newest migration's revision, read from the files in ``migrations/versions``."""
-    revisions, parents = set(), set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        source = path.read_text(encoding="utf-8")
-        found = re.search(r"^revision\s*=\s*['\"](\w+)['\"]", source, re.M)
-        if found:
-            revisions.add(found.group(1))
-            parents.update(re.findall(r"^down_revision\s*=\s*['\"](\w+)['\"]", source, re.M))
-    heads = revisions - parents
-    if len(heads) != 1:
-        raise CatalogueError(f"migrations: expected one head revision, found {sorted(heads)}")
-    return heads.pop()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def chain_hash(prev_hash: str, at: datetime, actor: str, action: str, obj: str,
-               detail: dict[str, Any]) -> str:
-    """The audit-log hash of one entry: SHA-256 over the previous hash and the entry."""
-    body = json.dumps([prev_hash, at.isoformat(), actor, action, obj, detail],
-                      ensure_ascii=False, sort_keys=True, default=_json_default)
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 class Catalogue:
@@ -461,43 +423,10 @@ class Catalogue:
             return row
 
     def aip_details(self, uuid: str) -> dict[str, Any]:
-        """Everything the catalogue knows of an AIP, as plain data."""
-        aip = self.get_aip(uuid)
+        """Everything the catalogue knows of an AIP, as plain data (the queries of
+        :func:`storage.catalogue.reading.aip_details`, which ``dangan show`` runs too)."""
         with self.session() as s:
-            files = s.scalars(select(m.File).where(m.File.aip_uuid == aip.uuid)
-                              .order_by(m.File.path)).all()
-            items = s.scalars(select(m.Item).where(m.Item.aip_uuid == aip.uuid)
-                              .order_by(m.Item.id)).all()
-            copies = s.scalars(select(m.Copy).where(m.Copy.aip_uuid == aip.uuid)
-                               .order_by(m.Copy.location)).all()
-            events = s.scalars(select(m.Event).where(m.Event.aip_uuid == aip.uuid)
-                               .order_by(m.Event.at, m.Event.type)).all()
-        return {
-            "uuid": aip.uuid, "archival_code": aip.archival_code, "label": aip.label,
-            "status": aip.status, "profile": aip.profile, "transfer": aip.transfer_id,
-            "created": aip.created_at.isoformat(), "size": aip.size,
-            "file_count": aip.file_count, "retention_period": aip.retention_period,
-            "expiry_date": _iso(aip.expiry_date), "open_date": _iso(aip.open_date),
-            "control_id": aip.control_id, "pii_level": aip.pii_level,
-            "record": aip.record,
-            "items": [{"key": i.key, "parent": i.parent_key, "level": i.level,
-                       "archival_code": i.archival_code, "title": i.title, "date": i.date,
-                       "fields": i.fields} for i in items],
-            "files": [{"key": f.key, "path": f.path, "original_name": f.original_name,
-                       "size": f.size, "digests": f.digests, "mime": f.mime, "puid": f.puid,
-                       "format_name": f.format_name, "format_version": f.format_version,
-                       "use": f.use, "item": f.item_key,
-                       **({"derived_from": f.derived_from} if f.derived_from else {})}
-                      for f in files],
-            "copies": [{"location": c.location, "url": c.url, "status": c.status,
-                        "verified_at": _iso(c.verified_at), "bytes": c.bytes} for c in copies],
-            "events": [{"id": e.id, "type": e.type, "at": e.at.isoformat(),
-                        "outcome": e.outcome, "detail": e.detail,
-                        "outcome_detail": e.outcome_detail, "agents": e.agents,
-                        "location": e.location,
-                        **({"files": e.files} if e.type in DERIVATION_EVENTS else {})}
-                       for e in events],
-        }
+            return reading.aip_details(reading.Rows.of_connection(s.connection()), uuid)
 
     def file_row(self, uuid: str, path: str) -> m.File:
         """The catalogue row of one bag file of an AIP."""
@@ -571,29 +500,8 @@ class Catalogue:
         entry then chains to the hash the head records, which is what was last written even
         if rows were since deleted from the log (the break stays visible).
         """
-        head = m.AuditHead.__table__
-        current = s.execute(update(head).where(head.c.id == 1)
-                            .values(entries=head.c.entries + 1)
-                            .returning(head.c.seq, head.c.hash)).first()
-        if current is None:
-            # a catalogue created before the head was recorded, or the row was removed
-            prev = s.execute(select(m.AuditEntry.hash).order_by(m.AuditEntry.seq.desc())
-                             .limit(1)).scalar() or GENESIS
-        else:
-            prev = current.hash
-        table = m.AuditEntry.__table__
-        at = utcnow()
-        detail = json.loads(json.dumps(detail, default=_json_default))
-        digest = chain_hash(prev, at, actor, action, obj, detail)
-        # a plain INSERT: portal searches by staff append one entry each
-        seq = s.execute(insert(table).values(
-            at=at, actor=actor, action=action, object=obj, detail=detail, prev_hash=prev,
-            hash=digest).returning(table.c.seq)).scalar_one()
-        if current is None:
-            count = s.scalar(select(func.count()).select_from(table)) or 0
-            s.execute(insert(head).values(id=1, seq=seq, hash=digest, entries=count))
-        else:
-            s.execute(update(head).where(head.c.id == 1).values(seq=seq, hash=digest))
+        s.flush()
+        append_entry(s.connection(), actor, action, obj, detail)
         s.info.setdefault("audit_actions", set()).add(action)
 
     def audit_head(self) -> tuple[int, str, int] | None:

@@ -40,6 +40,7 @@ from sqlalchemy import select
 from policies import ConfigError, Settings, StorageError, UsageError, load_storage_policy
 from storage.catalogue import models
 from storage.catalogue import Catalogue
+from storage.copies.words import human_age, human_size
 from storage.copies import DEFAULT_OLDER_THAN  # noqa: F401 - the default, kept with the code that uses it
 from storage.locations import Leftover, Location, open_location
 
@@ -397,31 +398,6 @@ def _abandon(catalogue: Catalogue, remnant: Remnant, actor: str) -> None:
         row.status, row.finished_at = "abandoned", datetime.now(timezone.utc)
         catalogue.append_audit(s, actor, "transfer-abandoned", row.id,
                                {"source": row.source, "planned": sorted((row.plan or {}).values())})
-
-
-# -- words for people -------------------------------------------------------------------------
-
-def human_size(size: int) -> str:
-    """A byte count for people: 1.5 MiB."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(size)
-
-
-def human_age(seconds: float | None) -> str:
-    """A duration for people: 45 s, 12 min, 3.5 h, 2.0 d."""
-    if seconds is None:
-        return "unknown"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
 
 
 def _aware(value: datetime) -> datetime:
