@@ -159,12 +159,15 @@ def build(service: AccessService, reader: r.Reader, uuid: str, version: int | No
     taken: set[str] = set()
     for f in files:
         ref = service.file(reader, uuid, f["path"], purpose="eark", version=version)
-        name = _data_path(f["path"])
+        payload = f["path"].startswith("data/objects/")
+        name = _data_path(f["path"]) if payload else f["path"]
         if name in taken:                       # two stored paths masked alike
             stem, ext = os.path.splitext(name)
             name = f"{stem}-{len(taken)}{ext}"
         taken.add(name)
-        path = f"representations/rep1/data/{name}"
+        # the AIP's own metadata, logs and bag tags: documentation of the package
+        path = (f"representations/rep1/data/{name}" if payload
+                else f"documentation/dangan-aip/{name}")
         try:
             service.retriever.save(ref, package.root / path)
         except (FixityError, NoIntactCopy) as exc:
@@ -173,7 +176,10 @@ def build(service: AccessService, reader: r.Reader, uuid: str, version: int | No
         written = package._note(path, f["mime"])
         if written.sha256 != f["sha256"]:
             raise ExportError(f"{f['path']}: written file differs from the catalogue's sha256")
-        data.append((f, written))
+        if payload:
+            data.append((f, written))
+    if not dip:
+        _full_records(view, package.root / "documentation/dangan-aip/data/metadata/record.json")
     # descriptive metadata: each record the reader sees
     dmd: list[tuple[str, Written, str]] = []
     aip_part = {"uuid": uuid, "archival_code": view["archival_code"], "label": view["label"],
@@ -200,6 +206,20 @@ def build(service: AccessService, reader: r.Reader, uuid: str, version: int | No
         raise ExportError("the package fails its own E-ARK check: "
                           + "; ".join(str(p) for p in problems[:5]))
     return package
+
+
+def _full_records(view: dict[str, Any], stored: Path) -> None:
+    """The AIP package describes the records as the AIP holds them (its ``record.json``,
+    read back verified): a view masks ID numbers even for staff."""
+    import json
+
+    if not stored.is_file():
+        return
+    held = {i.get("id"): i.get("fields") or {} for i in json.loads(
+        stored.read_text(encoding="utf-8")).get("items", [])}
+    for item in view["items"]:
+        if item["key"] in held:
+            item["fields"] = held[item["key"]]
 
 
 # -- PREMIS -----------------------------------------------------------------------------------

@@ -166,8 +166,11 @@ def _read_record(path: Path, shown: str, dmd: str) -> Record:
     ns = etree.QName(root).namespace
     if ns == DANGAN:
         record.format = "dangan"
+        values: dict[str, list[str]] = {}
         for el in root.iter(f"{{{DANGAN}}}field"):
-            _put(record, el.get("name", ""), (el.text or "").strip(), el.get("name", ""))
+            values.setdefault(el.get("name", ""), []).append((el.text or "").strip())
+        for name, texts in values.items():   # a list field: one element per value
+            _put(record, name, "、".join(t for t in texts if t), name)
         for tag, name in (("archivalCode", "archival_code"), ("title", "title"),
                           ("date", "date")):
             el = root.find(f"{{{DANGAN}}}{tag}")
