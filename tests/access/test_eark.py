@@ -148,3 +148,17 @@ def test_dip_holds_only_what_the_reader_sees(holding, run, eark_venv, tmp_path):
     assert root.get("PROFILE") == "https://earkdip.dilcis.eu/profile/E-ARK-DIP.xml"
     assert list((package / "representations/rep1/data").rglob("*.*"))
 
+
+
+def test_handmade_sip_passes_the_validator_but_for_its_own_conflict(eark_venv, tmp_path):
+    """The SIP the import tests ingest (written by hand to the specification, not by Dangan)
+    passes eark-validator except SIP14: 1.1.3 asks every CREATOR agent's note for
+    NOTETYPE="IDENTIFICATIONCODE", while CSIP15/CSIP16 make the software agent's one note
+    csip:NOTETYPE="SOFTWARE VERSION" — no SIP can meet both."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingest"))
+    from test_eark_import import handmade_sip
+
+    report = validate(eark_venv, handmade_sip(tmp_path))
+    assert report["package"]["details"]["oaispackagetype"] == "SIP"
+    found = errors(report)
+    assert found and all(e.startswith("schematron_results SIP14:") for e in found), found

@@ -19,6 +19,9 @@ import dangan
 from policies import load_settings
 
 CREATED = "2024-05-06T10:00:00+08:00"
+SCHEMAS = Path(__file__).resolve().parents[2] / "storage" / "aip" / "schemas"
+# every file group says what it holds (the way eark-validator 1.1.3 reads CSIP63)
+OTHER = 'csip:CONTENTINFORMATIONTYPE="OTHER" csip:OTHERCONTENTINFORMATIONTYPE="%s"'
 
 
 def _sha(path: Path) -> str:
@@ -94,6 +97,10 @@ def handmade_sip(root: Path) -> Path:
     <div ID="rep1-div-data" LABEL="Data"><fptr FILEID="rep1-file-1"/></div></div></structMap>
 </mets>
 """, encoding="utf-8")
+    schemas = sip / "schemas"
+    schemas.mkdir()
+    for name in ("mets.xsd", "xlink.xsd"):
+        shutil.copyfile(SCHEMAS / name, schemas / name)
     info = sip / "documentation/transfer-agreement.txt"
     info.parent.mkdir(parents=True)
     info.write_text("移交协议 2024-07 (county office → bureau)\n", encoding="utf-8")
@@ -112,12 +119,18 @@ def handmade_sip(root: Path) -> Path:
            {_file_attrs(dc, "text/xml")}/>
   </dmdSec>
   <fileSec ID="fs">
-    <fileGrp ID="grp-doc" USE="Documentation">
+    <fileGrp ID="grp-doc" USE="Documentation" {OTHER % "transfer documentation"}>
       <file ID="doc-1" {_file_attrs(info, "text/plain")}>
         <FLocat LOCTYPE="URL" xlink:type="simple" xlink:href="documentation/transfer-agreement.txt"/>
       </file>
     </fileGrp>
-    <fileGrp ID="grp-rep1" USE="Representations/rep1">
+    <fileGrp ID="grp-schemas" USE="Schemas" {OTHER % "XML Schema"}>
+      <file ID="xsd-1" {_file_attrs(schemas / "mets.xsd", "text/xml")}>
+        <FLocat LOCTYPE="URL" xlink:type="simple" xlink:href="schemas/mets.xsd"/></file>
+      <file ID="xsd-2" {_file_attrs(schemas / "xlink.xsd", "text/xml")}>
+        <FLocat LOCTYPE="URL" xlink:type="simple" xlink:href="schemas/xlink.xsd"/></file>
+    </fileGrp>
+    <fileGrp ID="grp-rep1" USE="Representations/rep1" {OTHER % "county office records"}>
       <file ID="rep1-mets" {_file_attrs(rep, "text/xml")}>
         <FLocat LOCTYPE="URL" xlink:type="simple" xlink:href="representations/rep1/METS.xml"/>
       </file>
@@ -127,7 +140,8 @@ def handmade_sip(root: Path) -> Path:
     <div ID="div-root" LABEL="uuid-4f5c1d2e-sip">
       <div ID="div-md" LABEL="Metadata" DMDID="dmd-1"/>
       <div ID="div-doc" LABEL="Documentation"><fptr FILEID="doc-1"/></div>
-      <div ID="div-reps" LABEL="Representations">
+      <div ID="div-schemas" LABEL="Schemas"><fptr FILEID="xsd-1"/><fptr FILEID="xsd-2"/></div>
+      <div ID="div-reps" LABEL="Representations"><fptr FILEID="rep1-mets"/>
         <div ID="div-rep1" LABEL="Representations/rep1">
           <mptr LOCTYPE="URL" xlink:type="simple" xlink:href="representations/rep1/METS.xml"
                 xlink:title="grp-rep1"/>
