@@ -298,7 +298,7 @@ def test_resumption_survives_ingest_and_withdrawal(home, tmp_path):
     """A harvest paused after its first page: meanwhile a record already sent is withdrawn
     (控制) and a new transfer is ingested. The token goes on from where it was: nothing
     skipped (an offset would have skipped the first record of page 2), the new records come
-    last, nothing twice."""
+    last, nothing twice; the withdrawn record comes again, as deleted."""
     from datetime import date
 
     from sickle import Sickle
@@ -336,16 +336,25 @@ def test_resumption_survives_ingest_and_withdrawal(home, tmp_path):
             archivist, first, withdrawn, control="控制", basis="复查：含未公开信息")
         second = ingest_open("b", ["Q001-WS·2016-Y-FPB-0201", "Q001-WS·2016-Y-FPB-0202"])
         rest = list(headers)
-        after = [local_id(h.identifier) for h in sickle.ListIdentifiers(metadataPrefix="oai_dc")]
+        everything = list(sickle.ListIdentifiers(metadataPrefix="oai_dc"))
+        record = sickle.GetRecord(identifier=page_one[0].identifier, metadataPrefix="oai_dc")
     finally:
         httpd.shutdown()
         thread.join(10)
-    harvested = [local_id(h.identifier) for h in page_one + rest]
+    after = [local_id(h.identifier) for h in everything if not h.deleted]
+    harvested = [local_id(h.identifier) for h in page_one + rest if not h.deleted]
     assert len(harvested) == len(set(harvested)), "a record was sent twice"
     assert len([h for h in harvested if h.startswith(first)]) == 5, "a record was skipped"
     assert [h.split("/")[0] for h in harvested[-2:]] == [second, second]
     assert f"{first}/{withdrawn}" not in after and len(after) == 6
     assert set(after) == set(harvested) - {f"{first}/{withdrawn}"}
+    # the withdrawn record, harvested before, is announced as deleted: on the harvest that
+    # went on (its datestamp is the withdrawal's, after the cursor), on a new one, by GetRecord
+    assert [local_id(h.identifier) for h in rest if h.deleted] == [f"{first}/{withdrawn}"]
+    assert [local_id(h.identifier) for h in everything if h.deleted] == [f"{first}/{withdrawn}"]
+    assert record.header.deleted and not getattr(record, "metadata", None)
+    deleted = next(h for h in everything if h.deleted)
+    assert deleted.datestamp >= page_one[0].datestamp   # seconds: the same one, or later
 
 
 def test_deleted_records_are_announced_only_if_they_were_public(home, tmp_path):
