@@ -116,7 +116,8 @@ def test_aip_package_passes_the_validator(holding, run, eark_venv, tmp_path):
     rep = etree.parse(str(package / "representations/rep1/METS.xml")).getroot()
     assert {f.get("CHECKSUM") for f in rep.iter(f"{METS}file")} == digests
     # zip output passes too
-    code, text = run("export", "eark", holding.general, "-o", tmp_path / "general.zip")
+    code, text = run("export", "eark", holding.general, "--version", "1",
+                     "-o", tmp_path / "general.zip")
     assert code == 0, text
     assert errors(validate(eark_venv, tmp_path / "general.zip")) == []
 
@@ -147,6 +148,14 @@ def test_dip_holds_only_what_the_reader_sees(holding, run, eark_venv, tmp_path):
     root = etree.parse(str(package / "METS.xml")).getroot()
     assert root.get("PROFILE") == "https://earkdip.dilcis.eu/profile/E-ARK-DIP.xml"
     assert list((package / "representations/rep1/data").rglob("*.*"))
+    # a signed-up reader's view, and an unknown account refused
+    code, text = run("export", "eark", holding.general, "--dip", "--reader", "researcher",
+                     "-o", tmp_path / "researcher")
+    assert code == 0, text
+    assert errors(validate(eark_venv, next((tmp_path / "researcher").iterdir()))) == []
+    code, text = run("export", "eark", holding.general, "--dip", "--reader", "nobody",
+                     "-o", tmp_path / "nobody")
+    assert code != 0 and not (tmp_path / "nobody").exists()
 
 
 
