@@ -171,3 +171,27 @@ def test_handmade_sip_passes_the_validator_but_for_its_own_conflict(eark_venv, t
     assert report["package"]["details"]["oaispackagetype"] == "SIP"
     found = errors(report)
     assert found and all(e.startswith("schematron_results SIP14:") for e in found), found
+
+
+def test_a_damaged_file_stops_the_export_and_leaves_nothing(home, cli, tmp_path):
+    """Every copy of one payload file damaged (its only copy, a byte flipped on disk): the
+    export names the file, exits 1, and leaves neither a package nor a partial zip."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingest"))
+    from transfers import small_transfer
+
+    done = cli("ingest", small_transfer(tmp_path / "t", rows=2), "--json")
+    assert done.code == 0, done.err
+    uuid = json.loads(done.out)["aips"][0]["uuid"]
+    [stored] = [p for p in (home.home / "aips" / uuid / "data" / "objects").rglob("*")
+                if p.is_file()][:1]
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    folder = cli("export", "eark", uuid, "-o", out)
+    assert folder.code == 1 and "没有可用的完好副本" in folder.err, folder.err
+    assert stored.name in folder.err
+    assert list(out.iterdir()) == []
+    zipped = cli("export", "eark", uuid, "-o", tmp_path / "p.zip")
+    assert zipped.code == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out", "t"]
