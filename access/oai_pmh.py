@@ -22,8 +22,11 @@ anonymous search does not list it.
 * Deleted records: ``deletedRecord`` is ``persistent``. An AIP deleted by an appraisal
   decision (``dangan delete``) keeps its catalogue record (status DELETED); its items that an
   anonymous reader could see when it was deleted are listed as ``<header status="deleted">``
-  stamped with the deletion (:meth:`OaiProvider.tombstones`). Records withdrawn from public
-  view by a review decision (控制) are not deletions: they just stop being listed.
+  stamped with the deletion (:meth:`OaiProvider.tombstones`); so are those of AIPs destroyed
+  by an appraisal batch (DESTROYING, DESTROYED: their catalogue record and items stay beside
+  the tombstone). A record withdrawn from public view by a review decision (控制) after it was
+  open is announced as deleted too, stamped with that decision (:meth:`OaiProvider.withdrawn`):
+  a harvester that took it must drop it.
 
 The protocol is written with lxml (see README, "OAI-PMH" for why no library serves it); every
 answer validates against the OAI-PMH 2.0 schema (``access/schemas``).
@@ -58,6 +61,7 @@ DC = "http://purl.org/dc/elements/1.1/"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 DANGAN = "urn:x-dangan:oai:record:1"
 OAI_SCHEMA = "http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd"
+WITHDRAWN_IDS = 1 << 53     # keyset ids of withdrawn records' deleted headers: this + item id
 OAI_DC_SCHEMA = "http://www.openarchives.org/OAI/2.0/oai_dc.xsd"
 SCHEMAS = Path(__file__).with_name("schemas")
 
@@ -260,6 +264,9 @@ class OaiProvider:
                              _sets({"category": row.category, "year": row.year},
                                    {"fonds_code": row.fonds})))
         out.extend(e for e in self.tombstones() if aip_uuid is None or e.aip_uuid == aip_uuid)
+        listed = {(e.aip_uuid, e.item_key) for e in out}
+        out.extend(e for e in self.withdrawn(listed)
+                   if aip_uuid is None or e.aip_uuid == aip_uuid)
         out.sort()
         if aip_uuid is None:
             self._cache = (key, out)
@@ -308,6 +315,79 @@ class OaiProvider:
                 # keyset ids of tombstones are negative: never equal to a search document's
                 out.append(Entry(when, -item.id, uuid, item.key, _sets(facets, fields),
                                  deleted=True))
+        return out
+
+    def withdrawn(self, listed: set[tuple[str, str]]) -> list[Entry]:
+        """Records of live AIPs that an anonymous reader could see once and no longer can:
+        withdrawn from public view by a review decision (控制) after they were open — a
+        harvester that took them must drop them, so they are announced as deleted
+        (``<header status="deleted">``), stamped with the decision that withdrew them
+        (the last time they went from visible to hidden). ``listed``: the (aip, item) pairs
+        listed now, which are not announced. A record never open is never announced."""
+        from access.facts import facts_of_items
+        from access.rules import Decision
+
+        service = self.service
+        gone = ("DELETED", "DESTROYING", "DESTROYED")
+        with service.catalogue.session() as s:
+            rows = list(s.scalars(
+                select(OpenDecision).join(m.Aip, m.Aip.uuid == OpenDecision.aip_uuid)
+                .where(m.Aip.status.notin_(gone))
+                .order_by(OpenDecision.decided_at, OpenDecision.id)))
+            if not rows:
+                return []
+            uuids = sorted({row.aip_uuid for row in rows})
+            aips = {a.uuid: a for a in s.scalars(select(m.Aip).where(m.Aip.uuid.in_(uuids)))}
+            items: dict[str, list[m.Item]] = {}
+            for item in s.scalars(select(m.Item).where(m.Item.aip_uuid.in_(uuids))
+                                  .order_by(m.Item.id)):
+                items.setdefault(item.aip_uuid, []).append(item)
+            for aip in aips.values():
+                s.expunge(aip)
+            for kept in items.values():
+                for item in kept:
+                    s.expunge(item)
+        by_aip: dict[str, list[OpenDecision]] = {}
+        for row in rows:
+            by_aip.setdefault(row.aip_uuid, []).append(row)
+        out = []
+        rules = service.rules
+        for uuid, decided in by_aip.items():
+            aip, own = aips.get(uuid), items.get(uuid, [])
+            if aip is None or not own:
+                continue
+            shown: dict[str, bool] = {}
+            hidden_at: dict[str, datetime] = {}
+            decisions: dict[tuple[str, str | None], Decision] = {}
+            # the state before the first decision, then after each one, on its day
+            moments = [(decided[0].decided_at, None)] + [(row.decided_at, row) for row in decided]
+            for at, row in moments:
+                if row is not None:
+                    key = (row.aip_uuid, row.item_key)
+                    before = decisions.get(key, Decision())
+                    decisions[key] = Decision(row.open_date or before.open_date,
+                                              row.control or before.control)
+                facts = facts_of_items(aip, own, rules, decisions)
+                when = _utc(at)
+                for item in own:
+                    record = facts.get(item.key)
+                    visible = record is not None and r.tier(
+                        self.reader, record, rules, today=when.date()) is not r.Tier.HIDDEN
+                    if shown.get(item.key) and not visible and row is not None:
+                        hidden_at[item.key] = when
+                    shown[item.key] = shown.get(item.key, False) or visible
+                    if visible:
+                        hidden_at.pop(item.key, None)
+            for item in own:
+                when = hidden_at.get(item.key)
+                if when is None or (uuid, item.key) in listed:
+                    continue
+                fields = item.fields or {}
+                facets = {"category": fields.get("jzfp_category"), "year": fields.get("year")}
+                # keyset id past every search document's: a withdrawal in the same second
+                # as a harvest's cursor sorts after it, so the harvest going on gets it
+                out.append(Entry(when, WITHDRAWN_IDS + item.id, uuid, item.key,
+                                 _sets(facets, fields), deleted=True))
         return out
 
     @property

@@ -90,6 +90,7 @@ class IngestResult:
     failures: list[dict] = field(default_factory=list)
     rejected_units: list[dict] = field(default_factory=list)
     text_jobs: list[int] = field(default_factory=list)   # OCR queued (ingest.textjobs)
+    mapping: str | None = None        # an E-ARK SIP: what of its metadata was mapped
 
     @property
     def exit_code(self) -> int:
@@ -99,7 +100,8 @@ class IngestResult:
         return {"transfer": self.transfer_id, "status": self.status, "aips": self.aips,
                 "report": {"json": self.report_json, "html": self.report_html},
                 "failures": self.failures, "rejected_units": self.rejected_units,
-                "text_jobs": self.text_jobs}
+                "text_jobs": self.text_jobs,
+                **({"eark_mapping": self.mapping} if self.mapping is not None else {})}
 
 
 def _now() -> str:
@@ -220,8 +222,23 @@ class Ingester:
                              settings.int("ingest", "max_compression_ratio"))
 
     def ingest(self, source: Path) -> IngestResult:
-        """Ingest one transfer (folder, bag, .zip or .tar[.gz])."""
+        """Ingest one transfer (folder, bag, .zip or .tar[.gz], or an E-ARK SIP as a folder
+        or .zip: see :mod:`ingest.eark`)."""
+        from ingest import eark
+
         source = Path(source).absolute()
+        if eark.is_eark(source):
+            def unpack(package: Path, dest: Path) -> None:
+                stage(package, dest, self.fixity.algorithms, self.limits, workers=self.workers)
+
+            with eark.as_transfer(source, self.settings.staging, self.profile,
+                                  unpack) as converted:
+                result = self._ingest(converted.transfer)
+                result.mapping = converted.note
+                return result
+        return self._ingest(source)
+
+    def _ingest(self, source: Path) -> IngestResult:
         with _run_folder(self.settings.staging) as run, _without_cycle_collection():
             started: list[BackgroundIdentification] = []
             total: int | None = None

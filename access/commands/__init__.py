@@ -10,4 +10,5 @@ COMMANDS = {
     "labels": "portal:labels_command",
     "appraisal": "appraisal:appraisal_group",
     "hold": "appraisal:hold_group",
+    "export": "export:export_group",
 }

@@ -106,6 +106,13 @@ def ingest_command(settings: Settings, path: Path, profile: str | None, as_json:
             return result.exit_code
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return result.exit_code
+    if result.mapping:
+        unmapped = [line.strip() for line in result.mapping.splitlines() if "未映射" in line
+                    or "无著录" in line]
+        click.echo(f"E-ARK SIP: 著录映射见 AIP 的 data/metadata/submission/eark-sip/映射说明.txt"
+                   + (f"；未映射 {len(unmapped)} 项:" if unmapped else ""), err=True)
+        for line in unmapped[:20]:
+            click.echo(f"  {line}", err=True)
     if result.status == "rejected":
         click.echo(f"拒收 rejected: transfer {result.transfer_id}", err=True)
         _echo_failures(result)

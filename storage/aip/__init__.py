@@ -29,6 +29,8 @@ _API = {
     "parse_mets": "mets",
     "path_to_href": "mets",
     "validate_mets": "mets",
+    # eark
+    "eark": "eark",
     # digest
     "CHUNK": "digest",
     "PIPELINE_MIN": "digest",
@@ -76,6 +78,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _API)
 
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.aip import mets
+    from storage.aip import eark
     from storage.aip.mets import (
         Agent, AipDescription, Event, FileEntry, Item, METS_PATH, Retention, SCHEMA_PATH,
         build_mets, href_to_path, parse_mets, path_to_href, validate_mets,

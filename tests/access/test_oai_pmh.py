@@ -6,6 +6,7 @@ file or of a person's identity in what is harvested."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import urllib.parse
@@ -298,7 +299,7 @@ def test_resumption_survives_ingest_and_withdrawal(home, tmp_path):
     """A harvest paused after its first page: meanwhile a record already sent is withdrawn
     (控制) and a new transfer is ingested. The token goes on from where it was: nothing
     skipped (an offset would have skipped the first record of page 2), the new records come
-    last, nothing twice."""
+    last, nothing twice; the withdrawn record comes again, as deleted."""
     from datetime import date
 
     from sickle import Sickle
@@ -336,16 +337,25 @@ def test_resumption_survives_ingest_and_withdrawal(home, tmp_path):
             archivist, first, withdrawn, control="控制", basis="复查：含未公开信息")
         second = ingest_open("b", ["Q001-WS·2016-Y-FPB-0201", "Q001-WS·2016-Y-FPB-0202"])
         rest = list(headers)
-        after = [local_id(h.identifier) for h in sickle.ListIdentifiers(metadataPrefix="oai_dc")]
+        everything = list(sickle.ListIdentifiers(metadataPrefix="oai_dc"))
+        record = sickle.GetRecord(identifier=page_one[0].identifier, metadataPrefix="oai_dc")
     finally:
         httpd.shutdown()
         thread.join(10)
-    harvested = [local_id(h.identifier) for h in page_one + rest]
+    after = [local_id(h.identifier) for h in everything if not h.deleted]
+    harvested = [local_id(h.identifier) for h in page_one + rest if not h.deleted]
     assert len(harvested) == len(set(harvested)), "a record was sent twice"
     assert len([h for h in harvested if h.startswith(first)]) == 5, "a record was skipped"
     assert [h.split("/")[0] for h in harvested[-2:]] == [second, second]
     assert f"{first}/{withdrawn}" not in after and len(after) == 6
     assert set(after) == set(harvested) - {f"{first}/{withdrawn}"}
+    # the withdrawn record, harvested before, is announced as deleted: on the harvest that
+    # went on (its datestamp is the withdrawal's, after the cursor), on a new one, by GetRecord
+    assert [local_id(h.identifier) for h in rest if h.deleted] == [f"{first}/{withdrawn}"]
+    assert [local_id(h.identifier) for h in everything if h.deleted] == [f"{first}/{withdrawn}"]
+    assert record.header.deleted and not getattr(record, "metadata", None)
+    deleted = next(h for h in everything if h.deleted)
+    assert deleted.datestamp >= page_one[0].datestamp   # seconds: the same one, or later
 
 
 def test_deleted_records_are_announced_only_if_they_were_public(home, tmp_path):
@@ -409,3 +419,63 @@ def test_deleted_records_are_announced_only_if_they_were_public(home, tmp_path):
     assert all(closed not in h.identifier for h in after)
     assert doc.findall(f".//{OAI}metadata") == []
     assert len(doc.findall(f".//{OAI}header[@status='deleted']")) == 2
+
+
+def test_destroyed_aip_is_announced_as_deleted(home, cli, tmp_path, monkeypatch):
+    """An open AIP harvested, then destroyed by an appraisal batch (propose → decide →
+    submit → approve by another person → execute before a witness): its records are
+    announced as deleted, stamped with the destruction, and nothing of them is served."""
+    from datetime import date
+
+    from sickle import Sickle
+    from werkzeug.serving import make_server
+
+    from access.portal import create_app
+    from access.rules import Reader
+    from access.services import AccessService
+    from ingest.pipeline import ingest
+    from storage.catalogue import Catalogue
+
+    settings = home
+    password = "oai-destroy-pw-2026"
+    monkeypatch.setenv("DANGAN_PASSWORD", password)
+    monkeypatch.setenv("DANGAN_WITNESS_PASSWORD", password)
+    for user, role in (("li", "archivist"), ("wang", "admin"), ("zhao", "auditor")):
+        assert cli("user", "add", user, "--role", role, "--password-env",
+                   "DANGAN_PASSWORD").code == 0
+    result = ingest(_county_transfer(tmp_path / "old", ["Q001-WS·2010-D10-FPB-0005",
+                                                        "Q001-WS·2010-D10-FPB-0006"],
+                                     "2010", "定期10年"), settings)
+    assert result.status == "accepted", result.failures
+    uuid = result.aips[0]["uuid"]
+    AccessService(settings).record_decision(Reader("archivist", "fixture"), uuid, None,
+                                            open_date=date(2015, 1, 1), control="开放",
+                                            basis="公示材料")
+    app = create_app(served_settings(settings))
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sickle = Sickle(f"http://127.0.0.1:{httpd.server_port}/oai", max_retries=0, timeout=60)
+        before = list(sickle.ListIdentifiers(metadataPrefix="oai_dc"))
+        assert len(before) == 2 and not any(h.deleted for h in before)
+        made = cli("appraisal", "propose", "--title", "到期鉴定", "--aip", uuid, "--as", "li",
+                   "--json")
+        assert made.code == 0, made.err
+        batch = json.loads(made.out)["id"]
+        assert cli("appraisal", "decide", batch, "--aip", uuid, "--decision", "destroy",
+                   "--reason", "保管期限已满", "--as", "li").code == 0
+        assert cli("appraisal", "submit", batch, "--as", "li").code == 0
+        assert cli("appraisal", "approve", batch, "--as", "wang").code == 0
+        done = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+        assert done.code == 0, done.err + done.out
+        assert Catalogue.open(settings).get_aip(uuid).status == "DESTROYED"
+        after = list(sickle.ListIdentifiers(metadataPrefix="oai_dc"))
+        record = sickle.GetRecord(identifier=before[0].identifier, metadataPrefix="oai_dc")
+    finally:
+        httpd.shutdown()
+        thread.join(10)
+    assert {h.identifier for h in after} == {h.identifier for h in before}
+    assert all(h.deleted for h in after)
+    assert all(a.datestamp >= b.datestamp for a, b in zip(after, before))
+    assert record.header.deleted and not getattr(record, "metadata", None)
