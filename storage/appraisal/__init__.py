@@ -38,6 +38,8 @@ _API = {
     "remove_hold": "batches",
     "submit": "batches",
     "restore_tombstones": "batches",
+    # relock
+    "retention_version": "relock",
     "store_tombstone": "batches",
     "stored_tombstones": "batches",
     "tombstone_json": "batches",
@@ -62,3 +64,4 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
         tombstones,
     )
     from storage.appraisal.models import AppraisalBatch, AppraisalEntry, Hold, Tombstone
+    from storage.appraisal.relock import retention_version

@@ -418,7 +418,8 @@ def execute(settings: Settings, catalogue: Catalogue, batch_id: str, witness: st
         if decision == "destroy":
             result = destroy_aip(settings, catalogue, aip_uuid, reason=reason, now=now, **meta)
         elif decision in ("extend:D10", "extend:D30", "permanent"):
-            result = _change_retention(catalogue, aip_uuid, decision, reason, witness, retention)
+            result = _change_retention(settings, catalogue, aip_uuid, decision, reason,
+                                           witness, retention, batch_id)
         elif decision in ("open", "control"):
             if decide_open is None:
                 raise UsageError("an open-review batch is executed through the access layer")
@@ -442,25 +443,37 @@ def execute(settings: Settings, catalogue: Catalogue, batch_id: str, witness: st
     return report
 
 
-def _change_retention(catalogue: Catalogue, aip_uuid: str, decision: str, reason: str,
-                      actor: str, retention: Any) -> dict[str, Any]:
+def _change_retention(settings: Settings, catalogue: Catalogue, aip_uuid: str, decision: str,
+                      reason: str, actor: str, retention: Any, batch: str) -> dict[str, Any]:
+    """Extend the 保管期限 or make it permanent: the catalogue, a new AIP version whose METS
+    says so (with the batch's PREMIS events), and every copy locked again for the new
+    period (:func:`storage.appraisal.relock.retention_version`)."""
+    from storage.appraisal.relock import retention_version
+
     code = "Y" if decision == "permanent" else decision.split(":", 1)[1]
     with catalogue.session() as s:
         aip = _live_aip(s, aip_uuid)
         old = (aip.retention_period, _iso(aip.expiry_date))
         year = _year(s, aip)
-        aip.retention_period = code
-        aip.expiry_date = retention.expiry(code, int(year)) if year and code != "Y" else None
-        if aip.expiry_date is not None and old[1] and aip.expiry_date.isoformat() <= old[1]:
+        expiry = retention.expiry(code, int(year)) if year and code != "Y" else None
+        if expiry is not None and old[1] and expiry.isoformat() <= old[1]:
             # an extension never shortens: the new period counts from the end of the old one
-            aip.expiry_date = date.fromisoformat(old[1]) + (aip.expiry_date - date(int(year), 12, 31))
+            expiry = date.fromisoformat(old[1]) + (expiry - date(int(year), 12, 31))
         detail = (f"保管期限 {old[0]} → {code}, expiry {old[1] or '-'} → "
-                  f"{_iso(aip.expiry_date) or '永久'}: {reason}")
-        _event(s, aip.uuid, "appraisal", detail)
-        catalogue.append_audit(s, actor, "retention-change", aip.uuid,
-                               {"from": old[0], "to": code, "expiry": _iso(aip.expiry_date),
-                                "reason": reason})
-    return {"outcome": "done", "detail": detail}
+                  f"{_iso(expiry) or '永久'}: {reason}")
+        if (aip.retention_period, aip.expiry_date) == (code, expiry):
+            return {"outcome": "done", "detail": detail + " (already recorded)"}
+        _event(s, aip.uuid, "appraisal", f"鉴定批次 {batch}: {detail}")
+    made = retention_version(settings, catalogue, aip_uuid, period=code, expiry=expiry,
+                             reason=reason, actor=actor, batch=batch, detail=detail)
+    with catalogue.session() as s:
+        catalogue.append_audit(s, actor, "retention-change", aip_uuid,
+                               {"from": old[0], "to": code, "expiry": _iso(expiry),
+                                "reason": reason, "batch": batch,
+                                "version": made["version"], "locks": made["locks"]})
+    locks = ", ".join(f"{k}: {v}" for k, v in sorted(made["locks"].items())) or "none"
+    return {"outcome": "done",
+            "detail": f"{detail}; version {made['version']}, re-locked ({locks})"}
 
 
 def destroy_aip(settings: Settings, catalogue: Catalogue, aip_uuid: str, *, batch: str,

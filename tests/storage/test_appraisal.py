@@ -357,3 +357,53 @@ def test_the_dashboard_says_what_is_due_this_year(office, cli):
     researcher = app.test_client()
     app.test_login(researcher, "researcher", username="r1")
     assert 'id="appraisal-due"' not in researcher.get("/dashboard").get_data(as_text=True)
+
+
+def test_an_extension_is_a_new_version_whose_mets_says_so_and_every_copy_is_relocked(
+        office, cli, tmp_path):
+    """延长保管期限: the catalogue, version 2 of the AIP (METS retention D30, the batch's
+    PREMIS events), a valid bag at that version, and the copies' locks recorded anew."""
+    from storage.copies import recorded_locks
+
+    batch = _batch(cli, "--aip", office.expired)
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "extend:D30",
+        "--reason", "有查考价值，延长保管", "--as", "li")
+    cli("appraisal", "submit", batch, "--as", "li")
+    cli("appraisal", "approve", batch, "--as", "wang")
+    done = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+    assert done.code == 0, done.err + done.out
+    (line,) = json.loads(done.out)["done"]
+    assert "version 2" in line["detail"] and "re-locked" in line["detail"]
+    catalogue = Catalogue.open(office)
+    aip = catalogue.get_aip(office.expired)
+    assert aip.status == "UPLOADED" and aip.retention_period == "D30"
+    assert aip.expiry_date.isoformat() == "2038-12-31", "30 years after 2008"
+    with catalogue.session() as s:
+        versions = s.scalars(select(models.AipVersion).where(
+            models.AipVersion.aip_uuid == office.expired)).all()
+        assert [v.number for v in versions] == [2] and batch in versions[0].reason
+        locks = {r.location: r.lock() for r in recorded_locks(s, office.expired)}
+        actions = [e.action for e in s.scalars(select(models.AuditEntry).where(
+            models.AuditEntry.object == office.expired))]
+    assert set(locks) == {"local", "s3a"}
+    assert all(lock.retain_until.year == 2039 for lock in locks.values()), locks
+    assert {"aip-version", "relock", "retention-change"} <= set(actions)
+    out = tmp_path / "v2"
+    got = cli("get", office.expired, "--version", "2", "-o", out)
+    assert got.code == 0, got.err
+    import bagit
+
+    bagit.Bag(str(out)).validate()
+    mets = (out / "data" / "metadata" / "mets.xml").read_text(encoding="utf-8")
+    assert "D30" in mets and "2038-12-31" in mets
+    for step in ("proposed by li", "approved by wang", "保管期限 D10 → D30"):
+        assert step in mets, step
+    record = json.loads((out / "data" / "metadata" / "record.json").read_text("utf-8"))
+    periods = {i["fields"].get("retention_period") for i in record["items"]}
+    assert periods <= {"D30", None} and "D30" in periods
+    old = tmp_path / "v1"
+    assert cli("get", office.expired, "--version", "1", "-o", old).code == 0
+    assert "D30" not in (old / "data" / "metadata" / "mets.xml").read_text("utf-8"), \
+        "version 1 is never rewritten"
+    again = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+    assert again.code == 1 or json.loads(again.out)["done"] == []
