@@ -33,6 +33,7 @@ _API = {
     "execute": "batches",
     "list_batches": "batches",
     "list_holds": "batches",
+    "premis_events": "batches",
     "propose": "batches",
     "reject": "batches",
     "remove_hold": "batches",
@@ -59,7 +60,8 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.appraisal.batches import (
         DECISION_LABELS, DISPOSAL_DECISIONS, OPEN_DECISIONS, STATUS_LABELS, TOMBSTONE_OBJECT,
         AppraisalRefused, ExecutionReport, active_holds, add_hold, approve, batch_summary,
-        decide, destroy_aip, execute, list_batches, list_holds, propose, reject, remove_hold,
+        decide, destroy_aip, execute, list_batches, list_holds, premis_events, propose,
+        reject, remove_hold,
         submit, restore_tombstones, store_tombstone, stored_tombstones, tombstone_json,
         tombstones,
     )

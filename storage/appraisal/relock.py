@@ -33,11 +33,10 @@ RECORD = "data/metadata/record.json"
 
 
 def _crash(name: str) -> None:
-    """Exit hard at ``name`` when DANGAN_CRASH_AT names it (tests kill a real process)."""
-    import os
+    """Fault injection: ``DANGAN_CRASH_AT=NAME`` kills the process here (the tests)."""
+    from storage.locations import crash_point
 
-    if os.environ.get("DANGAN_CRASH_AT") == name:
-        os._exit(137)
+    crash_point(name)
 
 
 def _manifest_line(digest: str, path: str) -> str:
