@@ -283,9 +283,15 @@ def execute_command(settings: Settings, batch: str, witness: str, password_env: 
     catalogue = Catalogue.open(settings)
 
     def decide_open(aip: str, decision: str, reason: str, batch_id: str) -> None:
+        # opened by the committee: from today on, unless its open date came already
+        from datetime import date
+
+        today = date.today()
+        current = catalogue.get_aip(aip).open_date
+        opens = decision == "open" and (current is None or current > today)
         AccessService(settings, catalogue).record_decision(
             Reader("archivist", actor), aip, None, control="开放" if decision == "open" else "控制",
-            basis=f"开放审核 {batch_id}: {reason}")
+            open_date=today if opens else None, basis=f"开放审核 {batch_id}: {reason}")
 
     report = execute(settings, catalogue, batch, actor, decide_open=decide_open)
     if as_json:

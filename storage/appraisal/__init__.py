@@ -33,11 +33,14 @@ _API = {
     "execute": "batches",
     "list_batches": "batches",
     "list_holds": "batches",
+    "premis_events": "batches",
     "propose": "batches",
     "reject": "batches",
     "remove_hold": "batches",
     "submit": "batches",
     "restore_tombstones": "batches",
+    # relock
+    "retention_version": "relock",
     "store_tombstone": "batches",
     "stored_tombstones": "batches",
     "tombstone_json": "batches",
@@ -57,8 +60,10 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.appraisal.batches import (
         DECISION_LABELS, DISPOSAL_DECISIONS, OPEN_DECISIONS, STATUS_LABELS, TOMBSTONE_OBJECT,
         AppraisalRefused, ExecutionReport, active_holds, add_hold, approve, batch_summary,
-        decide, destroy_aip, execute, list_batches, list_holds, propose, reject, remove_hold,
+        decide, destroy_aip, execute, list_batches, list_holds, premis_events, propose,
+        reject, remove_hold,
         submit, restore_tombstones, store_tombstone, stored_tombstones, tombstone_json,
         tombstones,
     )
     from storage.appraisal.models import AppraisalBatch, AppraisalEntry, Hold, Tombstone
+    from storage.appraisal.relock import retention_version

@@ -37,8 +37,9 @@ from policies import DanganError, NotFoundError, Settings, UsageError
 from policies.errors import ObjectLocked, ObjectNotFound, StorageError
 from storage.appraisal.models import AppraisalBatch, AppraisalEntry, Hold, Tombstone
 from storage.catalogue import models as m
-from storage.catalogue import Catalogue, as_utc, utcnow
+from storage.catalogue import Catalogue, CodeRegistry, as_utc, utcnow
 from storage.index import unindex_aip
+from storage.locations import crash_point
 
 KINDS = {"disposal": "JD", "open-review": "KF"}
 DISPOSAL_DECISIONS = ("destroy", "extend:D10", "extend:D30", "permanent", "review")
@@ -305,6 +306,8 @@ def decide(catalogue: Catalogue, batch_id: str, aip_uuid: str, decision: str, re
         reopened = _reopen(batch)
         entry.decision, entry.reason = decision, reason
         entry.decided_by, entry.decided_at = actor, utcnow()
+        _event(s, aip_uuid, "appraisal", f"鉴定批次 {batch.id} revision {batch.revision}: "
+               f"{DECISION_LABELS.get(decision, decision)} decided by {actor}: {reason}")
         catalogue.append_audit(s, actor, "appraisal-decide", batch.id,
                                {"aip": aip_uuid, "decision": decision, "reason": reason,
                                 "revision": batch.revision})
@@ -333,6 +336,9 @@ def submit(catalogue: Catalogue, batch_id: str, actor: str) -> None:
                                    f"decision: {', '.join(undecided[:10])}")
         batch.status, batch.submitted_by = "submitted", actor
         batch.submitted_at, batch.submitted_revision = utcnow(), batch.revision
+        for entry in _entries(s, batch.id):
+            _event(s, entry.aip_uuid, "appraisal", f"鉴定批次 {batch.id} revision "
+                   f"{batch.revision} submitted by {actor} for approval")
         catalogue.append_audit(s, actor, "appraisal-submit", batch.id,
                                {"revision": batch.revision})
 
@@ -374,6 +380,9 @@ def reject(catalogue: Catalogue, batch_id: str, actor: str, reason: str) -> None
             raise AppraisalRefused(f"batch {batch.id}: its proposer cannot reject it; "
                                    "withdraw by changing a decision instead")
         batch.status, batch.rejected_by, batch.rejection_reason = "rejected", actor, reason
+        for entry in _entries(s, batch.id):
+            _event(s, entry.aip_uuid, "appraisal", f"鉴定批次 {batch.id} revision "
+                   f"{batch.revision} rejected by {actor}: {reason}")
         catalogue.append_audit(s, actor, "appraisal-reject", batch.id,
                                {"reason": reason, "revision": batch.revision})
 
@@ -418,12 +427,16 @@ def execute(settings: Settings, catalogue: Catalogue, batch_id: str, witness: st
         if decision == "destroy":
             result = destroy_aip(settings, catalogue, aip_uuid, reason=reason, now=now, **meta)
         elif decision in ("extend:D10", "extend:D30", "permanent"):
-            result = _change_retention(catalogue, aip_uuid, decision, reason, witness, retention)
+            result = _change_retention(settings, catalogue, aip_uuid, decision, reason,
+                                           witness, retention, batch_id)
         elif decision in ("open", "control"):
             if decide_open is None:
                 raise UsageError("an open-review batch is executed through the access layer")
             decide_open(aip_uuid, decision, reason, batch_id)
             result = {"outcome": "done", "detail": f"开放审核: {DECISION_LABELS[decision]}"}
+            with catalogue.session() as s:
+                _event(s, aip_uuid, "appraisal", f"开放审核 {batch_id}: "
+                       f"{DECISION_LABELS[decision]} recorded before {witness}: {reason}")
         else:
             result = {"outcome": "done", "detail": "继续审查: kept, nothing changed"}
         with catalogue.session() as s:
@@ -442,25 +455,37 @@ def execute(settings: Settings, catalogue: Catalogue, batch_id: str, witness: st
     return report
 
 
-def _change_retention(catalogue: Catalogue, aip_uuid: str, decision: str, reason: str,
-                      actor: str, retention: Any) -> dict[str, Any]:
+def _change_retention(settings: Settings, catalogue: Catalogue, aip_uuid: str, decision: str,
+                      reason: str, actor: str, retention: Any, batch: str) -> dict[str, Any]:
+    """Extend the 保管期限 or make it permanent: the catalogue, a new AIP version whose METS
+    says so (with the batch's PREMIS events), and every copy locked again for the new
+    period (:func:`storage.appraisal.relock.retention_version`)."""
+    from storage.appraisal.relock import retention_version
+
     code = "Y" if decision == "permanent" else decision.split(":", 1)[1]
     with catalogue.session() as s:
         aip = _live_aip(s, aip_uuid)
         old = (aip.retention_period, _iso(aip.expiry_date))
         year = _year(s, aip)
-        aip.retention_period = code
-        aip.expiry_date = retention.expiry(code, int(year)) if year and code != "Y" else None
-        if aip.expiry_date is not None and old[1] and aip.expiry_date.isoformat() <= old[1]:
+        expiry = retention.expiry(code, int(year)) if year and code != "Y" else None
+        if expiry is not None and old[1] and expiry.isoformat() <= old[1]:
             # an extension never shortens: the new period counts from the end of the old one
-            aip.expiry_date = date.fromisoformat(old[1]) + (aip.expiry_date - date(int(year), 12, 31))
+            expiry = date.fromisoformat(old[1]) + (expiry - date(int(year), 12, 31))
         detail = (f"保管期限 {old[0]} → {code}, expiry {old[1] or '-'} → "
-                  f"{_iso(aip.expiry_date) or '永久'}: {reason}")
-        _event(s, aip.uuid, "appraisal", detail)
-        catalogue.append_audit(s, actor, "retention-change", aip.uuid,
-                               {"from": old[0], "to": code, "expiry": _iso(aip.expiry_date),
-                                "reason": reason})
-    return {"outcome": "done", "detail": detail}
+                  f"{_iso(expiry) or '永久'}: {reason}")
+        if (aip.retention_period, aip.expiry_date) == (code, expiry):
+            return {"outcome": "done", "detail": detail + " (already recorded)"}
+        _event(s, aip.uuid, "appraisal", f"鉴定批次 {batch}: {detail}")
+    made = retention_version(settings, catalogue, aip_uuid, period=code, expiry=expiry,
+                             reason=reason, actor=actor, batch=batch, detail=detail)
+    with catalogue.session() as s:
+        catalogue.append_audit(s, actor, "retention-change", aip_uuid,
+                               {"from": old[0], "to": code, "expiry": _iso(expiry),
+                                "reason": reason, "batch": batch,
+                                "version": made["version"], "locks": made["locks"]})
+    locks = ", ".join(f"{k}: {v}" for k, v in sorted(made["locks"].items())) or "none"
+    return {"outcome": "done",
+            "detail": f"{detail}; version {made['version']}, re-locked ({locks})"}
 
 
 def destroy_aip(settings: Settings, catalogue: Catalogue, aip_uuid: str, *, batch: str,
@@ -494,15 +519,26 @@ def destroy_aip(settings: Settings, catalogue: Catalogue, aip_uuid: str, *, batc
                 size=sum(f.size for f in files),
                 digests={f.path: f.sha256 for f in files},
                 copies={c.location: "present" for c in catalogue.copies_of(aip_uuid)})
+            # its 档号 are retired at once: never handed out again, not even after a rebuild
+            tomb.codes = CodeRegistry(catalogue).retire(s, aip.uuid)
             s.add(tomb)
             aip.status = "DESTROYING"
             unindex_aip(s, aip_uuid, outbox_enabled=bool(catalogue.outbox))
             _event(s, aip_uuid, "deletion", f"鉴定批次 {batch}: destruction begun before "
                    f"{witness} (approved by {approver})")
+            s.flush()
+            begun = tombstone_json(tomb, premis_events(s, aip_uuid))
+        else:
+            begun = None
         copies = dict(tomb.copies)
         locks = {row.location: row.lock() for row in recorded_locks(s, aip_uuid)}
         # the retention period first: a tombstone that could outlive it must not exist
         period = deletion_refusal(aip, [], today=now.date(), now=now)
+    crash_point("destroy-tombstone")
+    if begun is not None:
+        # the tombstone is in storage before any copy goes: a rebuild after a crash finds it
+        _store_everywhere(locations.values(), begun)
+    crash_point("destroy-tombstone-stored")
     deferred: list[str] = []
     possible: list[datetime] = []
     if period is not None and "kept permanently" not in period:
@@ -519,18 +555,39 @@ def destroy_aip(settings: Settings, catalogue: Catalogue, aip_uuid: str, *, batc
                                        if location.has_aip(aip_uuid) else None)
             if lock is not None and lock.in_force(now):
                 deferred.append(f"{name}: {lock.describe()}")
+                with catalogue.session() as s:
+                    _event(s, aip_uuid, "deletion", f"鉴定批次 {batch}: copy left untouched, "
+                           f"locked ({lock.describe()})", name, outcome="not-checked")
+                    catalogue.append_audit(s, witness, "destroy-deferred", aip_uuid,
+                                           {"batch": batch, "location": name,
+                                            "lock": lock.describe()})
                 if lock.retain_until is not None and not lock.legal_hold:
                     possible.append(lock.retain_until)
                 continue
+            was = copies[name]
+            with catalogue.session() as s:    # said before it starts: maybe partly gone
+                copies[name] = "deleting"
+                s.get(Tombstone, aip_uuid).copies = dict(copies)
+            crash_point("destroy-copy-marked")
             try:
                 location.delete_aip(aip_uuid)
+                crash_point("destroy-copy-deleted")
                 state = "deleted"
             except ObjectNotFound:
-                state = "deleted"          # already absent (an earlier run got this far)
-            except ObjectLocked as exc:    # a lock the catalogue did not know of
+                # no published copy: an earlier run got this far, maybe killed half-way
+                # through its objects: what it left (a copy being deleted) goes now
+                left = _purge_leftovers(location, aip_uuid)
+                state = "deleted" if not left else "deleting"
+                if left:
+                    deferred.append(f"{name}: still there: {', '.join(left)}")
+                    continue
+            except ObjectLocked as exc:    # a lock the catalogue did not know of: untouched
+                copies[name] = was
+                with catalogue.session() as s:
+                    s.get(Tombstone, aip_uuid).copies = dict(copies)
                 deferred.append(f"{name}: {exc}")
                 continue
-            except StorageError as exc:
+            except StorageError as exc:    # maybe part of it is gone: it stays "deleting"
                 deferred.append(f"{name}: {exc}")
                 continue
             copies[name] = state
@@ -543,6 +600,7 @@ def destroy_aip(settings: Settings, catalogue: Catalogue, aip_uuid: str, *, batc
                 _event(s, aip_uuid, "deletion", f"鉴定批次 {batch}: copy destroyed", name)
                 catalogue.append_audit(s, witness, "destroy-copy", aip_uuid,
                                        {"batch": batch, "location": name})
+            crash_point("destroy-copy-recorded")
     complete = not deferred and all(state == "deleted" for state in copies.values())
     with catalogue.session() as s:
         tomb = s.get(Tombstone, aip_uuid)
@@ -554,12 +612,8 @@ def destroy_aip(settings: Settings, catalogue: Catalogue, aip_uuid: str, *, batc
             catalogue.append_audit(s, witness, "destroy", aip_uuid,
                                    {"batch": batch, "approver": approver, "witness": witness,
                                     "files": tomb.files, "copies": sorted(copies)})
-        body = tombstone_json(tomb)
-    for location in locations.values():   # the record that it existed, kept in storage too
-        try:
-            store_tombstone(location, json.loads(body))
-        except StorageError:
-            pass                            # written again by the next execution
+        body = tombstone_json(tomb, premis_events(s, aip_uuid))
+    _store_everywhere(locations.values(), body)
     if complete:
         return {"outcome": "done", "detail": f"destroyed: {len(copies)} copies, "
                 f"tombstone of {len(body)} bytes kept in every location"}
@@ -567,9 +621,35 @@ def destroy_aip(settings: Settings, catalogue: Catalogue, aip_uuid: str, *, batc
             "possible_from": max(possible) if possible else None}
 
 
-def tombstone_json(tomb: Tombstone) -> bytes:
-    """The tombstone as stored beside the AIPs (what ``dangan rebuild`` reads back)."""
+def _purge_leftovers(location: Any, aip_uuid: str) -> list[str]:
+    """Remove what an interrupted deletion left of a copy (objects without their marker, a
+    folder being deleted); return what could not be removed (empty: nothing is left)."""
+    left = []
+    for leftover in location.leftovers():
+        if leftover.uuid != aip_uuid:
+            continue
+        try:
+            location.discard_leftover(leftover)
+        except StorageError as exc:
+            left.append(f"{leftover.name} ({exc})")
+    return left
+
+
+def _store_everywhere(locations: Iterable[Any], body: bytes) -> None:
+    """The record that it existed, kept in storage too (at each location reachable now; the
+    next execution writes it again where one failed)."""
+    for location in locations:
+        try:
+            store_tombstone(location, json.loads(body))
+        except StorageError:
+            pass
+
+
+def tombstone_json(tomb: Tombstone, events: list[dict[str, Any]] | None = None) -> bytes:
+    """The tombstone as stored beside the AIPs (what ``dangan rebuild`` reads back), with the
+    PREMIS events of its appraisal and destruction (:func:`premis_events`)."""
     return json.dumps({
+        "premis_events": events if events is not None else [],
         "aip": tomb.aip_uuid, "archival_code": tomb.archival_code, "title": tomb.title,
         "retention_period": tomb.retention_period, "expiry_date": _iso(tomb.expiry_date),
         "batch": tomb.batch_id, "decision": tomb.decision, "reason": tomb.reason,
@@ -577,6 +657,7 @@ def tombstone_json(tomb: Tombstone) -> bytes:
         "approved_at": _iso(tomb.approved_at), "started_at": _iso(tomb.started_at),
         "destroyed_at": _iso(tomb.destroyed_at), "complete": tomb.complete,
         "files": tomb.files, "size": tomb.size, "digests": tomb.digests, "copies": tomb.copies,
+        "codes": tomb.codes or [],
     }, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8")
 
 
@@ -601,8 +682,14 @@ def restore_tombstones(location: Any, catalogue: Catalogue) -> int:
     """Put back the tombstones a location keeps that the catalogue lacks (``dangan
     rebuild``): a destroyed AIP is never resurrected, and its record stays. Returns how many."""
     restored = 0
+    registry = CodeRegistry(catalogue)
     with catalogue.session() as s:
         for uuid, t in sorted(stored_tombstones(location).items()):
+            # the 档号 it held stay retired (a tombstone without their list: its own 档号)
+            codes = t.get("codes") or ([{"code": t["archival_code"], "bucket":
+                                         t["archival_code"], "number": 0}]
+                                       if t.get("archival_code") else [])
+            registry.restore_retired(s, uuid, codes)
             if s.get(Tombstone, uuid) is not None:
                 continue
             s.add(Tombstone(
@@ -616,7 +703,7 @@ def restore_tombstones(location: Any, catalogue: Catalogue) -> int:
                 destroyed_at=datetime.fromisoformat(t["destroyed_at"])
                 if t["destroyed_at"] else None,
                 complete=t["complete"], files=t["files"], size=t["size"],
-                digests=t["digests"], copies=t["copies"]))
+                digests=t["digests"], copies=t["copies"], codes=codes))
             restored += 1
         if restored:
             catalogue.append_audit(s, "rebuild", "tombstones-restored", location.url,
@@ -627,11 +714,24 @@ def restore_tombstones(location: Any, catalogue: Catalogue) -> int:
 def tombstones(catalogue: Catalogue) -> list[dict[str, Any]]:
     """Every tombstone, as staff see them."""
     with catalogue.session() as s:
-        return [json.loads(tombstone_json(t)) for t in
+        return [json.loads(tombstone_json(t, premis_events(s, t.aip_uuid))) for t in
                 s.scalars(select(Tombstone).order_by(Tombstone.started_at))]
 
 
-def _event(s: Any, aip_uuid: str, kind: str, detail: str, location: str | None = None) -> None:
+def _event(s: Any, aip_uuid: str, kind: str, detail: str, location: str | None = None,
+           outcome: str = "pass") -> None:
     s.add(m.Event(id=str(uuidlib.uuid4()), aip_uuid=aip_uuid, type=kind, at=utcnow(),
-                  outcome="pass", detail=detail, outcome_detail="", agents=[], files=[],
+                  outcome=outcome, detail=detail, outcome_detail="", agents=[], files=[],
                   location=location))
+    s.flush()
+
+
+def premis_events(s: Any, aip_uuid: str) -> list[dict[str, Any]]:
+    """The appraisal and deletion events of an AIP as PREMIS event semantic units (what its
+    tombstone keeps once the AIP and its METS are gone)."""
+    return [{"eventIdentifier": e.id, "eventType": e.type, "eventDateTime": _iso(e.at),
+             "eventDetail": e.detail, "eventOutcome": e.outcome,
+             **({"linkingObject": e.location} if e.location else {})}
+            for e in s.scalars(select(m.Event).where(
+                m.Event.aip_uuid == aip_uuid, m.Event.type.in_(("appraisal", "deletion")))
+                .order_by(m.Event.at, m.Event.id))]

@@ -111,3 +111,4 @@ class Tombstone(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     digests: Mapped[dict[str, Any]] = mapped_column(default=dict)    # path -> sha256
     copies: Mapped[dict[str, Any]] = mapped_column(default=dict)     # location -> state
+    codes: Mapped[list[Any]] = mapped_column(default=list)   # the 档号 it held, retired

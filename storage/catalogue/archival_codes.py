@@ -33,7 +33,7 @@ from metadata_profiles import find_gaps
 from storage.catalogue.database import Catalogue
 from storage.catalogue.models import Base
 
-RESERVED, ASSIGNED = "reserved", "assigned"
+RESERVED, ASSIGNED, DESTROYED = "reserved", "assigned", "destroyed"
 
 
 class CodeBucket(Base):
@@ -150,6 +150,9 @@ class CodeRegistry:
                     s.add(RegisteredCode(code=claim.code, bucket=claim.bucket, number=claim.number,
                                          width=claim.width, level=claim.level, state=RESERVED,
                                          transfer=transfer, at=_now()))
+                elif row.state == DESTROYED:
+                    result.conflicts[claim.code] = (f"已销毁的 AIP {row.aip_uuid}（档号永不"
+                                                    "重复使用）")
                 elif row.transfer != transfer or row.state == ASSIGNED:
                     result.conflicts[claim.code] = (f"AIP {row.aip_uuid}" if row.aip_uuid
                                                     else "另一移交（尚未完成）")
@@ -181,6 +184,45 @@ class CodeRegistry:
                              generated=True, at=_now()))
         s.flush()
         return code
+
+    def retire(self, s: Session, aip_uuid: str) -> list[dict[str, object]]:
+        """Inside the transaction that destroys an AIP: its 档号 stay in the register as
+        ``destroyed``, never to be handed out or claimed again; return them (for the
+        tombstone, from which :meth:`restore_retired` puts them back after a rebuild)."""
+        rows = list(s.scalars(select(RegisteredCode).where(RegisteredCode.aip_uuid == aip_uuid)
+                              .order_by(RegisteredCode.code)))
+        for row in rows:
+            row.state = DESTROYED
+        return [{"code": r.code, "bucket": r.bucket, "number": r.number, "width": r.width,
+                 "level": r.level} for r in rows]
+
+    def restore_retired(self, s: Session, aip_uuid: str,
+                        codes: Iterable[dict[str, object]]) -> int:
+        """Register again the 档号 of a destroyed AIP (``dangan rebuild`` reading its
+        tombstone), so that no transfer and no numbering reuses them; return how many."""
+        restored = 0
+        for entry in codes:
+            code = str(entry["code"])
+            row = s.get(RegisteredCode, code)
+            if row is not None:
+                row.state, row.aip_uuid = DESTROYED, row.aip_uuid or aip_uuid
+                continue
+            bucket, number = str(entry["bucket"]), int(entry["number"])  # type: ignore[arg-type]
+            s.add(RegisteredCode(code=code, bucket=bucket, number=number,
+                                 width=int(entry.get("width") or 4),  # type: ignore[arg-type]
+                                 level=str(entry.get("level") or "件"), state=DESTROYED,
+                                 transfer=f"destroyed:{aip_uuid}", aip_uuid=aip_uuid,
+                                 at=_now()))
+            held = s.get(CodeBucket, bucket) if number > 0 else None
+            if number <= 0:
+                pass                    # a code known only by its text: no numbering to keep
+            elif held is None:
+                s.add(CodeBucket(bucket=bucket, last_number=number))
+            elif held.last_number < number:
+                held.last_number = number
+            s.flush()
+            restored += 1
+        return restored
 
     def release(self, transfer: str) -> int:
         """Drop the reservations a transfer still holds (it was rejected); return how many."""

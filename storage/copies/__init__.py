@@ -51,6 +51,7 @@ _API = {
     "guard_deletion": "worm",
     "lock_for": "worm",
     "lock_for_aip": "worm",
+    "apply_lock": "worm",
     "record_locks": "worm",
 }
 
@@ -71,5 +72,5 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.copies.retrieval import FileRef, Retriever
     from storage.copies.worm import (
         AppliedLock, RetentionLockRecord, WormSettings, deletion_refusal, forget_lock,
-        guard_deletion, lock_for, lock_for_aip, record_locks, recorded_locks,
+        apply_lock, guard_deletion, lock_for, lock_for_aip, record_locks, recorded_locks,
     )

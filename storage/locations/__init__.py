@@ -13,7 +13,7 @@ from policies.lazy import lazy_exports
 _API = {
     "CopyReport": "base", "ExpectedFile": "base", "Leftover": "base", "Location": "base",
     "Mismatch": "base",
-    "ObjectInfo": "base", "RetentionLock": "base", "raise_first": "base",
+    "ObjectInfo": "base", "RetentionLock": "base", "crash_point": "base", "raise_first": "base",
     "read_manifest": "base", "verify_stored_bag": "base",
     "FilesystemLocation": "filesystem", "tree_size": "filesystem",
     "S3Location": "s3", "S3Options": "s3",
@@ -29,7 +29,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _API)
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.locations.base import (
         CopyReport, ExpectedFile, Leftover, Location, Mismatch, ObjectInfo, RetentionLock,
-        raise_first, read_manifest, verify_stored_bag,
+        crash_point, raise_first, read_manifest, verify_stored_bag,
     )
     from storage.locations.filesystem import FilesystemLocation, tree_size
     from storage.locations.permissions import (

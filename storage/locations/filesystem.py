@@ -229,6 +229,7 @@ class FilesystemLocation(Location):
             raise ObjectNotFound(f"AIP {uuid} is not at {self.name}")
         trash = self.root / PENDING / f"deleting-{uuid}"
         os.rename(folder, trash)
+        crash_point("delete-renamed")
         shutil.rmtree(trash)
 
     def url_for(self, uuid: str, path: str | None = None) -> str:

@@ -659,6 +659,7 @@ class S3Location(Location):
             raise ObjectLocked(f"{self.url_for(uuid)}: retained ({lock.describe()})")
         self._delete_versions(self._marker_key(uuid), only={self._marker_key(uuid)})
         self._published.discard(uuid)
+        crash_point("delete-marker-gone")
         self._delete_versions(f"{self.prefix}{uuid}/")
 
     def discard_pending(self) -> list[str]:

@@ -118,6 +118,12 @@ def test_the_whole_cycle_destroys_every_copy_and_keeps_a_tombstone(office, cli, 
         assert step in actions, step
     stored = json.loads(s3.read_admin_object(TOMBSTONE_OBJECT))[office.expired]
     assert stored["complete"] and stored["archival_code"] == tomb.archival_code
+    details = [e["eventDetail"] for e in stored["premis_events"]]
+    for step in ("proposed by li", "销毁 decided by li", "submitted by li", "approved by wang",
+                 "destruction begun before zhao", "copy destroyed", "destroyed, every copy"):
+        assert any(step in d for d in details), (step, details)
+    assert {e["linkingObject"] for e in stored["premis_events"] if "copy destroyed" in
+            e["eventDetail"]} == {"local", "s3a"}, "each copy deleted is an event"
     gone = cli("get", office.expired, "-o", tmp_path / "out")
     assert gone.code == 2 and "已销毁" in gone.err and not (tmp_path / "out").exists()
 
@@ -251,7 +257,8 @@ def test_an_interrupted_execution_says_which_copies_are_gone_and_finishes(office
     catalogue = Catalogue.open(office)
     with catalogue.session() as s:
         tomb = s.get(Tombstone, office.expired)
-        assert not tomb.complete and tomb.copies == {"local": "deleted", "s3a": "present"}
+        # the failed copy is "deleting": its deletion began, and may have removed a part
+        assert not tomb.complete and tomb.copies == {"local": "deleted", "s3a": "deleting"}
     assert catalogue.get_aip(office.expired).status == "DESTROYING"
     hits = json.loads(cli("search", "申请书", "--json").out)["hits"]
     assert office.expired not in {h["aip"] for h in hits}, "content leaves search at once"
@@ -341,6 +348,25 @@ def test_an_open_review_batch_records_its_decisions_through_the_same_approval(of
         (decision,) = s.scalars(select(OpenDecision).where(OpenDecision.aip_uuid == office.kept))
     assert decision.control == "开放" and batch in decision.basis
     assert Catalogue.open(office).get_aip(office.kept).status == "UPLOADED"
+    from datetime import date
+
+    assert decision.open_date is None or decision.open_date <= date.today(), \
+        "opened by the committee: open from today at the latest"
+    with Catalogue.open(office).session() as s:
+        details = [e.detail for e in s.scalars(select(models.Event).where(
+            models.Event.aip_uuid == office.kept, models.Event.type == "appraisal"))]
+    for step in ("proposed by li", "开放 decided by li", "submitted by li",
+                 "approved by wang", "开放 recorded before zhao"):
+        assert any(step in d for d in details), (step, details)
+    # one record at a time, outside any batch, still works (dangan access decide)
+    one = cli("access", "decide", office.expired, "--control", "控制", "--basis",
+              "个别审核：涉及个人信息")
+    assert one.code == 0, one.err
+    assert json.loads(one.out)["control"] == "控制"
+    with Catalogue.open(office).session() as s:
+        (single,) = s.scalars(select(OpenDecision).where(
+            OpenDecision.aip_uuid == office.expired))
+    assert single.basis.startswith("个别审核")
 
 
 def test_the_dashboard_says_what_is_due_this_year(office, cli):
@@ -357,3 +383,183 @@ def test_the_dashboard_says_what_is_due_this_year(office, cli):
     researcher = app.test_client()
     app.test_login(researcher, "researcher", username="r1")
     assert 'id="appraisal-due"' not in researcher.get("/dashboard").get_data(as_text=True)
+
+
+def test_an_extension_is_a_new_version_whose_mets_says_so_and_every_copy_is_relocked(
+        office, cli, tmp_path):
+    """延长保管期限: the catalogue, version 2 of the AIP (METS retention D30, the batch's
+    PREMIS events), a valid bag at that version, and the copies' locks recorded anew."""
+    from storage.copies import recorded_locks
+
+    batch = _batch(cli, "--aip", office.expired)
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "extend:D30",
+        "--reason", "有查考价值，延长保管", "--as", "li")
+    cli("appraisal", "submit", batch, "--as", "li")
+    cli("appraisal", "approve", batch, "--as", "wang")
+    done = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+    assert done.code == 0, done.err + done.out
+    (line,) = json.loads(done.out)["done"]
+    assert "version 2" in line["detail"] and "re-locked" in line["detail"]
+    catalogue = Catalogue.open(office)
+    aip = catalogue.get_aip(office.expired)
+    assert aip.status == "UPLOADED" and aip.retention_period == "D30"
+    assert aip.expiry_date.isoformat() == "2038-12-31", "30 years after 2008"
+    with catalogue.session() as s:
+        versions = s.scalars(select(models.AipVersion).where(
+            models.AipVersion.aip_uuid == office.expired)).all()
+        assert [v.number for v in versions] == [2] and batch in versions[0].reason
+        locks = {r.location: r.lock() for r in recorded_locks(s, office.expired)}
+        actions = [e.action for e in s.scalars(select(models.AuditEntry).where(
+            models.AuditEntry.object == office.expired))]
+    assert set(locks) == {"local", "s3a"}
+    assert all(lock.retain_until.year == 2039 for lock in locks.values()), locks
+    assert {"aip-version", "relock", "retention-change"} <= set(actions)
+    out = tmp_path / "v2"
+    got = cli("get", office.expired, "--version", "2", "-o", out)
+    assert got.code == 0, got.err
+    import bagit
+
+    bagit.Bag(str(out)).validate()
+    mets = (out / "data" / "metadata" / "mets.xml").read_text(encoding="utf-8")
+    assert "D30" in mets and "2038-12-31" in mets
+    for step in ("proposed by li", "decided by li", "submitted by li", "approved by wang",
+                 "保管期限 D10 → D30"):
+        assert step in mets, step
+    record = json.loads((out / "data" / "metadata" / "record.json").read_text("utf-8"))
+    periods = {i["fields"].get("retention_period") for i in record["items"]}
+    assert periods <= {"D30", None} and "D30" in periods
+    old = tmp_path / "v1"
+    assert cli("get", office.expired, "--version", "1", "-o", old).code == 0
+    assert "D30" not in (old / "data" / "metadata" / "mets.xml").read_text("utf-8"), \
+        "version 1 is never rewritten"
+    again = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+    assert again.code == 1 or json.loads(again.out)["done"] == []
+
+
+def test_a_destroyed_aips_codes_are_never_reused_not_even_after_a_rebuild(office, cli,
+                                                                         tmp_path):
+    """The 档号 of a destroyed AIP stay in the register (``destroyed``): the same transfer
+    sent again is rejected for them, and a catalogue rebuilt from storage refuses them too,
+    restored from the tombstone; the AIP id never comes back as an AIP."""
+    from storage.catalogue import CodeClaim, CodeRegistry
+    from storage.catalogue.archival_codes import RegisteredCode
+
+    batch = _batch(cli, "--aip", office.expired)
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "destroy",
+        "--reason", "到期", "--as", "li")
+    cli("appraisal", "submit", batch, "--as", "li")
+    cli("appraisal", "approve", batch, "--as", "wang")
+    assert cli("appraisal", "execute", batch, "--witness", "zhao").code == 0
+    catalogue = Catalogue.open(office)
+    with catalogue.session() as s:
+        retired = {r.code: r for r in s.scalars(select(RegisteredCode).where(
+            RegisteredCode.aip_uuid == office.expired))}
+        tomb_codes = [c["code"] for c in s.get(Tombstone, office.expired).codes]
+        assert retired and all(r.state == "destroyed" for r in retired.values())
+        assert sorted(tomb_codes) == sorted(retired)
+        buckets = {r.bucket: r.number for r in retired.values()}
+
+    again = small_transfer(tmp_path / "again", rows=2)   # the same 档号 as the destroyed
+    sheet = again / "归档文件目录.csv"
+    sheet.write_text(sheet.read_text(encoding="utf-8-sig").replace("永久", "定期10年")
+                     .replace("20160315", "20080315").replace("-0001-0", "-0007-0"),
+                     encoding="utf-8-sig")
+    same = cli("ingest", again, "--json")   # the very same bytes: recognised, not remade
+    assert json.loads(same.out)["aips"][0]["status"] == "DESTROYED"
+    assert catalogue.get_aip(office.expired).status == "DESTROYED"
+    sheet.write_text(sheet.read_text(encoding="utf-8-sig") + "\n", encoding="utf-8-sig")
+    refused = cli("ingest", again, "--json")  # the same 档号 in a new transfer
+    assert refused.code == 1, refused.out
+    assert "已销毁" in refused.out and "GD-1-8" in refused.out
+
+    url = f"sqlite:///{tmp_path / 'rebuilt.db'}"
+    rebuild = cli("rebuild", "--from", "local", "--into", url, "--json")
+    assert json.loads(rebuild.out)["location"] == "local", rebuild.out
+    rebuilt = Catalogue(url)
+    with rebuilt.session() as s:
+        assert s.get(models.Aip, office.expired) is None
+        back = {r.code: r.state for r in s.scalars(select(RegisteredCode).where(
+            RegisteredCode.aip_uuid == office.expired))}
+    assert back == {code: "destroyed" for code in retired}
+    registry = CodeRegistry(rebuilt)
+    code = sorted(retired)[0]
+    row = retired[code]
+    result = registry.claim("a-new-transfer", [CodeClaim(code, row.bucket, row.number,
+                                                         row.width, row.level)])
+    assert "已销毁的 AIP" in result.conflicts[code]
+    for bucket, number in buckets.items():
+        assert max(registry.numbers([bucket])[bucket]) >= number, "numbering goes on past it"
+
+
+KILL_POINTS = ["destroy-tombstone", "destroy-tombstone-stored", "destroy-copy-marked",
+               "delete-renamed", "destroy-copy-deleted", "destroy-copy-recorded",
+               "delete-marker-gone"]
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_an_execution_killed_half_way_says_which_copies_are_gone_and_resumes(
+        office, cli, point, moto_client):
+    """``dangan appraisal execute`` killed (SIGKILL) at each step of a destruction: the
+    tombstone already exists, in the catalogue and in storage; every copy it calls
+    ``present`` is whole, every one it calls ``deleted`` is gone (``deleting``: being
+    removed); running it again destroys what is left, leftovers included."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from storage.appraisal import stored_tombstones
+    from storage.locations import verify_stored_bag
+    from storage.locations.filesystem import FilesystemLocation
+
+    batch = _batch(cli, "--aip", office.expired)
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "destroy",
+        "--reason", "到期", "--as", "li")
+    cli("appraisal", "submit", batch, "--as", "li")
+    cli("appraisal", "approve", batch, "--as", "wang")
+    dangan = [sys.executable, "-c", "import sys, dangan; sys.exit(dangan.main())"]
+    args = ["appraisal", "execute", batch, "--witness", "zhao", "--json"]
+    env = dict(os.environ, DANGAN_HOME=str(office.home), DANGAN_CRASH_AT=point)
+    killed = subprocess.run([*dangan, *args], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+
+    catalogue = Catalogue.open(office)
+    with catalogue.session() as s:
+        tomb = s.get(Tombstone, office.expired)
+        assert tomb is not None and not tomb.complete
+        copies = dict(tomb.copies)
+    local = FilesystemLocation("local", office.home / "aips", fsync=False)
+    s3 = S3Location("s3a", f"s3://{office.bucket}/dangan")
+    for name, location in (("local", local), ("s3a", s3)):
+        here = location.has_aip(office.expired)
+        if copies[name] == "present":
+            assert here, f"{name} said present: whole"
+            assert verify_stored_bag(location, office.expired, {}) == [], name
+        elif copies[name] == "deleted":
+            assert not here and not [x for x in location.leftovers()
+                                     if x.uuid == office.expired], f"{name} said deleted"
+        else:
+            assert copies[name] == "deleting", copies
+    assert copies != {"local": "present", "s3a": "present"} or point.startswith(
+        "destroy-tombstone") or point == "destroy-copy-marked"
+    if point != "destroy-tombstone":
+        assert office.expired in stored_tombstones(local), "the record is in storage too"
+    hits = json.loads(cli("search", "申请书", "--json").out)["hits"]
+    assert office.expired not in {h["aip"] for h in hits}
+
+    env.pop("DANGAN_CRASH_AT")
+    again = subprocess.run([*dangan, *args], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert catalogue.get_aip(office.expired).status == "DESTROYED"
+    with catalogue.session() as s:
+        tomb = s.get(Tombstone, office.expired)
+        assert tomb.complete and tomb.copies == {"local": "deleted", "s3a": "deleted"}
+    for location in (local, S3Location("s3a", f"s3://{office.bucket}/dangan")):
+        assert not location.has_aip(office.expired)
+        assert not [x for x in location.leftovers() if x.uuid == office.expired], location
+    left = moto_client.list_object_versions(Bucket=office.bucket,
+                                            Prefix=f"dangan/{office.expired}")
+    assert not left.get("Versions") and not left.get("DeleteMarkers")
+    assert stored_tombstones(s3)[office.expired]["complete"]
