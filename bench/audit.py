@@ -20,6 +20,7 @@ runs made one right after the other (under about the same load); CPU seconds (us
 of the whole process tree, from GNU time) and peak RSS of the largest process too.
 
 Reproduce:  python -m bench.audit [--repeat 5] [--small 20000] [--workdir DIR] [--keep]
+            [--profile]   (cProfile top functions of one audit of each set instead of timings)
 """
 
 from __future__ import annotations
@@ -180,6 +181,25 @@ def hashing_limit(total: int, streams: int) -> float:
     return elapsed
 
 
+def profile_audits(work: Path, small: int) -> None:
+    """Each set audited once through the CLI's code in this process, under cProfile."""
+    from click.testing import CliRunner
+
+    from bench.common import profiled
+    import dangan
+
+    for name, payload in make_sets(work, small).items():
+        home = work / f"home-{payload.name[-1]}"
+        uuid, _total = store_as_aip(payload, home)
+        shutil.rmtree(payload)
+        os.environ.update(DANGAN_HOME=str(home), DANGAN_AUDIT_COLD_READ="false")
+        print(f"== dangan audit --aip of {name}; load {os.getloadavg()[0]:.2f}")
+        result = profiled(True, lambda: CliRunner().invoke(
+            dangan.cli, ["audit", "--aip", uuid, "--no-repair", "--json"]))
+        if result.exit_code != 0:
+            raise RuntimeError(f"dangan audit failed: {result.output[-500:]}")
+
+
 # -- the run ---------------------------------------------------------------------------------
 
 def bench(work: Path, small: int, repeat: int) -> list[dict]:
@@ -245,8 +265,18 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=20000)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="Keep the data sets afterwards.")
+    parser.add_argument("--profile", action="store_true",
+                        help="Instead of timing, audit each set once under cProfile (in this "
+                             "process) and print where the time went.")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dangan-bench-audit-", dir=args.workdir))
+    if args.profile:
+        try:
+            profile_audits(work, args.small)
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         rows = bench(work, args.small, args.repeat)
     finally:

@@ -60,6 +60,26 @@ def timed(func: Callable[[], object], repeat: int, setup: Callable[[], object] |
     return {"median_s": statistics.median(times), "runs_s": [round(t, 3) for t in times]}
 
 
+def profiled(enabled: bool, func: Callable[[], object], top: int = 30) -> object:
+    """Run ``func``; with ``enabled``, under cProfile, printing the ``top`` functions by
+    cumulative and by own time (the main thread only: threads and child processes are
+    not seen; use ``py-spy record --subprocesses --idle`` for those)."""
+    if not enabled:
+        return func()
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        return func()
+    finally:
+        profile.disable()
+        stats = pstats.Stats(profile)
+        stats.sort_stats("cumulative").print_stats(top)
+        stats.sort_stats("tottime").print_stats(top)
+
+
 def machine() -> dict:
     """What the figures were measured on."""
     return {"cpus": os.cpu_count(), "python": platform.python_version(),

@@ -14,6 +14,7 @@ the 1-minute load average is recorded beside each row. The small files are seede
 pseudo-random bytes, the same in every run.
 
 Reproduce:  .venv/bin/python -m bench.ingest_bench [--big-mib 1024] [--small 20000] [--repeat 3]
+            [--profile]   (cProfile top functions of one ingest of each set instead of timings)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import bagit
 
-from bench.common import drop_cache, machine, make_big_file, save, table, timed
+from bench.common import drop_cache, machine, make_big_file, profiled, save, table, timed
 from ingest.pipeline import Ingester
 from policies import load_settings
 
@@ -113,8 +114,22 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--profile", action="store_true",
+                        help="Instead of timing, ingest each set once (no flush) under cProfile "
+                             "and print where the time went.")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dangan-bench-", dir=args.workdir))
+    if args.profile:
+        try:
+            big, small = work / "big", work / "small"
+            make_big_file(big, args.big_mib << 20)
+            make_small_files(small, args.small)
+            for name, source in ((f"{args.big_mib} MiB", big), (f"{args.small} x 4 KiB", small)):
+                print(f"== ingest of {name}, no flush; load {os.getloadavg()[0]:.2f}")
+                profiled(True, lambda: dangan_ingest(source, work / f"home-{source.name}", False))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         big, small = work / "big", work / "small"
         make_big_file(big, args.big_mib << 20)

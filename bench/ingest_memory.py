@@ -1,0 +1,128 @@
+"""Peak memory of an ingest of many tiny files: the whole process tree (the ingest process
+and its Siegfried child), measured by GNU time around a fresh interpreter.
+
+Generated files of 16 bytes each (a counter: the same in every run), 1,000 per
+folder. Reported beside the figure: the same-run peak RSS of ``python -c pass`` (the
+interpreter floor) and of an ingest of 1,000 files (the fixed cost of the imports), so the
+per-file cost is the difference; and the wall time with the load average.
+
+Reproduce:  python -m bench.ingest_memory [--files 1000000] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import machine, save, table
+
+CHILD = """
+import sys
+from pathlib import Path
+from ingest.pipeline import Ingester
+from policies import load_settings
+result = Ingester(load_settings(Path(sys.argv[1]), environ={"DANGAN_STORAGE_FSYNC": "false"})).ingest(Path(sys.argv[2]))
+if result.status != "accepted":
+    raise SystemExit(f"ingest {result.status}: {result.failures[:3]}")
+"""
+
+
+def make_tiny_files(folder: Path, count: int, size: int = 16, per_dir: int = 1000) -> None:
+    for index in range(count):
+        sub = folder / f"d{index // per_dir:04d}"
+        if index % per_dir == 0:
+            sub.mkdir(parents=True, exist_ok=True)
+        # distinct bytes that no signature matches (Binary File by extension, an accepted format)
+        (sub / f"f{index:07d}.bin").write_bytes(b"\0\1" + index.to_bytes(size - 2, "big"))
+
+
+def tree_peak(command: list[str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS in KiB summed over the process tree's largest processes).
+
+    GNU time reports the largest single process of the tree (``%M`` of the waited-for
+    children is the maximum, not the sum): the ingest and its Siegfried child are sampled
+    separately from /proc while the command runs, and their peaks summed."""
+    errors = tempfile.TemporaryFile()   # not a pipe: a full pipe would stop the ingest
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+    peaks: dict[int, int] = {}
+    while child.poll() is None:
+        for pid in _tree(child.pid):
+            try:
+                with open(f"/proc/{pid}/status") as status:
+                    for line in status:
+                        if line.startswith("VmHWM:"):
+                            peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
+            except OSError:
+                pass
+        time.sleep(0.05)
+    wall = time.perf_counter() - start
+    if child.returncode != 0:
+        errors.seek(0)
+        raise RuntimeError(f"{command[:3]} failed: {errors.read().decode()[-800:]}")
+    return wall, sum(peaks.values())
+
+
+def _gnu_time_peak(command: list[str]) -> int:
+    """Peak RSS in KiB of a short command (GNU time: /proc sampling would miss it)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as out:
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *command], check=True)
+        return int(out.read().split()[-1])
+
+
+def _tree(root: int) -> list[int]:
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as children:
+                todo += [int(c) for c in children.read().split()]
+        except OSError:
+            pass
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dangan-bench-memory-", dir=args.workdir))
+    rows = []
+    try:
+        for count in sorted({1000, args.files}):
+            source = work / f"tiny-{count}"
+            make_tiny_files(source, count)
+            home = work / f"home-{count}"
+            load = os.getloadavg()[0]
+            wall, peak = tree_peak([sys.executable, "-c", CHILD, str(home), str(source)])
+            rows.append({"files": count, "peak_rss_MiB": round(peak / 1024, 1),
+                         "wall_s": round(wall, 2), "files_per_s": round(count / wall),
+                         "load_avg_1min": round(load, 2)})
+            shutil.rmtree(source, ignore_errors=True)
+            shutil.rmtree(home, ignore_errors=True)
+        floor = _gnu_time_peak([sys.executable, "-c", "pass"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    per_file = ((rows[-1]["peak_rss_MiB"] - rows[0]["peak_rss_MiB"]) * 1024 * 1024
+                / max(1, rows[-1]["files"] - rows[0]["files"]))
+    command = f"python -m bench.ingest_memory --files {args.files}"
+    path = save(f"ingest_memory_{args.files}", {
+        "machine": machine(), "rows": rows, "python_pass_peak_MiB": round(floor / 1024, 1),
+        "bytes_per_extra_file": round(per_file), "command": command})
+    print(table([["files", "peak RSS MiB (tree)", "wall s", "files/s", "load"]]
+                + [[r["files"], r["peak_rss_MiB"], r["wall_s"], r["files_per_s"],
+                    r["load_avg_1min"]] for r in rows]))
+    print(f"python -c pass: {floor / 1024:.1f} MiB; about {per_file:.0f} bytes per extra file")
+    print(f"\n{command}\nresults: {path}")
+
+
+if __name__ == "__main__":
+    main()
