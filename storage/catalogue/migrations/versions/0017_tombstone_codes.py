@@ -1,13 +1,13 @@
 """tombstone codes: the 档号 a destroyed AIP held, kept with its tombstone (never reused)
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
