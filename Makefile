@@ -38,15 +38,23 @@ $(VIEWER)/openseadragon.min.js:
 	else echo "npm not found: the IIIF viewer (OpenSeadragon) is not installed"; fi
 
 DEMO_PASSWORD ?= dangan-demo-2026
+# the formats make demo migrates after ingest: DOC, DOCX, XLS (LibreOffice), TIFF (Pillow)
+DEMO_MIGRATE ?= fmt/40 fmt/412 fmt/61 fmt/353
 export DEMO_PASSWORD
 
 demo: install
 	@rm -rf sample-transfer
-	@echo "[1/4] 生成示例移交 making a sample transfer of 20 households (sample-transfer/)"
+	@echo "[1/5] 生成示例移交 making a sample transfer of 20 households (sample-transfer/)"
 	$(BIN)/dangan sample-transfer sample-transfer --households 20 --seed 1
-	@echo "[2/4] 接收 ingesting it: checks, AIPs, storage, catalogue (OCR of scans is queued)"
+	@echo "[2/5] 接收 ingesting it: checks, AIPs, storage, catalogue (OCR of scans is queued)"
 	$(BIN)/dangan ingest sample-transfer
-	@echo "[3/4] 演示账号 demo accounts"
+	@echo "[3/5] 保存规划 preservation planning: the office documents and the TIFF of 综合 get"
+	@echo "      PDF/A, XLSX and JPEG derivatives, each a new AIP version (dangan formats report lists the rest)"
+	@for puid in $(DEMO_MIGRATE); do \
+	  $(BIN)/dangan migrate --puid $$puid --reason "示例：办公文档转版式文件，图像生成利用版本" || \
+	    echo "      ($$puid 未迁移：见上文原因 not migrated, reason above)"; \
+	done
+	@echo "[4/5] 演示账号 demo accounts"
 	@$(BIN)/dangan user list 2>/dev/null | grep -q '^archivist ' || \
 	  $(BIN)/dangan user add archivist --role archivist --name 演示档案员 --password-env DEMO_PASSWORD
 	@$(BIN)/dangan user list 2>/dev/null | grep -q '^researcher ' || \
@@ -55,7 +63,7 @@ demo: install
 	@echo "Portal: http://127.0.0.1:$${DANGAN_PORTAL_PORT:-5000}/   try: /search?q=因病 (signed in as archivist)"
 	@echo "Demo accounts (this machine only): archivist / researcher, password $(DEMO_PASSWORD)"
 	@echo "Household files are restricted: sign in as archivist to see them in full."
-	@echo "[4/4] 门户 serving the portal; the queued OCR runs in its background (records marked 全文待识别 until then)"
+	@echo "[5/5] 门户 serving the portal; the queued OCR runs in its background (records marked 全文待识别 until then)"
 	$(BIN)/dangan serve
 
 test: install-test

@@ -867,7 +867,8 @@ def _unique_shown(paths: Iterator[str] | list[str], logical: Any = lambda p: p) 
 
 
 def _with_access_copies(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give each original its ``access_copy``: the path readers preview and download by default.
+    """Give each original its ``access_copy``: the path readers preview and download by default;
+    the list comes back with each derivative right after its source.
 
     That is its access derivative (``data/access/…``), else a preservation derivative the
     browser shows (a DOC's PDF/A); None (the original is served) when it has neither, or the
@@ -886,7 +887,20 @@ def _with_access_copies(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if best:
             f["access_copy"] = best[0]["path"]
             f["access_preview"] = best[0]["preview"]
-    return files
+    # each derivative listed right after its source (by path it would sort elsewhere: data/
+    # access/… before data/logs/…, data/preservation/… after every data/objects/…)
+    children: dict[str, list[dict[str, Any]]] = {}
+    paths = {f["path"] for f in files}
+    for f in files:
+        if f.get("derived_from") in paths:
+            children.setdefault(f["derived_from"], []).append(f)
+    ordered: list[dict[str, Any]] = []
+    for f in files:
+        if f.get("derived_from") in paths:
+            continue
+        ordered.append(f)
+        ordered.extend(children.get(f["path"], []))
+    return ordered
 
 
 def _at_version(s: Any, details: dict[str, Any], number: int | None) -> None:

@@ -49,6 +49,26 @@ def test_the_record_page_previews_and_downloads_the_access_copy(portal_on_deriva
     assert f"/aip/{uuid}/file/{quote(scan)}" in page
 
 
+def test_each_derivative_is_listed_right_after_its_source(portal_on_derivatives):
+    """By path an access copy (data/access/…) would sort before the logs and a preservation
+    copy after every original: the page puts each under the file it was made from."""
+    import re
+
+    app, uuid = portal_on_derivatives
+    client = app.test_client()
+    app.test_login(client, "archivist", username="archivist")
+    page = client.get(f"/aip/{uuid}").get_data(as_text=True)
+    rows = re.findall(r'<tr( class="derivative")?><td>(?:└ \S+ )?([^<]+)</td>', page)
+    listed = [(bool(derivative), path.strip()) for derivative, path in rows]
+    derivatives = [(i, path) for i, (derivative, path) in enumerate(listed) if derivative]
+    assert len(derivatives) >= 2, listed
+    for i, path in derivatives:
+        source = path.replace("data/preservation/", "data/objects/", 1) \
+                     .replace("data/access/", "data/objects/", 1).rsplit(".", 1)[0]
+        before = [p for d, p in listed[:i] if not d]
+        assert before and before[-1] == source, (path, before[-1:])
+
+
 def test_access_rules_are_the_records_own(portal_on_derivatives):
     """The household volume is restricted (限制): an anonymous reader gets neither the
     original nor its copy."""
