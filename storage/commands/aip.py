@@ -55,7 +55,11 @@ def show_command(settings: Settings, aip: str, version: int | None, as_json: boo
     for f in details["files"]:
         if f.get("derived_from"):
             derived.setdefault(f["derived_from"], []).append(f)
+    # the event that made a derivative names it by its METS file ID, which a version's
+    # catalogue key need not be: found by the derivative's key, else by its source's
     made_by = {key: e for e in details["events"] for key in e.get("files", [])[1:]}
+    made_from = {e["files"][0]: e for e in details["events"]
+                 if len(e.get("files", [])) > 1 and e["outcome"] == "pass"}
     failed = {e["files"][0]: e for e in details["events"]
               if len(e.get("files", [])) == 1 and e["outcome"] != "pass"}
     key_of = {f["path"]: f["key"] for f in details["files"]}
@@ -67,7 +71,7 @@ def show_command(settings: Settings, aip: str, version: int | None, as_json: boo
              f"{f['mime'] or ''}  {fmt} {f['format_name'] or ''}")
         for d in derived.get(f["path"], []):
             role = {"preservation": "保存版本", "access": "利用版本"}.get(d["use"], d["use"])
-            event = made_by.get(d["key"])
+            event = made_by.get(d["key"]) or made_from.get(key_of.get(f["path"], ""))
             made = (f"  {event['type']} {event['outcome']} {event['at']}" if event else "")
             echo(f"      -> {role} {d['path']}\n         {human_size(d['size'])}  "
                  f"sha256:{d['digests']['sha256']}  {d['puid'] or 'unidentified'} "

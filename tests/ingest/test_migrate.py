@@ -166,6 +166,11 @@ def test_migrate_makes_a_new_version_and_a_second_run_changes_nothing(held, cli,
     from pypdf import PdfReader
 
     assert "精准扶贫档案" in "".join(p.extract_text() for p in PdfReader(out).pages)
+    # dangan show lists the derivative under its source, with the event that made it
+    shown = cli("show", uuid).out.splitlines()
+    at = next(i for i, line in enumerate(shown) if line.strip() == done["source"])
+    assert shown[at + 2].strip() == f"-> 保存版本 {done['derivative']}", shown[at:at + 4]
+    assert "migration pass " + event.datetime[:16] in shown[at + 3], shown[at + 3]
     # version 1 is what it was
     assert done["derivative"] not in {f.path for f in parse_mets(
         _mets_of(cli, uuid, 1, tmp_path / "mets1.xml")).files}
