@@ -75,6 +75,11 @@ class EarkRejected(RejectedError):
                          f"{lines}{more}")
 
 
+UNREADABLE = (OSError, ValueError, EOFError, RuntimeError, NotImplementedError,
+              zipfile.BadZipFile)
+"""What reading a zip's directory may raise (a name flagged UTF-8 that is not: ValueError)."""
+
+
 def _zip_root(source: Path) -> str | None:
     """The package folder inside a zip ('' = its top), or None when it holds no METS.xml at
     its top or in a single top folder."""
@@ -88,8 +93,8 @@ def _zip_root(source: Path) -> str | None:
                 top = tops.pop()
                 if f"{top}/{E.ROOT_METS}" in names:
                     return f"{top}/"
-    except (OSError, zipfile.BadZipFile):
-        return None
+    except UNREADABLE:
+        return None     # not E-ARK: the transfer checks say what is wrong with the zip
     return None
 
 
@@ -108,7 +113,7 @@ def is_eark(source: Path) -> bool:
     try:
         with zipfile.ZipFile(source) as z, z.open(f"{root}{E.ROOT_METS}") as handle:
             head = handle.read(1 << 16)
-    except (OSError, zipfile.BadZipFile, KeyError):
+    except (*UNREADABLE, KeyError):
         return False
     return (b"earkcsip.dilcis.eu" in head or b"earksip.dilcis.eu" in head
             or b"CSIPExtensionMETS" in head)
