@@ -157,7 +157,10 @@ def record_locks(session: Session, uuid: str, applied: Iterable[AppliedLock | No
         if row is None:
             row = RetentionLockRecord(aip_uuid=uuid, location=entry.location)
             session.add(row)
-        row.mode, row.retain_until = entry.lock.mode, entry.lock.retain_until
+        until = entry.lock.retain_until
+        # in UTC: SQLite keeps no zone, and the lock is read back as UTC (see lock())
+        row.mode = entry.lock.mode
+        row.retain_until = until.astimezone(timezone.utc) if until is not None else None
         row.legal_hold, row.enforced_by = entry.lock.legal_hold, entry.enforced_by
         row.applied_at = datetime.now(timezone.utc).replace(microsecond=0)
 
