@@ -20,8 +20,10 @@ from storage.locations.s3 import S3Location
 PASSWORD = "appraisal-worm-pw-2026"
 
 
-def test_a_locked_aip_is_deferred_untouched_then_destroyed_after_its_lock(
-        ceph, radosgw, tmp_path, cli, monkeypatch):   # noqa: F811 - the fixture imported
+def _expired_record_locked_for_8s(ceph, radosgw, tmp_path, cli, monkeypatch):
+    """A home on a Ceph Object Lock bucket with staff li, wang, zhao, and one ingested AIP of
+    定期10年 from 2008 (expired), whose copy the server locks for 8 s more: a lock its period no
+    longer asks for (say, set by an earlier policy). Returns (settings, bucket, uuid, until)."""
     bucket = lock_bucket(ceph)
     settings = _home_with_ceph(tmp_path, bucket, radosgw.endpoint, "COMPLIANCE")
     monkeypatch.setenv("DANGAN_HOME", str(settings.home))
@@ -37,10 +39,16 @@ def test_a_locked_aip_is_deferred_untouched_then_destroyed_after_its_lock(
     done = cli("ingest", transfer, "--json")
     assert done.code == 0, done.err
     uuid = json.loads(done.out)["aips"][0]["uuid"]
-    # a lock its period no longer asks for, set on the server (say, by an earlier policy)
     until = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=8)
     assert S3Location("ceph", f"s3://{bucket}/dangan").set_retention(
         uuid, RetentionLock("COMPLIANCE", until)) == "server"
+    return settings, bucket, uuid, until
+
+
+def test_a_locked_aip_is_deferred_untouched_then_destroyed_after_its_lock(
+        ceph, radosgw, tmp_path, cli, monkeypatch):   # noqa: F811 - the fixture imported
+    settings, bucket, uuid, until = _expired_record_locked_for_8s(
+        ceph, radosgw, tmp_path, cli, monkeypatch)
     before = versions(ceph, bucket, f"dangan/{uuid}/")
 
     made = cli("appraisal", "propose", "--title", "到期鉴定", "--aip", uuid, "--as", "li",
@@ -78,24 +86,8 @@ def test_an_extension_relocks_every_object_on_the_server_for_the_new_period(
     period, and the server itself refuses to delete any of them."""
     from test_worm_ceph import refused
 
-    bucket = lock_bucket(ceph)
-    settings = _home_with_ceph(tmp_path, bucket, radosgw.endpoint, "COMPLIANCE")
-    monkeypatch.setenv("DANGAN_HOME", str(settings.home))
-    monkeypatch.setenv("DANGAN_PASSWORD", PASSWORD)
-    monkeypatch.setenv("DANGAN_WITNESS_PASSWORD", PASSWORD)
-    for user, role in (("li", "archivist"), ("wang", "admin"), ("zhao", "auditor")):
-        assert cli("user", "add", user, "--role", role, "--password-env",
-                   "DANGAN_PASSWORD").code == 0
-    transfer = small_transfer(tmp_path / "t", rows=2)
-    sheet = transfer / "归档文件目录.csv"
-    sheet.write_text(sheet.read_text(encoding="utf-8-sig").replace("永久", "定期10年")
-                     .replace("20160315", "20080315"), encoding="utf-8-sig")
-    done = cli("ingest", transfer, "--json")
-    assert done.code == 0, done.err
-    uuid = json.loads(done.out)["aips"][0]["uuid"]
-    until = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=8)
-    assert S3Location("ceph", f"s3://{bucket}/dangan").set_retention(
-        uuid, RetentionLock("COMPLIANCE", until)) == "server"
+    settings, bucket, uuid, until = _expired_record_locked_for_8s(
+        ceph, radosgw, tmp_path, cli, monkeypatch)
 
     made = cli("appraisal", "propose", "--title", "到期鉴定", "--aip", uuid, "--as", "li",
                "--json")
