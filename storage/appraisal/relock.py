@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from policies import Settings
 from storage.catalogue import Catalogue, models as m
+from storage.index import outbox
 
 METS = "data/metadata/mets.xml"
 RECORD = "data/metadata/record.json"
@@ -191,6 +192,8 @@ def retention_version(settings: Settings, catalogue: Catalogue, aip_uuid: str, *
             for doc in s.scalars(select(m.SearchDoc).where(m.SearchDoc.aip_uuid == aip_uuid)):
                 if "retention" in (doc.facets or {}):
                     doc.facets = {**doc.facets, "retention": period}
+            if catalogue.outbox:        # an external engine (Elasticsearch) indexes it anew
+                outbox.enqueue(s, aip_uuid, "index")
             record_locks(s, aip_uuid, applied)
             catalogue.append_audit(s, actor, "aip-version", aip_uuid, {
                 "version": inventory.number, "supersedes": inventory.supersedes,

@@ -387,6 +387,32 @@ def test_the_dashboard_says_what_is_due_this_year(office, cli):
     assert 'id="appraisal-due"' not in researcher.get("/dashboard").get_data(as_text=True)
 
 
+def test_an_extension_owes_the_external_search_engine_its_new_period(office, cli, monkeypatch):
+    """With search on Elasticsearch the new 保管期限 facet reaches the index as any change
+    does: through the outbox, in the transaction that changes the catalogue (no engine need
+    answer meanwhile: the address here is closed)."""
+    from storage.index import OutboxEntry
+
+    monkeypatch.setenv("DANGAN_SEARCH_ENGINE", "elasticsearch")
+    monkeypatch.setenv("DANGAN_SEARCH_ELASTICSEARCH_URL", "http://127.0.0.1:9")
+    catalogue = Catalogue.open(office)
+
+    def owed() -> list[str]:
+        with catalogue.session() as s:
+            return [e.op for e in s.scalars(select(OutboxEntry).where(
+                OutboxEntry.aip_uuid == office.expired, OutboxEntry.status == "pending"))]
+
+    before = owed()
+    batch = _batch(cli, "--aip", office.expired)
+    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "extend:D30",
+        "--reason", "有查考价值，延长保管", "--as", "li")
+    cli("appraisal", "submit", batch, "--as", "li")
+    cli("appraisal", "approve", batch, "--as", "wang")
+    done = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+    assert done.code == 0, done.err + done.out
+    assert owed() == before + ["index"]
+
+
 def test_an_extension_is_a_new_version_whose_mets_says_so_and_every_copy_is_relocked(
         office, cli, tmp_path):
     """延长保管期限: the catalogue, version 2 of the AIP (METS retention D30, the batch's
