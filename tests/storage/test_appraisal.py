@@ -387,6 +387,19 @@ def test_the_dashboard_says_what_is_due_this_year(office, cli):
     assert 'id="appraisal-due"' not in researcher.get("/dashboard").get_data(as_text=True)
 
 
+def _extend_to_d30(cli, aip: str):
+    """One batch through propose, decide extend:D30, submit, approve and execute: the
+    batch and the execute result."""
+    batch = _batch(cli, "--aip", aip)
+    cli("appraisal", "decide", batch, "--aip", aip, "--decision", "extend:D30",
+        "--reason", "有查考价值，延长保管", "--as", "li")
+    cli("appraisal", "submit", batch, "--as", "li")
+    cli("appraisal", "approve", batch, "--as", "wang")
+    done = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
+    assert done.code == 0, done.err + done.out
+    return batch, done
+
+
 def test_an_extension_owes_the_external_search_engine_its_new_period(office, cli, monkeypatch):
     """With search on Elasticsearch the new 保管期限 facet reaches the index as any change
     does: through the outbox, in the transaction that changes the catalogue (no engine need
@@ -403,13 +416,7 @@ def test_an_extension_owes_the_external_search_engine_its_new_period(office, cli
                 OutboxEntry.aip_uuid == office.expired, OutboxEntry.status == "pending"))]
 
     before = owed()
-    batch = _batch(cli, "--aip", office.expired)
-    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "extend:D30",
-        "--reason", "有查考价值，延长保管", "--as", "li")
-    cli("appraisal", "submit", batch, "--as", "li")
-    cli("appraisal", "approve", batch, "--as", "wang")
-    done = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
-    assert done.code == 0, done.err + done.out
+    _extend_to_d30(cli, office.expired)
     assert owed() == before + ["index"]
 
 
@@ -419,13 +426,7 @@ def test_an_extension_is_a_new_version_whose_mets_says_so_and_every_copy_is_relo
     PREMIS events), a valid bag at that version, and the copies' locks recorded anew."""
     from storage.copies import recorded_locks
 
-    batch = _batch(cli, "--aip", office.expired)
-    cli("appraisal", "decide", batch, "--aip", office.expired, "--decision", "extend:D30",
-        "--reason", "有查考价值，延长保管", "--as", "li")
-    cli("appraisal", "submit", batch, "--as", "li")
-    cli("appraisal", "approve", batch, "--as", "wang")
-    done = cli("appraisal", "execute", batch, "--witness", "zhao", "--json")
-    assert done.code == 0, done.err + done.out
+    batch, done = _extend_to_d30(cli, office.expired)
     (line,) = json.loads(done.out)["done"]
     assert "version 2" in line["detail"] and "re-locked" in line["detail"]
     catalogue = Catalogue.open(office)
