@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from dangan_testing import throwaway_venv
 from holdings import HOUSEHOLDS
 from lxml import etree
 
@@ -27,14 +28,7 @@ METS = "{http://www.loc.gov/METS/}"
 def eark_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtual environment of its own with eark-validator from PyPI (it pins lxml 5.1.0,
     which Dangan's own environment does not use)."""
-    venv = tmp_path_factory.mktemp("eark-validator") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet",
-                              "--disable-pip-version-check", VALIDATOR],
-                             capture_output=True, text=True, timeout=900, check=False)
-    if install.returncode != 0:
-        pytest.fail(f"could not install {VALIDATOR} from PyPI:\n{install.stderr[-2000:]}")
-    return venv
+    return throwaway_venv(tmp_path_factory.mktemp("eark-validator"), VALIDATOR)
 
 
 def validate(venv: Path, package: Path) -> dict:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from dangan_testing import throwaway_venv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
 from fixity_support import flip_byte, payload_file
@@ -27,14 +28,7 @@ FIXITY = "fixity==0.8.0"
 @pytest.fixture(scope="session")
 def fixity_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtual environment of its own with the fixity client installed from PyPI."""
-    venv = tmp_path_factory.mktemp("fixity-client") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet",
-                              "--disable-pip-version-check", FIXITY],
-                             capture_output=True, text=True, timeout=900, check=False)
-    if install.returncode != 0:
-        pytest.fail(f"could not install {FIXITY} from PyPI:\n{install.stderr[-2000:]}")
-    return venv
+    return throwaway_venv(tmp_path_factory.mktemp("fixity-client"), FIXITY)
 
 pytest_plugins = ["fixity_fixtures"]
 
