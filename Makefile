@@ -48,8 +48,8 @@ demo: install
 	$(BIN)/dangan sample-transfer sample-transfer --households 20 --seed 1
 	@echo "[2/5] 接收 ingesting it: checks, AIPs, storage, catalogue (OCR of scans is queued)"
 	$(BIN)/dangan ingest sample-transfer
-	@echo "[3/5] 保存规划 preservation planning: the office documents and the TIFF of 综合 get"
-	@echo "      PDF/A, XLSX and JPEG derivatives, each a new AIP version (dangan formats report lists the rest)"
+	@echo "[3/5] 保存规划 preservation planning: the DOC, DOCX, XLS and TIFF files get PDF/A, XLSX and"
+	@echo "      JPEG derivatives, each run a new version of the AIPs it changes (dangan formats report lists the rest)"
 	@for puid in $(DEMO_MIGRATE); do \
 	  $(BIN)/dangan migrate --puid $$puid --reason "示例：办公文档转版式文件，图像生成利用版本" || \
 	    echo "      ($$puid 未迁移：见上文原因 not migrated, reason above)"; \
