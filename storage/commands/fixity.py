@@ -129,9 +129,25 @@ def audit_command(ctx: click.Context, aip: str | None, location: str | None, eve
     repair bad copies as the fixity policy says, and resume an interrupted audit."""
     if ctx.invoked_subcommand is not None:
         return 0
+    settings: Settings = ctx.obj
+    if aip and not quick and not dry_run:
+        # one AIP's large files are read while the rest of the audit loads
+        from storage.fixity import readahead
+
+        readahead.start(settings, aip, location)
+    try:
+        return _audit(ctx, settings, aip, location, everything, quick, no_repair, dry_run,
+                      as_json, by)
+    finally:
+        if aip and not quick and not dry_run:
+            readahead.finish()
+
+
+def _audit(ctx: click.Context, settings: Settings, aip: str | None, location: str | None,
+           everything: bool, quick: bool, no_repair: bool, dry_run: bool, as_json: bool,
+           by: str | None) -> int:
     from storage.fixity import Auditor, AuditRequest
 
-    settings: Settings = ctx.obj
     request = AuditRequest("quick" if quick else "full", aip, location, everything,
                            not no_repair, _actor(by))
     with _Progress(not as_json, sys.stderr.isatty()) as progress, \

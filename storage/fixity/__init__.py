@@ -15,7 +15,8 @@ _API = {
     "RepairResult": "repair", "Repairer": "repair",
     "premis_xml": "premis",
     "build_report": "report", "write_reports": "report",
-    "apikeys": "apikeys", "models": "models", "scan": "scan",
+    "apikeys": "apikeys", "hashing": "hashing", "models": "models", "readahead": "readahead",
+    "scan": "scan",
     "AuditAnchor": "models", "CopyCheck": "models", "RepairRequest": "models",
 }
 
@@ -23,7 +24,7 @@ __all__ = sorted(_API)
 __getattr__, __dir__ = lazy_exports(__name__, _API)
 
 if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
-    from storage.fixity import apikeys, models, scan
+    from storage.fixity import apikeys, hashing, models, readahead, scan
     from storage.fixity.audit import Auditor, AuditRequest, AuditResult
     from storage.fixity.compare import KIND_LABELS, Finding
     from storage.fixity.models import AuditAnchor, CopyCheck, RepairRequest

@@ -54,6 +54,7 @@ from storage.fixity.records import (
     precise_now,
     record_check,
 )
+from storage.fixity import readahead
 from storage.fixity.scan import FileResult, FileTask, Scanner
 from storage.fixity.schedule import Plan, plan_copies
 from storage.locations import ExpectedFile, Location, ObjectInfo, open_location
@@ -226,6 +227,9 @@ class Auditor:
     def run(self, request: AuditRequest) -> AuditResult:
         """Run (or resume) an audit and apply the repair policy to what it finds bad."""
         started = time.monotonic()
+        ahead = readahead.active()
+        if ahead is not None:       # the run's time includes what was read ahead for it
+            started = min(started, ahead.started)
         with self.exclusive():
             auditlog.record_policy_changes(self.catalogue, self.settings, request.actor)
             request = self._resolve(request)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from policies.loader import LocationSpec
-from storage.fixity import scan
+from storage.fixity import hashing, scan
 from storage.fixity.scan import CHUNK, DEPTH, FileTask, Scanner, batches, hash_stream
 from storage.locations import open_location
 
@@ -82,8 +82,8 @@ def test_a_regular_file_is_hashed_through_its_mapping(tmp_path, monkeypatch, siz
     path = tmp_path / "f.bin"
     path.write_bytes(data)
     mapped = []
-    real_map = scan._map
-    monkeypatch.setattr(scan, "_map", lambda stream: mapped.append(1) or real_map(stream))
+    real_map = hashing._map
+    monkeypatch.setattr(hashing, "_map", lambda stream: mapped.append(1) or real_map(stream))
     progress = []
     with open(path, "rb", buffering=0) as stream:
         got = hash_stream(stream, algorithms, large=True, progress=progress.append)
@@ -95,13 +95,13 @@ def test_an_empty_or_special_file_is_read_not_mapped(tmp_path):
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     with open(empty, "rb") as stream:
-        assert scan._map(stream) is None
-    assert scan._map(io.BytesIO(b"abc")) is None
+        assert hashing._map(stream) is None
+    assert hashing._map(io.BytesIO(b"abc")) is None
     read, write = os.pipe()
     os.write(write, b"xyz")
     os.close(write)
     with os.fdopen(read, "rb") as stream:
-        assert scan._map(stream) is None
+        assert hashing._map(stream) is None
         assert hash_stream(stream, ("sha256",), large=True)[1] == {
             "sha256": hashlib.sha256(b"xyz").hexdigest()}
 

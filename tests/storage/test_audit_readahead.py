@@ -1,0 +1,143 @@
+"""Reading ahead: ``dangan audit --aip`` hashes the AIP's large files while the rest of the
+audit loads, and the audit takes those digests only for the very file that was read.
+
+Every payload file of the sample is read ahead here (``MIN_BYTES`` is lowered to one byte),
+so that a small sample shows what a large AIP does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixity_support import audit_json, flip_byte, payload_file
+
+from storage.fixity import readahead, scan
+
+pytest_plugins = ["fixity_fixtures"]
+
+
+@pytest.fixture
+def sqlite_repo(repo):
+    if not repo.settings.get("catalogue", "url").startswith("sqlite:///"):
+        pytest.skip("reading ahead reads a SQLite catalogue only (PostgreSQL: the audit "
+                    "reads every file itself)")
+    return repo
+
+
+@pytest.fixture
+def every_file(monkeypatch):
+    """Read every file ahead, and keep the read-ahead that the command starts."""
+    monkeypatch.setattr(readahead, "MIN_BYTES", 1)
+    started: list[readahead.ReadAhead] = []
+    real_start = readahead.start
+
+    def start(*args, **kwargs):
+        started.append(real_start(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(readahead, "start", start)
+    return started
+
+
+@pytest.fixture
+def scanner_reads(monkeypatch):
+    """The stored files the scanner hashed itself (not taken from the read-ahead)."""
+    names: list[str] = []
+    real = scan.hash_stream
+
+    def spy(stream, *args, **kwargs):
+        names.append(str(getattr(stream, "name", stream)))
+        return real(stream, *args, **kwargs)
+
+    monkeypatch.setattr(scan, "hash_stream", spy)
+    return names
+
+
+def _payload(names: list[str]) -> list[str]:
+    return [n for n in names if "/data/" in n]
+
+
+def test_files_read_ahead_are_taken_not_read_twice(sqlite_repo, cli, every_file, scanner_reads):
+    uuid = sqlite_repo.uuids[0]
+    code, out = audit_json(cli, "--aip", uuid, "--location", "a", "--no-repair")
+    assert code == 0 and out["summary"]["passed"] == 1, out
+    [ahead] = every_file
+    payload = [e for e in ahead.entries.values() if e.path.startswith("data/")]
+    assert ahead.skipped_reason is None and payload
+    assert all(e.done.is_set() and e.error is None for e in payload)
+    assert _payload(scanner_reads) == []        # none was read a second time
+    [check] = out["checks"]
+    assert check["files_read"] >= len(payload) and check["bytes_read"] > 0
+
+
+def test_damage_in_a_file_read_ahead_is_found(sqlite_repo, cli, every_file):
+    uuid = sqlite_repo.uuids[0]
+    store = sqlite_repo.store("a")
+    damaged = payload_file(store, uuid)
+    flip_byte(store, uuid, damaged)
+    code, out = audit_json(cli, "--aip", uuid, "--location", "a", "--no-repair")
+    assert code == 1
+    [check] = out["checks"]
+    assert check["outcome"] == "fail"
+    assert [(f["path"], f["kind"]) for f in check["findings"]] == [(damaged, "changed")]
+
+
+def test_a_file_changed_after_it_was_read_ahead_is_read_again(sqlite_repo, monkeypatch,
+                                                              scanner_reads):
+    """The read-ahead read the intact file; then one byte changed in place (same inode, same
+    size): the audit must read the file itself and find the change."""
+    from storage.fixity import Auditor, AuditRequest
+
+    monkeypatch.setattr(readahead, "MIN_BYTES", 1)
+    settings, uuid = sqlite_repo.settings, sqlite_repo.uuids[0]
+    ahead = readahead.start(settings, uuid, "a")
+    try:
+        ahead.planned.wait(30)
+        entries = [e for e in ahead.entries.values() if e.path.startswith("data/")]
+        assert entries
+        for entry in entries:
+            assert entry.done.wait(30) and entry.error is None
+        target = sqlite_repo.store("a").file(uuid, entries[0].path)
+        inode = os.stat(target).st_ino
+        with open(target, "r+b") as handle:
+            first = handle.read(1)
+            handle.seek(0)
+            handle.write(bytes([first[0] ^ 0x01]))
+        assert os.stat(target).st_ino == inode
+        with Auditor(settings) as auditor:
+            result = auditor.run(AuditRequest("full", uuid, "a", repair=False))
+    finally:
+        readahead.finish()
+    [check] = result.checks
+    assert check.outcome == "fail"
+    assert [(f.path, f.kind) for f in check.findings] == [(entries[0].path, "changed")]
+    assert _payload(scanner_reads) == [str(target)]     # only the changed file, read again
+
+
+def test_no_reading_ahead_while_another_audit_holds_the_lock(sqlite_repo):
+    settings = sqlite_repo.settings
+    lock = settings.home / "locks" / "audit.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        ahead = readahead.ReadAhead(settings, sqlite_repo.uuids[0]).start()
+        assert ahead.planned.wait(30)
+    assert ahead.skipped_reason == "another audit is running" and not ahead.entries
+
+
+def test_reading_ahead_can_be_switched_off(sqlite_repo, cli, every_file, scanner_reads,
+                                           monkeypatch):
+    monkeypatch.setattr(readahead, "MIN_BYTES", 1)
+    monkeypatch.setenv("DANGAN_AUDIT_READ_AHEAD", "false")
+    uuid = sqlite_repo.uuids[0]
+    code, out = audit_json(cli, "--aip", uuid, "--location", "a", "--no-repair")
+    assert code == 0, out
+    [ahead] = every_file
+    assert ahead.skipped_reason.startswith("switched off") and not ahead.entries
+    assert _payload(scanner_reads)               # the scanner read the payload itself
