@@ -129,15 +129,22 @@ def algorithm_chooser(expected: Mapping[str, ExpectedFile], manifests: Manifests
     usable = frozenset(available)
     cache: dict[frozenset[str], tuple[str, ...]] = {}
 
+    by_names: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+
     def choose(path: str) -> tuple[str, ...]:
+        # called for every file of the AIP: the answer is cached by the names as found
         want = expected.get(path)
-        names = set(want.digests) if want is not None else set()
-        names.update(algorithm for algorithm, entries in groups if path in entries)
-        key = frozenset(names)
-        found = cache.get(key)
+        recorded = tuple(want.digests) if want is not None else ()
+        listed = tuple(algorithm for algorithm, entries in groups if path in entries)
+        found = by_names.get((recorded, listed))
         if found is None:
-            found = tuple(sorted((key & usable) or {"sha256"}, key=lambda n: (n != "sha256", n)))
-            cache[key] = found
+            key = frozenset(recorded) | frozenset(listed)
+            found = cache.get(key)
+            if found is None:
+                found = tuple(sorted((key & usable) or {"sha256"},
+                                     key=lambda n: (n != "sha256", n)))
+                cache[key] = found
+            by_names[(recorded, listed)] = found
         return found
 
     return choose

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, NamedTuple, Self
 
 from policies.config import Settings
@@ -91,10 +92,27 @@ def _init_worker(counter: Any, settings: Settings | None) -> None:
     _WORKER["locations"] = {}
 
 
+COUNT_EVERY = 8 * CHUNK        # bytes a worker reads before adding them to the shared count
+
+
 def _count(amount: int) -> None:
-    counter = _WORKER["counter"]
-    with counter.get_lock():
-        counter.value += amount
+    """Progress of a worker: added to the count shared with the parent every ``COUNT_EVERY``
+    bytes (a lock shared by processes, taken for every small file, costs more than reading
+    it) and at the end of each batch."""
+    pending = _WORKER.get("pending", 0) + amount
+    if pending >= COUNT_EVERY:
+        _flush_count(pending)
+        pending = 0
+    _WORKER["pending"] = pending
+
+
+def _flush_count(amount: int | None = None) -> None:
+    amount = _WORKER.get("pending", 0) if amount is None else amount
+    _WORKER["pending"] = 0
+    if amount:
+        counter = _WORKER["counter"]
+        with counter.get_lock():
+            counter.value += amount
 
 
 def _worker_batch(spec: LocationSpec, uuid: str, tasks: list[FileTask],
@@ -104,8 +122,11 @@ def _worker_batch(spec: LocationSpec, uuid: str, tasks: list[FileTask],
         locations[spec] = open_location(spec, fsync=False, settings=_WORKER["settings"])
     location = locations[spec]
     # plain lists travel back to the parent faster than dataclass instances
-    return [read_file(location, uuid, task, cold=cold, progress=_count).to_row()
-            for task in tasks]
+    try:
+        return [read_file(location, uuid, task, cold=cold, progress=_count).to_row()
+                for task in tasks]
+    finally:
+        _flush_count()
 
 
 def batches(tasks: Sequence[FileTask], max_files: int) -> list[list[FileTask]]:
@@ -113,7 +134,8 @@ def batches(tasks: Sequence[FileTask], max_files: int) -> list[list[FileTask]]:
 
     Largest first, so that the last file to finish is a small one (workers end together).
     """
-    ordered = sorted(tasks, key=lambda t: (-t.size, t.path))
+    # by path, then (stable) by size, largest first: C key functions, no call per task
+    ordered = sorted(sorted(tasks, key=itemgetter(0)), key=itemgetter(1), reverse=True)
     groups: list[list[FileTask]] = []
     current: list[FileTask] = []
     current_bytes = 0
