@@ -32,6 +32,7 @@ BATCH_BYTES = 64 * CHUNK      # small files are handed to workers in batches up 
 INLINE_MAX_BYTES = 96 * CHUNK  # jobs smaller than this (and INLINE_MAX_FILES) run in-process
 INLINE_MAX_FILES = 1500
 TICK = 0.5                     # seconds between progress reports while workers read
+IN_FLIGHT = 4                  # batches handed to each worker ahead of its results
 
 ProgressFn = Callable[[int], None]
 
@@ -276,7 +277,7 @@ class Scanner:
         running: set[Future] = set()
         try:
             while True:
-                while len(running) < 2 * self.workers:
+                while len(running) < IN_FLIGHT * self.workers:
                     group = next(waiting, None)
                     if group is None:
                         break
@@ -284,10 +285,10 @@ class Scanner:
                 if not running:
                     return
                 done, running = wait(running, timeout=TICK, return_when=FIRST_COMPLETED)
-                if not done:
-                    yield []            # nothing finished yet: a tick for progress displays
-                for future in done:
-                    yield [FileResult.from_row(row) for row in future.result()]
+                # the batches that finished together come as one: each is checkpointed by the
+                # caller, so when the caller falls behind it writes fewer, larger checkpoints
+                # instead of leaving the workers without work
+                yield [FileResult.from_row(row) for future in done for row in future.result()]
         finally:
             for future in running:
                 future.cancel()
