@@ -16,6 +16,7 @@ import hashlib
 import os
 import signal
 import socket
+import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
@@ -185,6 +186,7 @@ class Auditor:
                                batch_files=self.policy.checkpoint_files, settings=settings)
         self._locations: dict[str, Location] = {}
         self._checkpoints = 0
+        self._copy_start = 0
 
     def close(self) -> None:
         """Stop worker processes."""
@@ -384,38 +386,82 @@ class Auditor:
 
     def _full(self, outcome: CheckOutcome, expected: dict[str, ExpectedFile],
               run_id: str | None) -> None:
+        """Read every file of the copy and compare.
+
+        The payload files the catalogue names are handed to the scanner at once, with the
+        catalogue's algorithms, while a thread lists the copy and reads its tag files (the
+        listing of 20,000 files takes as long as reading a good part of them). Then every
+        listed file that was not read, or was read without an algorithm its manifests use,
+        is read; results for files the listing does not show are left out (those files are
+        missing).
+        """
         name, uuid = outcome.location, outcome.aip_uuid
         spec, location = self.storage.location(name), self.location(name)
-        listing = self._listing(location, uuid)
-        manifests, results = self._read_tag_files(location, uuid, listing, expected)
-        outcome.files_read = len(results)
-        outcome.bytes_read = sum(max(r.size, 0) for r in results.values())
         done = self._checkpointed(run_id, uuid, name) if run_id else {}
         outcome.files_resumed = len(done)
+        surveyed: dict[str, Any] = {}
+        self._copy_start = self.scanner.bytes_read
+
+        def survey() -> None:
+            try:
+                listing = self._listing(location, uuid)
+                surveyed["listing"] = listing
+                surveyed["tags"] = self._read_tag_files(location, uuid, listing, expected)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the check
+                surveyed["error"] = exc
+
+        surveying = threading.Thread(target=survey, name="fixity-survey", daemon=True)
+        surveying.start()
+        read: dict[str, FileResult] = {}
+        early = [FileTask(p, want.size, _recorded(want)) for p, want in sorted(expected.items())
+                 if not is_tag_file(p) and p not in done] if location.has_aip(uuid) else []
+        try:
+            self._scan(spec, location, uuid, early, read, run_id)
+        finally:
+            surveying.join()
+        if "error" in surveyed:
+            raise surveyed["error"]
+        listing: dict[str, ObjectInfo] = surveyed["listing"]
+        manifests, results = surveyed["tags"]
+        tag_paths = set(results)
         results.update(done)
         known = set(expected) | manifests.paths()
         choose = algorithm_chooser(expected, manifests, AVAILABLE)
-        tasks = [FileTask(p, listing[p].size, choose(p))
-                 for p in sorted(known & set(listing)) if p not in results]
-        before = self.scanner.bytes_read
-        for batch in self.scanner.scan(spec, location, uuid, tasks):
-            self.progress("bytes", done=self.scanner.bytes_read - before)
-            if not batch:
+        late = []
+        for path in sorted(known & set(listing)):
+            if path in results:
                 continue
-            for result in batch:
-                results[result.path] = result
-            outcome.files_read += len(batch)
-            outcome.bytes_read += sum(max(r.size, 0) for r in batch)
-            if run_id:
-                self._checkpoint(run_id, uuid, name, batch)
+            wanted = choose(path)
+            got = read.get(path)
+            if got is None or got.error or not set(wanted) <= set(got.digests):
+                late.append(FileTask(path, listing[path].size, wanted))
+        self._scan(spec, location, uuid, late, read, run_id)
+        results.update((p, r) for p, r in read.items() if p in listing and p not in results)
+        counted = [r for p, r in results.items() if p in tag_paths or (p in read and p in listing)]
+        outcome.files_read = len(counted)
+        outcome.bytes_read = sum(max(r.size, 0) for r in counted)
         outcome.files = len(known)
-        outcome.algorithms = tuple(sorted({a for t in tasks for a in t.algorithms}
+        outcome.algorithms = tuple(sorted({a for t in late for a in t.algorithms}
                                           | {a for r in results.values() for a in r.digests},
                                           key=lambda n: (n != "sha256", n)))
         outcome.findings = compare_full(expected, listing, results, manifests)
         outcome.outcome = "fail" if outcome.findings else "pass"
         if not listing:
             outcome.note = f"no copy of AIP {uuid} at {name}"
+
+    def _scan(self, spec: Any, location: Location, uuid: str, tasks: list[FileTask],
+              into: dict[str, FileResult], run_id: str | None) -> None:
+        """Read ``tasks`` (checkpointing each batch of results) into ``into``."""
+        if not tasks:
+            return
+        for batch in self.scanner.scan(spec, location, uuid, tasks):
+            self.progress("bytes", done=self.scanner.bytes_read - self._copy_start)
+            if not batch:
+                continue
+            for result in batch:
+                into[result.path] = result
+            if run_id:
+                self._checkpoint(run_id, uuid, spec.name, batch)
 
     def _read_tag_files(self, location: Location, uuid: str, listing: dict[str, ObjectInfo],
                         expected: dict[str, ExpectedFile]) -> tuple[Manifests, dict[str, FileResult]]:
@@ -492,6 +538,12 @@ class Auditor:
                 return None
             found.append(CheckOutcome.from_row(row))
         return found
+
+
+def _recorded(want: ExpectedFile) -> tuple[str, ...]:
+    """The algorithms the catalogue recorded for a file that hashlib has, sha256 first."""
+    return tuple(sorted(set(want.digests) & AVAILABLE or {"sha256"},
+                        key=lambda n: (n != "sha256", n)))
 
 
 def _read_small(stream: Any, algorithms: tuple[str, ...]) -> tuple[int, dict[str, str],

@@ -141,3 +141,24 @@ def test_reading_ahead_can_be_switched_off(sqlite_repo, cli, every_file, scanner
     [ahead] = every_file
     assert ahead.skipped_reason.startswith("switched off") and not ahead.entries
     assert _payload(scanner_reads)               # the scanner read the payload itself
+
+
+def test_a_manifest_algorithm_the_catalogue_lacks_is_read_too(repo, cli):
+    """Payload files are first read with the catalogue's algorithms, before the copy's
+    manifests are parsed; a manifest of another algorithm has its files read again with it."""
+    import hashlib
+
+    uuid = repo.uuids[0]
+    store = repo.store("a")
+    payload = [p for p in store.paths(uuid) if p.startswith("data/")]
+    lines = [f"{hashlib.md5(store.read(uuid, p)).hexdigest()}  {p}\n" for p in payload]
+    lines[0] = "0" * 32 + lines[0][32:]               # one entry that does not match
+    store.write(uuid, "manifest-md5.txt", "".join(lines).encode())
+    code, out = audit_json(cli, "--aip", uuid, "--location", "a", "--no-repair")
+    assert code == 1
+    [check] = out["checks"]
+    assert sorted((f["kind"], f["path"]) for f in check["findings"]) == [
+        ("manifest", payload[0]), ("untracked", "manifest-md5.txt")]
+    assert "md5" in check["algorithms"]
+    # each file counted once; the manifest unknown to the catalogue is read to be parsed
+    assert check["files_read"] == check["files"] + 1
