@@ -24,7 +24,13 @@ from policies.config import Settings
 from policies.errors import DanganError
 from policies.loader import LocationSpec
 from storage.fixity import readahead
-from storage.fixity.hashing import CHUNK, DEPTH, forget_cached_pages, hash_stream
+from storage.fixity.hashing import (
+    CHUNK,
+    DEPTH,
+    forget_cached_pages,
+    hash_descriptor,
+    hash_stream,
+)
 from storage.locations import Location, open_location
 
 PIPELINE_MIN = 4 * CHUNK      # files at least this large are read and hashed in parallel
@@ -69,8 +75,21 @@ class FileResult:
 
 def read_file(location: Location, uuid: str, task: FileTask, *, cold: bool,
               progress: ProgressFn | None = None) -> FileResult:
-    """Read one stored file through its algorithms; errors become the result's ``error``."""
+    """Read one stored file through its algorithms; errors become the result's ``error``.
+
+    A small file of a local location is read through its descriptor, a larger one (or any
+    other) through a stream."""
     try:
+        if task.size < PIPELINE_MIN:
+            fd = location.open_descriptor(uuid, task.path)
+            if fd is not None:
+                try:
+                    if cold and hasattr(os, "posix_fadvise"):
+                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    size, digests = hash_descriptor(fd, task.algorithms, progress)
+                finally:
+                    os.close(fd)
+                return FileResult(task.path, size, digests)
         with location.open(uuid, task.path) as stream:
             if cold:
                 forget_cached_pages(stream)

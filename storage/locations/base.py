@@ -164,6 +164,11 @@ class Location(ABC):
     def open(self, uuid: str, path: str, start: int = 0, end: int | None = None) -> BinaryIO:
         """A readable stream of one file's bytes, ``start`` to ``end`` (exclusive)."""
 
+    def open_descriptor(self, uuid: str, path: str) -> int | None:
+        """An OS file descriptor of one stored file, for reading many small files without a
+        stream object each (the caller closes it); None where files are not local."""
+        return None
+
     @abstractmethod
     def delete_aip(self, uuid: str) -> None:
         """Remove a copy (callers check retention first)."""

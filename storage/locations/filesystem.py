@@ -223,6 +223,20 @@ class FilesystemLocation(Location):
             return raw
         return LimitedReader(raw, max(0, end - start))  # type: ignore[return-value]
 
+    def open_descriptor(self, uuid: str, path: str) -> int | None:
+        target = self._file_name(uuid, path)
+        try:
+            # non-blocking: opening a FIFO must not wait for a writer (regular files ignore it)
+            fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{self.url_for(uuid, path)}: not found") from exc
+        except OSError as exc:
+            raise StorageError(f"{self.url_for(uuid, path)}: {exc.strerror}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StorageError(f"{self.url_for(uuid, path)}: not a regular file")
+        return fd
+
     def delete_aip(self, uuid: str) -> None:
         folder = self._aip_dir(uuid)
         if not folder.is_dir():

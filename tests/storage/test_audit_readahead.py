@@ -49,13 +49,18 @@ def every_file(monkeypatch):
 def scanner_reads(monkeypatch):
     """The stored files the scanner hashed itself (not taken from the read-ahead)."""
     names: list[str] = []
-    real = scan.hash_stream
+    real_stream, real_descriptor = scan.hash_stream, scan.hash_descriptor
 
-    def spy(stream, *args, **kwargs):
+    def stream_spy(stream, *args, **kwargs):
         names.append(str(getattr(stream, "name", stream)))
-        return real(stream, *args, **kwargs)
+        return real_stream(stream, *args, **kwargs)
 
-    monkeypatch.setattr(scan, "hash_stream", spy)
+    def descriptor_spy(fd, *args, **kwargs):
+        names.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_descriptor(fd, *args, **kwargs)
+
+    monkeypatch.setattr(scan, "hash_stream", stream_spy)
+    monkeypatch.setattr(scan, "hash_descriptor", descriptor_spy)
     return names
 
 

@@ -175,3 +175,21 @@ def test_workers_start_cleanly_while_other_threads_run(tmp_path, monkeypatch):
         stop.set()
     assert {r.path: r.digests["sha256"] for r in results} == {
         p: hashlib.sha256(d).hexdigest() for p, d in files.items()}
+
+
+def test_small_local_files_are_read_through_a_descriptor(tmp_path):
+    """The descriptor path gives the same digests and errors as a stream would, and refuses
+    what is not a regular file (a FIFO would block a stream's read)."""
+    data = os.urandom(5000)
+    _spec, location = _location(tmp_path, {"data/a.bin": data, "data/empty": b""})
+    uuid = "aip"
+    got = scan.read_file(location, uuid, FileTask("data/a.bin", 5000, ALGORITHMS), cold=True)
+    assert (got.size, got.digests, got.error) == (
+        5000, {a: hashlib.new(a, data).hexdigest() for a in ALGORITHMS}, None)
+    empty = scan.read_file(location, uuid, FileTask("data/empty", 0, ("sha256",)), cold=False)
+    assert (empty.size, empty.digests) == (0, {"sha256": hashlib.sha256(b"").hexdigest()})
+    missing = scan.read_file(location, uuid, FileTask("data/gone", 10, ("sha256",)), cold=False)
+    assert missing.size == -1 and missing.error.startswith("ObjectNotFound: ")
+    os.mkfifo(tmp_path / "store" / uuid / "data" / "fifo")
+    fifo = scan.read_file(location, uuid, FileTask("data/fifo", 10, ("sha256",)), cold=False)
+    assert fifo.size == -1 and "not a regular file" in fifo.error
