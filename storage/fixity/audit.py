@@ -410,11 +410,12 @@ class Auditor:
             except BaseException as exc:  # noqa: BLE001 - re-raised by the check
                 surveyed["error"] = exc
 
-        surveying = threading.Thread(target=survey, name="fixity-survey", daemon=True)
-        surveying.start()
         read: dict[str, FileResult] = {}
         early = [FileTask(p, want.size, _recorded(want)) for p, want in sorted(expected.items())
                  if not is_tag_file(p) and p not in done] if location.has_aip(uuid) else []
+        self.scanner.prepare(spec, uuid, early)     # workers are forked before the thread
+        surveying = threading.Thread(target=survey, name="fixity-survey", daemon=True)
+        surveying.start()
         try:
             self._scan(spec, location, uuid, early, read, run_id)
         finally:

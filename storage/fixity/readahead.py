@@ -87,6 +87,7 @@ class ReadAhead:
         self.skipped_reason: str | None = None
         self._stop = threading.Event()
         self._queue: list[Entry] = []
+        self._locations: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     # -- starting ----------------------------------------------------------------------------
@@ -151,12 +152,16 @@ class ReadAhead:
                                       key=lambda n: (n != "sha256", n)))
             wanted.append((file_path, algorithms))
         from policies import load_storage_policy
+        from storage.fixity import hashing
+        from storage.locations import open_location
 
+        hashing.hash_stream         # noqa: B018 - loaded now: after planning, no imports
         storage = load_storage_policy(self.settings)
         for name in copies:
             spec = storage.location(name)
             if not spec.url.startswith("file:"):
                 continue
+            self._locations[name] = open_location(spec, settings=self.settings)
             for file_path, algorithms in wanted:
                 entry = Entry(name, uuid, file_path, algorithms)
                 self.entries[(name, uuid, file_path)] = entry
@@ -195,18 +200,12 @@ class ReadAhead:
             return self._queue.pop(0) if self._queue and not self._stop.is_set() else None
 
     def _read_loop(self) -> None:
-        from policies import load_storage_policy
+        # imports nothing: a worker process may be forked while this thread runs
         from storage.fixity.hashing import forget_cached_pages, hash_stream
-        from storage.locations import open_location
 
-        storage = load_storage_policy(self.settings)
-        locations: dict[str, Any] = {}
         while (entry := self._next()) is not None:
             try:
-                if entry.location not in locations:
-                    locations[entry.location] = open_location(storage.location(entry.location),
-                                                              settings=self.settings)
-                with locations[entry.location].open(entry.uuid, entry.path) as stream:
+                with self._locations[entry.location].open(entry.uuid, entry.path) as stream:
                     identity = file_identity(os.fstat(stream.fileno()))
                     if self.cold:
                         forget_cached_pages(stream)

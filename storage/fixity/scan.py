@@ -173,6 +173,18 @@ def batches(tasks: Sequence[FileTask], max_files: int) -> list[list[FileTask]]:
     return groups
 
 
+#: names of the audit's own reading threads: they only hash open files, holding no lock that
+#: a forked worker would need (no logging, no imports, no catalogue connection)
+OWN_THREADS = ("fixity-read",)
+
+
+def _foreign_threads() -> list[threading.Thread]:
+    """Threads of this process other than the main one and the audit's own."""
+    main = threading.main_thread()
+    return [t for t in threading.enumerate()
+            if t is not main and not t.name.startswith(OWN_THREADS)]
+
+
 class Scanner:
     """Reads the files of stored copies, in-process or in worker processes.
 
@@ -213,29 +225,50 @@ class Scanner:
             uuid: the AIP.
             tasks: the files to read.
         """
-        ahead = readahead.active()
-        if ahead is not None:
-            claimed = {t.path: e for t in tasks
-                       if (e := ahead.lookup(spec.name, uuid, t.path)) is not None}
-            if claimed:
-                yield from self._scan_in_thread(
-                    location, uuid, [[t] for t in tasks if t.path in claimed],
-                    lambda group: [self._take_read_ahead(location, uuid, t, claimed[t.path])
-                                   for t in group])
-                tasks = [t for t in tasks if t.path not in claimed]
+        claimed = self._claimed(spec, uuid, tasks)
+        if claimed:
+            yield from self._scan_in_thread(
+                location, uuid, [[t] for t in tasks if t.path in claimed],
+                lambda group: [self._take_read_ahead(location, uuid, t, claimed[t.path])
+                               for t in group])
+            tasks = [t for t in tasks if t.path not in claimed]
         groups = batches(tasks, self.batch_files)
-        total = sum(t.size for t in tasks)
-        if self.workers == 1 or (total < INLINE_MAX_BYTES and len(tasks) < INLINE_MAX_FILES):
+        how = self._how(tasks)
+        if how == "inline":
             for group in groups:
                 yield self._read_group(location, uuid, group)
-            return
-        largest = max(t.size for t in tasks)
-        if total - largest < INLINE_MAX_BYTES and len(tasks) < INLINE_MAX_FILES:
+        elif how == "thread":
+            yield from self._scan_in_thread(location, uuid, groups)
+        else:
+            yield from self._scan_in_workers(spec, uuid, groups)
+
+    def prepare(self, spec: LocationSpec, uuid: str, tasks: Sequence[FileTask]) -> None:
+        """Start the worker processes now if :meth:`scan` of these tasks will use them: a
+        caller about to start threads of its own forks its workers first."""
+        claimed = self._claimed(spec, uuid, tasks)
+        if self._how([t for t in tasks if t.path not in claimed]) == "workers":
+            self._ensure_pool().submit(int).result()    # forks every worker (fork context)
+
+    @staticmethod
+    def _claimed(spec: LocationSpec, uuid: str,
+                 tasks: Sequence[FileTask]) -> dict[str, readahead.Entry]:
+        """The tasks' files that the read-ahead of this process was asked to read."""
+        ahead = readahead.active()
+        if ahead is None:
+            return {}
+        return {t.path: e for t in tasks
+                if (e := ahead.lookup(spec.name, uuid, t.path)) is not None}
+
+    def _how(self, tasks: Sequence[FileTask]) -> str:
+        """Where tasks are read: ``inline`` (this thread), ``thread`` or ``workers``."""
+        total = sum(t.size for t in tasks)
+        if self.workers == 1 or (total < INLINE_MAX_BYTES and len(tasks) < INLINE_MAX_FILES):
+            return "inline"
+        if total - max(t.size for t in tasks) < INLINE_MAX_BYTES and len(tasks) < INLINE_MAX_FILES:
             # one file holds nearly all the bytes: its digest is one stream that no second
             # core can share, so starting workers would only add their start-up
-            yield from self._scan_in_thread(location, uuid, groups)
-            return
-        yield from self._scan_in_workers(spec, uuid, groups)
+            return "thread"
+        return "workers"
 
     def _read_group(self, location: Location, uuid: str,
                     group: list[FileTask]) -> list[FileResult]:
@@ -315,8 +348,12 @@ class Scanner:
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # fork is cheapest; with other threads running (a web server, a test server) a
-            # fork could copy a lock some thread holds, so workers come from a forkserver
-            if threading.active_count() == 1:
+            # fork could copy a lock some thread holds, so workers come from a forkserver.
+            # The audit's reading threads (see OWN_THREADS) take no lock a worker uses.
+            ahead = readahead.active()
+            if ahead is not None:
+                ahead.planned.wait()        # its imports are done once it has planned
+            if not _foreign_threads():
                 context = multiprocessing.get_context("fork")
             else:
                 context = multiprocessing.get_context("forkserver")

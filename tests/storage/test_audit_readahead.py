@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,28 @@ def test_a_manifest_algorithm_the_catalogue_lacks_is_read_too(repo, cli):
     assert "md5" in check["algorithms"]
     # each file counted once; the manifest unknown to the catalogue is read to be parsed
     assert check["files_read"] == check["files"] + 1
+
+
+def test_workers_are_forked_before_the_listing_thread_starts(repo, monkeypatch):
+    """Workers come from a plain fork (not a forkserver, a new interpreter each) when only
+    the audit's own threads run: the pool is started before the thread listing the copy."""
+    from storage.fixity import Auditor, AuditRequest
+
+    monkeypatch.setattr(scan, "INLINE_MAX_FILES", 2)      # the sample's AIPs go to workers
+    methods = []
+    real = scan.Scanner._ensure_pool
+
+    def ensure_pool(self):
+        surveying = any(t.name == "fixity-survey" for t in threading.enumerate())
+        foreign = bool(scan._foreign_threads())        # e.g. a server thread of another test
+        pool = real(self)
+        methods.append((surveying, pool._mp_context.get_start_method(), foreign))
+        return pool
+
+    monkeypatch.setattr(scan.Scanner, "_ensure_pool", ensure_pool)
+    uuid = repo.uuids[0]
+    with Auditor(repo.settings) as auditor:
+        result = auditor.run(AuditRequest("full", uuid, "a", repair=False))
+    assert [c.outcome for c in result.checks] == ["pass"]
+    assert methods and not any(surveying for surveying, _m, _f in methods)
+    assert all(method == "fork" for _s, method, foreign in methods if not foreign)
