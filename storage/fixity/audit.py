@@ -230,8 +230,8 @@ class Auditor:
         """Run (or resume) an audit and apply the repair policy to what it finds bad."""
         started = time.monotonic()
         ahead = readahead.active()
-        if ahead is not None:       # the run's time includes what was read ahead for it
-            started = min(started, ahead.started)
+        if ahead is not None and ahead.planned.wait(60) and ahead.entries:
+            started = min(started, ahead.started)   # includes what was read ahead for it
         with self.exclusive():
             auditlog.record_policy_changes(self.catalogue, self.settings, request.actor)
             request = self._resolve(request)
