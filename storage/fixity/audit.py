@@ -16,7 +16,6 @@ import hashlib
 import os
 import signal
 import socket
-import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
@@ -56,7 +55,7 @@ from storage.fixity.records import (
     record_check,
 )
 from storage.fixity import readahead
-from storage.fixity.scan import FileResult, FileTask, Scanner
+from storage.fixity.scan import FileResult, FileTask, Scanner, worker_location
 from storage.fixity.schedule import Plan, plan_copies
 from storage.locations import ExpectedFile, Location, ObjectInfo, open_location
 
@@ -347,10 +346,7 @@ class Auditor:
         return outcome
 
     def _listing(self, location: Location, uuid: str) -> dict[str, ObjectInfo]:
-        try:
-            return {info.path: info for info in location.list_files(uuid)}
-        except ObjectNotFound:
-            return {}
+        return list_copy(location, uuid)
 
     def _quick(self, outcome: CheckOutcome, expected: dict[str, ExpectedFile]) -> None:
         location = self.location(outcome.location)
@@ -389,8 +385,9 @@ class Auditor:
         """Read every file of the copy and compare.
 
         The payload files the catalogue names are handed to the scanner at once, with the
-        catalogue's algorithms, while a thread lists the copy and reads its tag files (the
-        listing of 20,000 files takes as long as reading a good part of them). Then every
+        catalogue's algorithms; when worker processes read them, one of the workers lists
+        the copy and reads its tag files meanwhile (the listing of 20,000 files takes as
+        long as reading a good part of them). Then every
         listed file that was not read, or was read without an algorithm its manifests use,
         is read; results for files the listing does not show are left out (those files are
         missing).
@@ -399,31 +396,19 @@ class Auditor:
         spec, location = self.storage.location(name), self.location(name)
         done = self._checkpointed(run_id, uuid, name) if run_id else {}
         outcome.files_resumed = len(done)
-        surveyed: dict[str, Any] = {}
         self._copy_start = self.scanner.bytes_read
-
-        def survey() -> None:
-            try:
-                listing = self._listing(location, uuid)
-                surveyed["listing"] = listing
-                surveyed["tags"] = self._read_tag_files(location, uuid, listing, expected)
-            except BaseException as exc:  # noqa: BLE001 - re-raised by the check
-                surveyed["error"] = exc
-
         read: dict[str, FileResult] = {}
         early = [FileTask(p, want.size, _recorded(want)) for p, want in sorted(expected.items())
                  if not is_tag_file(p) and p not in done] if location.has_aip(uuid) else []
-        self.scanner.prepare(spec, uuid, early)     # workers are forked before the thread
-        surveying = threading.Thread(target=survey, name="fixity-survey", daemon=True)
-        surveying.start()
-        try:
+        tags = {p: want for p, want in expected.items() if is_tag_file(p)}
+        if self.scanner.prepare(spec, uuid, early):
+            # a worker lists the copy and parses its manifests while the others read
+            surveying = self.scanner.submit(survey_in_worker, spec, uuid, tags)
             self._scan(spec, location, uuid, early, read, run_id)
-        finally:
-            surveying.join()
-        if "error" in surveyed:
-            raise surveyed["error"]
-        listing: dict[str, ObjectInfo] = surveyed["listing"]
-        manifests, results = surveyed["tags"]
+            listing, (manifests, results) = surveying.result()
+        else:
+            listing, (manifests, results) = survey_copy(location, uuid, tags)
+            self._scan(spec, location, uuid, early, read, run_id)
         tag_paths = set(results)
         results.update(done)
         known = set(expected) | manifests.paths()
@@ -463,33 +448,6 @@ class Auditor:
                 into[result.path] = result
             if run_id:
                 self._checkpoint(run_id, uuid, spec.name, batch)
-
-    def _read_tag_files(self, location: Location, uuid: str, listing: dict[str, ObjectInfo],
-                        expected: dict[str, ExpectedFile]) -> tuple[Manifests, dict[str, FileResult]]:
-        """Hash the copy's tag files and parse its manifests, in one read of each.
-
-        Tag files are a few KB; they are read again when an interrupted check resumes,
-        because the manifests' entries are compared with every payload file.
-        """
-        manifests = Manifests({}, {})
-        results: dict[str, FileResult] = {}
-        for path in sorted(p for p in listing if is_tag_file(p)):
-            kind = manifest_algorithm(path)
-            if path not in expected and kind is None and path not in ("bagit.txt", "bag-info.txt"):
-                continue            # an unknown top-level file: untracked, not read
-            algorithms = tuple(sorted(set(expected[path].digests) & AVAILABLE)) \
-                if path in expected else ("sha256",)
-            try:
-                with location.open(uuid, path) as stream:
-                    size, digests, content = _read_small(stream, algorithms or ("sha256",))
-            except (StorageError, OSError) as exc:
-                results[path] = FileResult(path, -1, {}, f"{type(exc).__name__}: {exc}")
-                continue
-            results[path] = FileResult(path, size, digests)
-            if kind is not None and content is not None:
-                entries = parse_manifest(content.decode("utf-8", errors="replace"))
-                (manifests.tag if kind[0] == "tag" else manifests.payload)[kind[1]] = entries
-        return manifests, results
 
     def _checkpoint(self, run_id: str, uuid: str, location: str, batch: list[FileResult]) -> None:
         with self.catalogue.session() as s:
@@ -539,6 +497,56 @@ class Auditor:
                 return None
             found.append(CheckOutcome.from_row(row))
         return found
+
+
+def list_copy(location: Location, uuid: str) -> dict[str, ObjectInfo]:
+    """What a copy holds (path -> ObjectInfo); empty when the copy is not there."""
+    try:
+        return {info.path: info for info in location.list_files(uuid)}
+    except ObjectNotFound:
+        return {}
+
+
+def survey_copy(location: Location, uuid: str, tags: dict[str, ExpectedFile]) -> tuple[
+        dict[str, ObjectInfo], tuple[Manifests, dict[str, FileResult]]]:
+    """A copy's listing, and its tag files read and parsed (``tags``: the catalogue's tag
+    files of the AIP)."""
+    listing = list_copy(location, uuid)
+    return listing, read_tag_files(location, uuid, listing, tags)
+
+
+def survey_in_worker(spec: Any, uuid: str, tags: dict[str, ExpectedFile]) -> tuple[
+        dict[str, ObjectInfo], tuple[Manifests, dict[str, FileResult]]]:
+    """:func:`survey_copy` in a worker process of the scanner (its own connection)."""
+    return survey_copy(worker_location(spec), uuid, tags)
+
+
+def read_tag_files(location: Location, uuid: str, listing: dict[str, ObjectInfo],
+                   expected: dict[str, ExpectedFile]) -> tuple[Manifests, dict[str, FileResult]]:
+    """Hash the copy's tag files and parse its manifests, in one read of each.
+
+    Tag files are a few KB; they are read again when an interrupted check resumes,
+    because the manifests' entries are compared with every payload file.
+    """
+    manifests = Manifests({}, {})
+    results: dict[str, FileResult] = {}
+    for path in sorted(p for p in listing if is_tag_file(p)):
+        kind = manifest_algorithm(path)
+        if path not in expected and kind is None and path not in ("bagit.txt", "bag-info.txt"):
+            continue            # an unknown top-level file: untracked, not read
+        algorithms = tuple(sorted(set(expected[path].digests) & AVAILABLE)) \
+            if path in expected else ("sha256",)
+        try:
+            with location.open(uuid, path) as stream:
+                size, digests, content = _read_small(stream, algorithms or ("sha256",))
+        except (StorageError, OSError) as exc:
+            results[path] = FileResult(path, -1, {}, f"{type(exc).__name__}: {exc}")
+            continue
+        results[path] = FileResult(path, size, digests)
+        if kind is not None and content is not None:
+            entries = parse_manifest(content.decode("utf-8", errors="replace"))
+            (manifests.tag if kind[0] == "tag" else manifests.payload)[kind[1]] = entries
+    return manifests, results
 
 
 def _recorded(want: ExpectedFile) -> tuple[str, ...]:

@@ -135,12 +135,17 @@ def _flush_count(amount: int | None = None) -> None:
             counter.value += amount
 
 
-def _worker_batch(spec: LocationSpec, uuid: str, tasks: list[FileTask],
-                  cold: bool) -> list[list[Any]]:
+def worker_location(spec: LocationSpec) -> Location:
+    """In a worker process: the location of ``spec``, opened once per worker."""
     locations = _WORKER["locations"]
     if spec not in locations:
         locations[spec] = open_location(spec, fsync=False, settings=_WORKER["settings"])
-    location = locations[spec]
+    return locations[spec]
+
+
+def _worker_batch(spec: LocationSpec, uuid: str, tasks: list[FileTask],
+                  cold: bool) -> list[list[Any]]:
+    location = worker_location(spec)
     # plain lists travel back to the parent faster than dataclass instances
     try:
         return [read_file(location, uuid, task, cold=cold, progress=_count).to_row()
@@ -242,12 +247,19 @@ class Scanner:
         else:
             yield from self._scan_in_workers(spec, uuid, groups)
 
-    def prepare(self, spec: LocationSpec, uuid: str, tasks: Sequence[FileTask]) -> None:
-        """Start the worker processes now if :meth:`scan` of these tasks will use them: a
-        caller about to start threads of its own forks its workers first."""
+    def prepare(self, spec: LocationSpec, uuid: str, tasks: Sequence[FileTask]) -> bool:
+        """Whether :meth:`scan` of these tasks will use worker processes; if so they are
+        started now (forked before the caller starts threads of its own)."""
         claimed = self._claimed(spec, uuid, tasks)
-        if self._how([t for t in tasks if t.path not in claimed]) == "workers":
-            self._ensure_pool().submit(int).result()    # forks every worker (fork context)
+        if self._how([t for t in tasks if t.path not in claimed]) != "workers":
+            return False
+        self._ensure_pool().submit(int).result()    # forks every worker (fork context)
+        return True
+
+    def submit(self, func: Callable[..., Any], *args: Any) -> Future:
+        """Run ``func(*args)`` in a worker process (module-level function; see
+        :func:`worker_location` for the location of a spec there)."""
+        return self._ensure_pool().submit(func, *args)
 
     @staticmethod
     def _claimed(spec: LocationSpec, uuid: str,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -170,28 +169,45 @@ def test_a_manifest_algorithm_the_catalogue_lacks_is_read_too(repo, cli):
     assert check["files_read"] == check["files"] + 1
 
 
-def test_workers_are_forked_before_the_listing_thread_starts(repo, monkeypatch):
-    """Workers come from a plain fork (not a forkserver, a new interpreter each) when only
-    the audit's own threads run: the pool is started before the thread listing the copy."""
+def test_a_worker_lists_the_copy_while_the_others_read(repo, monkeypatch, tmp_path):
+    """With worker processes, the listing and the manifests come from a worker (forked, not
+    from a forkserver, when no other thread runs), and the check is the same."""
     from storage.fixity import Auditor, AuditRequest
+    from storage.fixity import audit
 
     monkeypatch.setattr(scan, "INLINE_MAX_FILES", 2)      # the sample's AIPs go to workers
     methods = []
-    real = scan.Scanner._ensure_pool
+    real_pool = scan.Scanner._ensure_pool
 
     def ensure_pool(self):
         if self._pool is not None:
-            return real(self)
-        surveying = any(t.name == "fixity-survey" for t in threading.enumerate())
+            return real_pool(self)
         foreign = bool(scan._foreign_threads())        # e.g. a server thread of another test
-        pool = real(self)
-        methods.append((surveying, pool._mp_context.get_start_method(), foreign))
+        pool = real_pool(self)
+        methods.append((pool._mp_context.get_start_method(), foreign))
         return pool
 
+    real_survey = audit.survey_in_worker
+    where = tmp_path / "surveyed-in"
+
+    def survey_in_worker(*args):
+        where.write_text(str(os.getpid()))
+        return real_survey(*args)
+
+    # sent to the worker by name, as the module's own function is
+    survey_in_worker.__module__, survey_in_worker.__qualname__ = audit.__name__, "survey_in_worker"
     monkeypatch.setattr(scan.Scanner, "_ensure_pool", ensure_pool)
+    monkeypatch.setattr(audit, "survey_in_worker", survey_in_worker)
+    store = repo.store("a")
     uuid = repo.uuids[0]
+    damaged = payload_file(store, uuid)
+    flip_byte(store, uuid, damaged)
     with Auditor(repo.settings) as auditor:
         result = auditor.run(AuditRequest("full", uuid, "a", repair=False))
-    assert [c.outcome for c in result.checks] == ["pass"]
-    assert methods and not any(surveying for surveying, _m, _f in methods)
-    assert all(method == "fork" for _s, method, foreign in methods if not foreign)
+    [check] = result.checks
+    assert [(f.path, f.kind) for f in check.findings] == [(damaged, "changed")]
+    assert check.files_read == check.files
+    [(method, foreign)] = methods
+    if not foreign:        # a forked worker runs the spy; a forkserver's imports its own
+        assert method == "fork"
+        assert int(where.read_text()) != os.getpid()
