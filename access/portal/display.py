@@ -14,6 +14,8 @@ from flask import Flask, current_app
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
+from access.portal.event_text import event_text
+
 FACET_FIELDS = {"category": "jzfp_category", "retention": "retention_period",
                 "household_type": "household_type", "poverty_causes": "poverty_causes",
                 "level": "aggregation_level"}
@@ -229,5 +231,5 @@ def init_app(app: Flask) -> None:
         copy_status_name=lambda s: _(COPY_STATUS_NAMES.get(s, s)),
         repair_name=lambda s: _(REPAIR_NAMES.get(s, s or "")),
         check_outcome_name=lambda o: _(OUTCOME_NAMES.get(o, o or "—")),
-        facet_value=facet_value, mask_numbers=_mask_numbers,
+        facet_value=facet_value, mask_numbers=_mask_numbers, event_text=event_text,
     )

@@ -153,7 +153,7 @@ SCHEMAS: dict[str, Any] = {
             "purpose": {"type": "string"},
             "status": {
                 "type": "string",
-                "enum": ["pending", "granted", "refused", "revoked", "expired"],
+                "enum": ["pending", "granted", "refused", "revoked", "expired", "withdrawn"],
             },
             "expires_at": {"type": "string", "nullable": True},
         },
