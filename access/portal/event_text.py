@@ -55,6 +55,13 @@ _RULES: list[Rule] = [(re.compile(p + r"\Z", re.S), t) for p, t in [
      r"OCR 识别 \2 个文件共 \1 页（\3，语言模型 \4）"),
     (r"texts kept in the catalogue \(derived_texts\)", "文本存于目录库（derived_texts）"),
     (r"(.+): pages ([\d,]+)", r"\1：第 \2 页"),
+    (r"(.+): OCR queued as a text job", r"\1：已排队等待 OCR"),
+    (r"(.+): OCR of (\d+) page\(s\) queued as a text job", r"\1：\2 页已排队等待 OCR"),
+    (r"(.+): (\d+) page\(s\) without a text layer not read: (.*)",
+     r"\1：\2 页没有文字层，未读取（\3）"),
+    (r"(.+): no text extractor for (.*)", r"\1：没有适用于 \2 的文本提取程序"),
+    (r"(.+): no legible text", r"\1：未识别出文字"),
+    (r"(.+): OCR is switched off \(\[fulltext\] ocr = false\)", r"\1：OCR 已关闭（[fulltext] ocr = false）"),
     # fixity checks (storage/fixity/records.py)
     (r"full check: every byte re-read and hashed", "全量校验：每个字节重新读取并计算摘要"),
     (r"quick check \(not a fixity check\): presence, size and stored checksum, no bytes read",
