@@ -112,7 +112,7 @@ def test_the_requester_withdraws_a_pending_request(portal, holding):
     statuses = {r["id"]: r["status"]
                 for r in researcher.get("/api/v1/requests").get_json()["requests"]}
     assert statuses == {first: "withdrawn", second: "pending"}
-    row = re.search(rf"<tr><td>{first}</td>.*?</tr>", body, re.S).group()
+    row = re.search(rf"<tr><td>#{first}</td>.*?</tr>", body, re.S).group()
     assert "已撤回" in row and "withdrawn" not in row and "/withdraw" not in row
     # a second withdrawal, or a decision on it, is refused with a message
     again = researcher.post(f"/requests/{first}/withdraw", follow_redirects=True)
