@@ -54,7 +54,7 @@ def test_the_page_lists_the_operations_in_chinese(client_for):
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "接口文档" in html
     assert 'href="/api/v1/openapi.json"' in html
-    rows = re.findall(r"<tr><td><code>(GET|POST)</code></td>.*?</tr>", html, re.S)
+    rows = re.findall(r"<tr><td><code>(GET|POST)</code> .*?</tr>", html, re.S)
     assert len(rows) == 14
     assert "提交查档申请" in html and "须登录，并附 CSRF 令牌" in html
     if SWAGGER_UI.exists():
@@ -71,7 +71,7 @@ def test_the_page_says_when_swagger_ui_is_absent(client_for, monkeypatch, tmp_pa
     html = client_for("public").get("/api-docs").get_data(as_text=True)
     assert 'id="swagger-ui-missing"' in html and "make apidocs" in html
     assert "swagger-ui-bundle.js" not in html and 'id="swagger-ui"' not in html
-    assert len(re.findall(r"<tr><td><code>(GET|POST)</code></td>", html)) == 14
+    assert len(re.findall(r"<tr><td><code>(GET|POST)</code> ", html)) == 14
 
 
 @pytest.mark.parametrize("role", ["public", "researcher"])
