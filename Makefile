@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DANGAN_HOME ?= $(CURDIR)/dangan-home
 PYTEST_ARGS ?=
 
-.PHONY: demo test fuzz venv install install-test bench clean viewer
+.PHONY: demo test fuzz venv install install-test bench clean viewer apidocs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,10 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-install: venv viewer
+install: venv viewer apidocs
 	$(BIN)/pip install -q -e .
 
-install-test: venv viewer
+install-test: venv viewer apidocs
 	$(BIN)/pip install -q -e '.[test]'
 
 # the record pages' image viewer (IIIF), OpenSeadragon from the npm registry, pinned: npm pack
@@ -36,6 +36,23 @@ $(VIEWER)/openseadragon.min.js:
 	  mv package/build/openseadragon/openseadragon.min.js package/build/openseadragon/images \
 	     package/LICENSE.txt . && rm -rf package openseadragon-$(OSD_VERSION).tgz; \
 	else echo "npm not found: the IIIF viewer (OpenSeadragon) is not installed"; fi
+
+# the rendered API documentation (/api-docs): Swagger UI from the npm registry, pinned and
+# checked like the viewer. Not committed; without it the page lists the operations itself
+# and says Swagger UI is missing.
+SWAGGER_UI_VERSION := 5.35.0
+APIDOCS := access/portal/static/vendor/swagger-ui
+apidocs: $(APIDOCS)/swagger-ui-bundle.js
+
+$(APIDOCS)/swagger-ui-bundle.js:
+	@if command -v npm >/dev/null; then \
+	  rm -rf $(APIDOCS) && mkdir -p $(APIDOCS) && cd $(APIDOCS) && \
+	  npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && \
+	  tar xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz package/LICENSE package/NOTICE \
+	      package/swagger-ui-bundle.js package/swagger-ui.css && \
+	  mv package/swagger-ui-bundle.js package/swagger-ui.css package/LICENSE package/NOTICE . && \
+	  rm -rf package swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz; \
+	else echo "npm not found: the API documentation browser (Swagger UI) is not installed"; fi
 
 DEMO_PASSWORD ?= dangan-demo-2026
 # the formats make demo migrates after ingest: DOC, DOCX, XLS (LibreOffice), TIFF (Pillow)

@@ -75,7 +75,7 @@ class AccessRequest(Base):
     aip_uuid: Mapped[str] = mapped_column(String(36), index=True)
     item_key: Mapped[str | None] = mapped_column(String(32))
     purpose: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16))  # pending | granted | refused | revoked
+    status: Mapped[str] = mapped_column(String(16))  # pending | granted | refused | revoked | withdrawn
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -178,6 +178,7 @@ class Rules:
     public_facets: tuple[str, ...] = (
         "category",
         "year",
+        "date",
         "retention",
         "level",
         "formats",

@@ -769,6 +769,29 @@ class AccessService:
             )
         return next(x for x in self.requests(reader) if x["id"] == request_id)
 
+    def withdraw_request(self, reader: r.Reader, request_id: int) -> dict[str, Any]:
+        """The requester takes back a 查档申请 still pending (状态 已撤回); audited.
+
+        Raises:
+            NotFoundError: no such request, or not the reader's own (others' requests are
+                not told apart from missing ones).
+            UsageError: the request was already decided or withdrawn.
+        """
+        if reader.username is None:
+            raise Forbidden("sign in to withdraw a request")
+        with self.catalogue.session() as s:
+            row = s.get(AccessRequest, request_id)
+            if row is None or row.username != reader.username:
+                raise NotFoundError(f"no access request {request_id} of {reader.username}")
+            if row.status != "pending":
+                raise UsageError(f"access request {request_id} is {row.status}: only a "
+                                 "pending request can be withdrawn")
+            row.status, row.decided_by, row.decided_at = "withdrawn", reader.actor, r.utcnow()
+            self.catalogue.append_audit(s, reader.actor, "access-withdrawn", row.aip_uuid,
+                                        {"request": row.id, "user": row.username,
+                                         "item": row.item_key})
+        return next(x for x in self.requests(reader) if x["id"] == request_id)
+
     # -- 开放审核 ---------------------------------------------------------------------------
     def record_decision(
         self,

@@ -54,6 +54,15 @@ def _year(fields: dict[str, Any]) -> int | None:
     return None
 
 
+def _day(fields: dict[str, Any]) -> str | None:
+    """A record's full date as ``YYYY-MM-DD`` (``20161012`` or ``2016-10-12`` in ``date``);
+    None when it has only a year or none."""
+    digits = str(fields.get("date") or "").replace("-", "")[:8]
+    if len(digits) == 8 and digits.isdigit():
+        return f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"
+    return None
+
+
 def describe(unit: Unit, analysis: Analysis, transfer_label: str, records: RecordSet,
              policies: Policies, aip_uuid: str, content: Mapping[str, str] | None = None,
              names: frozenset[str] = frozenset()) -> Description:
@@ -219,6 +228,7 @@ def _documents(items: list[Item], unit: Unit, analysis: Analysis, item_of: dict[
             "level": item.level,
             "category": fields.get("jzfp_category"),
             "year": _year(fields),
+            "date": _day(fields),     # the 年度 order within a year (not a facet of its own)
             "retention": fields.get("retention_period"),
             "county": village[:6] or None, "township": village[:9] or None,
             "village": village or None,

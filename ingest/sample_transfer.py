@@ -97,6 +97,9 @@ class SampleSummary:
     total_bytes: int
     defects: list[tuple[str, str]] = field(default_factory=list)
     sheet: Path | None = None
+    places: dict[str, str] = field(default_factory=dict)
+    """Codes of the county, its (fictional) townships and villages the transfer uses ->
+    their names (``dangan sample-transfer`` adds them to the home's place table)."""
 
 
 # ------------------------------------------------------------------- vocabularies
@@ -1849,4 +1852,14 @@ def _generate(out: Path, households: int, seed: int, kinds: list[str], fonds: st
     return SampleSummary(out=out, households=households,
                          item_count=sum(it.in_sheet for it in plan.items), file_count=len(files),
                          total_bytes=sum(p.stat().st_size for p in files),
-                         defects=list(plan.applied), sheet=sheet)
+                         defects=list(plan.applied), sheet=sheet, places=_places(villages))
+
+
+def _places(villages: list[_Village]) -> dict[str, str]:
+    """The county's, townships' and villages' names by code (行政区划代码)."""
+    county = _county()
+    out = {county.code: county.name}
+    for v in villages:
+        out[v.code[:9]] = v.township
+        out[v.code] = v.name
+    return out

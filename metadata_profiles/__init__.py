@@ -17,6 +17,7 @@ _API = {
     **dict.fromkeys(("CodeForm", "CodeRules", "CodeTemplate", "FieldSpec", "Profile",
                      "ProfileError", "Term", "Vocabulary", "available_profiles",
                      "load_profile", "normalise_heading", "parse_profile"), "loader"),
+    **dict.fromkeys(("PlacesError", "add_places", "load_places", "place_name"), "places"),
     **dict.fromkeys(("Finding", "RecordResult", "Validator", "finding", "mask_value",
                      "rule_code"), "validate"),
 }

@@ -171,20 +171,36 @@ def search_command(
     per_page: int,
     as_role: str,
 ) -> int:
-    """Search the holdings: words, "phrases", field:value (year:2016, category:02)."""
+    """Search the holdings: words, "phrases", field:value (year:2016, category:02).
+
+    A full ID number (18 digits) searched by staff finds the records holding it by its
+    keyed hash, as the portal does (the number is stored only encrypted); every such look-up
+    is recorded in the audit log with the number masked.
+    """
     from access import plain
     from access.rules import Reader
+    from metadata_profiles import mask_id_number, normalise_id_number
 
     reader = Reader(
         as_role, f"cli-{os.environ.get('USER', 'operator')}" if as_role != "public" else None
     )
+    text = " ".join(query)
+    by_id = None
+    if normalise_id_number(text.strip()) is not None:
+        if reader.staff:
+            from access.services import AccessService
+
+            by_id = AccessService(settings, columnar=False).find_by_id_number(reader, text)
+        else:
+            click.echo("an ID number is looked up by staff only (--as archivist, auditor or "
+                       "admin); searching it as words finds nothing", err=True)
     # one question: plain SQL when the catalogue allows (no ORM), else the access services
-    result = plain.search(settings, reader, " ".join(query), page=page, per_page=per_page)
+    result = plain.search(settings, reader, text, page=page, per_page=per_page)
     if result is plain.NOT_HERE:
         from access.services import AccessService
 
         service = AccessService(settings, columnar=False)  # SQL, no columns
-        result = service.search(reader, " ".join(query), page=page, per_page=per_page)
+        result = service.search(reader, text, page=page, per_page=per_page)
     hits = result.hits if result else []
     if as_json:
         click.echo(
@@ -204,12 +220,19 @@ def search_command(
                         for h in hits
                     ],
                     "facets": result.facets if result else {},
+                    **({"id_number_matches": by_id} if by_id is not None else {}),
                 },
                 ensure_ascii=False,
                 indent=2,
             )
         )
         return 0
+    if by_id is not None:
+        click.echo(f"ID number {mask_id_number(text)}: {len(by_id)} record(s) hold it "
+                   "(look-up audited)")
+        for match in by_id:
+            click.echo(f"{match['aip']}  {match['archival_code'] or '-'}  {match['level'] or ''}"
+                       f"  ({match['item'] or 'AIP'}, field {match['field']})")
     click.echo(f"{result.total if result else 0} hits")
     for hit in hits:
         snippet = re.sub(

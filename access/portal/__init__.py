@@ -93,7 +93,7 @@ def create_app(
 
     views.init_app(app)
     for blueprint in (auth.bp, search.bp, records.bp, labels.bp, dashboard.bp, api.bp,
-                      appraisal.bp, oai.bp, iiif.bp):
+                      api.docs, appraisal.bp, oai.bp, iiif.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(oai.bp)   # OAI-PMH harvesters may POST; the endpoint changes nothing
     from access.portal import display, fixity

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, request, url_for
+from pathlib import Path
+
+from flask import Blueprint, abort, jsonify, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 
 from access import labels as lab
@@ -21,6 +23,9 @@ from access.services import Forbidden
 from policies import DanganError, NotFoundError, UsageError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+docs = Blueprint("apidocs", __name__)
+SWAGGER_UI = Path(__file__).with_name("static") / "vendor" / "swagger-ui" / "swagger-ui-bundle.js"
+"""Swagger UI, brought from the npm registry by ``make apidocs`` (not committed)."""
 
 
 def _call(func, *args, **kwargs):
@@ -44,6 +49,22 @@ def _body() -> dict[str, Any]:
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document())
+
+
+@docs.get("/api-docs")
+def docs_page():
+    """The API documentation: Swagger UI over the OpenAPI document when it is installed;
+    always the operations listed by the page itself (who may call them, in Chinese)."""
+    document = openapi_document()
+    operations = [
+        {"method": method.upper(), "path": path, "summary": op.get("x-summary-zh") or op["summary"],
+         "login": {} not in op.get("security", [{}]),
+         "csrf": any("csrf" in s for s in op.get("security", []))}
+        for path, ops in document["paths"].items() for method, op in ops.items()
+    ]
+    return render_template("api_docs.html", operations=operations, info=document["info"],
+                           base=document["servers"][0]["url"],
+                           swagger_ui=SWAGGER_UI.exists())
 
 
 @bp.get("/me")
@@ -218,4 +239,4 @@ def dashboard_figures():
     return jsonify(dashboard.figures())
 
 
-__all__ = ["bp", "DanganError"]
+__all__ = ["bp", "docs", "DanganError"]

@@ -14,6 +14,8 @@ from flask import Flask, current_app
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
+from access.portal.event_text import event_text
+
 FACET_FIELDS = {"category": "jzfp_category", "retention": "retention_period",
                 "household_type": "household_type", "poverty_causes": "poverty_causes",
                 "level": "aggregation_level"}
@@ -153,6 +155,8 @@ def field_value(name: str, value: Any, profile: str | None = None) -> Markup:
     if name in ("date", "open_date", "retention_expiry", "monitoring_identified_date",
                 "risk_eliminated_date") and value not in (None, ""):
         return escape(day(value))
+    if name in PLACE_FIELDS and value not in (None, ""):
+        return place(value, PLACE_FIELDS[name], full=True)
     return coded(name, value, profile)
 
 
@@ -194,9 +198,39 @@ def facet_value(facet: str, value: Any) -> Markup:
     if facet == "year":
         return escape(f"{value}年")
     if facet in REGION_FACETS:
-        return Markup('<span class="term" title="{}">{}</span>').format(
-            _(REGION_FACETS[facet]), str(value))
+        return place(value, REGION_FACETS[facet])
     return escape(str(value))
+
+
+PLACE_FIELDS = {"village_code": "村级行政区划代码", "county_code": "县级行政区划代码",
+                "township_code": "乡级行政区划代码", "region_code": "行政区划代码"}
+"""Record fields holding an administrative code, shown by the place's name."""
+
+
+def place_name(code: Any, full: bool = False) -> str | None:
+    """The name of an administrative code from the place table (the shipped one under the
+    home's ``places.yaml``); with ``full``, the county's and township's names before it."""
+    from metadata_profiles import PlacesError, place_name as named
+
+    try:
+        return named(str(code), current_app.extensions["dangan"]["settings"].home, full=full)
+    except PlacesError:
+        current_app.logger.exception("the place table cannot be read")
+        return None
+
+
+def place(code: Any, kind: str = "行政区划代码", full: bool = False) -> Markup:
+    """A code by its place's name, the full name and the code in a tooltip (``<span
+    title="大通回族土族自治县河西镇上庄村 · 村级行政区划代码 630121100201">上庄村</span>``);
+    a code the table does not know as it is, its kind in the tooltip."""
+    if code is None or code == "":
+        return Markup("—")
+    name = place_name(code, full)
+    if name is None:
+        return Markup('<span class="term code" title="{}">{}</span>').format(_(kind), str(code))
+    whole = place_name(code, True)
+    tip = f"{whole} · {_(kind)} {code}" if whole != name else f"{_(kind)} {code}"
+    return Markup('<span class="term" title="{}">{}</span>').format(tip, name)
 
 
 def _mask_numbers(text: str) -> str:
@@ -229,5 +263,7 @@ def init_app(app: Flask) -> None:
         copy_status_name=lambda s: _(COPY_STATUS_NAMES.get(s, s)),
         repair_name=lambda s: _(REPAIR_NAMES.get(s, s or "")),
         check_outcome_name=lambda o: _(OUTCOME_NAMES.get(o, o or "—")),
-        facet_value=facet_value, mask_numbers=_mask_numbers,
+        facet_value=facet_value, mask_numbers=_mask_numbers, event_text=event_text,
+        place=place,
+        named_places=lambda pairs: [(place_name(c) or c, n) for c, n in pairs],
     )

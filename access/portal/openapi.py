@@ -153,7 +153,7 @@ SCHEMAS: dict[str, Any] = {
             "purpose": {"type": "string"},
             "status": {
                 "type": "string",
-                "enum": ["pending", "granted", "refused", "revoked", "expired"],
+                "enum": ["pending", "granted", "refused", "revoked", "expired", "withdrawn"],
             },
             "expires_at": {"type": "string", "nullable": True},
         },
@@ -221,6 +221,53 @@ def _search_parameters() -> list[dict[str, Any]]:
         for f in FACET_FIELDS
     ]
     return params
+
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "session": {
+        "type": "apiKey", "in": "cookie", "name": "session",
+        "description": "the portal's session cookie, set by signing in at /login",
+    },
+    "csrf": {
+        "type": "apiKey", "in": "header", "name": "X-CSRFToken",
+        "description": "the csrf_token of GET /me; every POST carries it",
+    },
+}
+OPTIONAL = [{}, {"session": []}]
+"""Open to anyone; signed in, the caller sees what their role and grants allow."""
+LOGIN = [{"session": []}]
+LOGIN_POST = [{"session": [], "csrf": []}]
+
+SUMMARIES_ZH = {
+    ("get", "/me"): "当前用户：角色、权限、查档授权和 CSRF 令牌",
+    ("get", "/search"): "检索调用者有权看到的档案（含结果数和分面）",
+    ("get", "/aips/{uuid}"): "调用者可见的 AIP（档案信息包）",
+    ("get", "/aips/{uuid}/versions"): "AIP 的版本历史：各版本的日期、操作者、原因和变更",
+    ("get", "/aips/{uuid}/items/{key}"): "一条著录条目（件或户卷）",
+    ("get", "/households/{uuid}"): "户卷及其卷内文件",
+    ("get", "/aips/{uuid}/files/{path}"): "下载文件（支持断点续传）",
+    ("get", "/aips/{uuid}/dip"): "调用者可见内容的 DIP（zip）",
+    ("get", "/requests"): "查档申请：本人的，档案管理员可见全部",
+    ("post", "/requests"): "提交查档申请",
+    ("post", "/requests/{id}/decision"): "批准（设有效期）或拒绝查档申请",
+    ("post", "/decisions"): "记录开放审核决定",
+    ("get", "/labels/{token}"): "解析扫描到的二维码标签",
+    ("get", "/dashboard"): "馆藏、接收、格式和固定性统计",
+}
+"""The operations' summaries in Chinese (``x-summary-zh``), for the portal's API page."""
+
+
+def _secure(paths: dict[str, Any]) -> None:
+    """Each operation's ``security``: a session for those behind the login (and the CSRF
+    header for a POST), an optional one for the rest; its Chinese summary."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            statuses = operation.get("responses", {})
+            if "401" in statuses:
+                operation["security"] = LOGIN_POST if method == "post" else LOGIN
+            else:
+                operation["security"] = OPTIONAL
+            operation["x-summary-zh"] = SUMMARIES_ZH.get((method, path), operation["summary"])
 
 
 def openapi_document() -> dict[str, Any]:
@@ -378,6 +425,7 @@ def openapi_document() -> dict[str, Any]:
             }
         },
     }
+    _secure(paths)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -389,5 +437,5 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/api/v1"}],
         "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     }

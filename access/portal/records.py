@@ -176,6 +176,21 @@ def decide_request(request_id: int):
     return redirect(url_for("records.requests_page"))
 
 
+@bp.post("/requests/<int:request_id>/withdraw")
+@login_required
+def withdraw_request(request_id: int):
+    """The requester takes back a pending 查档申请."""
+    try:
+        service().withdraw_request(reader(), request_id)
+    except NotFoundError:
+        abort(404)
+    except UsageError:
+        flash(_("只有待审批的申请可以撤回。"), "error")
+    else:
+        flash(_("查档申请 #%(n)s 已撤回。", n=request_id))
+    return redirect(url_for("records.requests_page"))
+
+
 @bp.post("/aip/<uuid>/decision")
 @requires("record-decisions")
 def record_decision(uuid: str):

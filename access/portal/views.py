@@ -33,6 +33,7 @@ STATUS_NAMES = {
     "refused": "已拒绝",
     "revoked": "已撤销",
     "expired": "已过期",
+    "withdrawn": "已撤回",
     "": "全部",
 }
 

@@ -40,6 +40,7 @@ import numpy as np
 from sqlalchemy import text
 
 from access.search.base import CACHE_MIB
+from access.search.facets import day_key
 from access.search.query import FACET_FIELDS, Query
 from storage.index import normalise, term_tokens
 
@@ -100,14 +101,13 @@ class _Facets:
 
     def __init__(self) -> None:
         self.columns = {name: _Column() for name in FACET_FIELDS}
-        self.years = array("i")
+        self.days = array("i")     # the 年度 order's key (access.search.facets.day_key)
         self.entries = 0
 
     def add(self, facets: dict[str, Any]) -> int:
         for name, column in self.columns.items():
             column.add(facets.get(name))
-        year = str(facets.get("year") or "")
-        self.years.append(int(year) if year.isdigit() else 0)
+        self.days.append(day_key(facets))
         self.entries += 1
         return self.entries - 1
 
@@ -765,9 +765,9 @@ class ColumnIndex:
         if sort == "code":
             keys = self._rank()[positions]
         elif sort == "date":
-            years = joined([np.frombuffer(c.facets.years, dtype=np.int32)[c.entries]
-                            for c in chosen])
-            keys = np.where(years > 0, -years, 0)
+            days = joined([np.frombuffer(c.facets.days, dtype=np.int32)[c.entries]
+                           for c in chosen])
+            keys = -days
         else:
             keys = scores
         chosen_at = self._top(keys, positions, ids, start + per_page)[start:]

@@ -35,7 +35,7 @@ from sqlalchemy import func, inspect, select, text
 
 from access.search.base import Hit, SearchEngine, SearchError, SearchResult
 from access.search.embedded import masked_snippet
-from access.search.facets import facet_list
+from access.search.facets import day_key, facet_list
 from access.search.query import FACET_FIELDS, Query
 from policies import ConfigError, Settings
 from storage.catalogue import models as m
@@ -179,11 +179,13 @@ def _json(value: Any) -> Any:
 def es_document(row: Any) -> dict[str, Any]:
     """The Elasticsearch source of one catalogue search document (with its access view)."""
     facets = _json(row["facets"])
-    year = str(facets.get("year") or "")
+    day = day_key(facets)
     return {
         "aip_uuid": row["aip_uuid"], "item_key": row["item_key"],
         "archival_code": row["archival_code"], "seq": row["id"],
-        "year": int(year) if year.isdigit() else None,
+        # the 年度 order's key, YYYYMMDD (YYYY0000: the year only); indexes built before
+        # it held the year alone: `dangan reindex` brings them to this order
+        "year": day or None,
         "title": row["title"], "text": row["text"], "facets": facets,
         "control": row.get("control"), "open_date": row.get("open_date"),
         "pii_level": row.get("pii_level"), "public_title": row.get("public_title"),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from access.rules import mask_numbers
 from metadata_profiles.idnumbers import MAX_SPAN
 from access.search.base import CACHE_MIB, Hit, SearchEngine, SearchResult
-from access.search.facets import facet_list
+from access.search.facets import day_key, facet_list
 from access.search.query import FACET_FIELDS, Query
 from storage.catalogue import reading
 
@@ -29,15 +29,14 @@ from storage.index import normalise, term_tokens
 SNIPPET_CHARS = 80
 
 
-def _year_key(row: dict[str, Any]) -> tuple[int, int]:
-    year = (_json(row["facets"]) or {}).get("year")
-    return (-int(year) if str(year or "").isdigit() else 0, row["id"])
+def _date_key(row: dict[str, Any]) -> tuple[int, int]:
+    return (-day_key(_json(row["facets"]) or {}), row["id"])
 
 
 _ORDER = {
     "relevance": lambda r: (r["score"], r["id"]),
     "code": lambda r: (r["archival_code"] or "\uffff", r["id"]),
-    "date": _year_key,
+    "date": _date_key,
 }
 
 

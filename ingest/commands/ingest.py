@@ -240,4 +240,12 @@ def sample_transfer_command(out: Path, households: int, seed: int, defects: tupl
                f"{summary.total_bytes} bytes")
     for kind, what in summary.defects:
         click.echo(f"  defect {kind}: {what}")
+    settings = click.get_current_context().find_root().obj
+    home = getattr(settings, "home", None)
+    if home is not None and Path(home).is_dir() and summary.places:
+        from metadata_profiles import add_places
+
+        path = add_places(home, summary.places)
+        click.echo(f"  place names of its county, townships and villages ({len(summary.places)}) "
+                   f"added to {path}")
     return 0

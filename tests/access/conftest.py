@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from holdings import HOUSEHOLDS, PASSWORD, build_transfer, served_settings  # noqa: E402
+from holdings import HOUSEHOLDS, PASSWORD, PLACES, build_transfer, served_settings  # noqa: E402
 
 from policies import Settings, load_settings  # noqa: E402
 
@@ -56,6 +56,9 @@ def holding(tmp_path_factory: pytest.TempPathFactory) -> Holding:
     folder = root / "home"
     folder.mkdir()
     settings = load_settings(folder, environ={})
+    from metadata_profiles import add_places
+
+    add_places(folder, PLACES)       # the fictional township and villages of the holding
     transfer = build_transfer(root / "transfer")
     uuids = _ingest(settings, transfer)
     service = AccessService(settings)

@@ -309,6 +309,10 @@ def build_transfer(root: Path) -> Path:
     return root
 
 
+#: the names of the holding's township and villages (the home's place table)
+PLACES = {"630121100": "河西镇", "630121100201": "上庄村", "630121100202": "下庄村"}
+
+
 #: texts no researcher may ever see: ID numbers, heads' names, health details, phones
 SECRETS = (
     [h.id_number for h in HOUSEHOLDS]

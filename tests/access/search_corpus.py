@@ -61,20 +61,26 @@ def build_corpus(aips: int = 40, seed: int = 11) -> list[tuple[str, list[SearchD
                                _facets("户卷", None, village, household, causes, []))]
         for i in range(1, rng.randint(3, 6)):
             year = None if (a + i) % 17 == 0 else rng.choice([2014, 2015, 2016, 2017, 2018])
+            # a full date for most documents (the 年度 order within a year), the year alone
+            # for some (drawn apart, so the rest of the corpus stays as it was)
+            days = random.Random(seed * 100_003 + a * 17 + i)
+            day = (f"{year}-{days.randint(1, 12):02d}-{days.randint(1, 28):02d}"
+                   if year and (a + i) % 5 else None)
             kind = rng.choice(DOC_TYPES)
             text = "\n".join([name, kind, rng.choice(MEASURES), rng.choice(EXTRA),
                               f"{year or ''}0520", f"{i:03d}-{kind}.pdf"])
             formats = [rng.choice(["fmt/17", "fmt/43", "fmt/412"])]
             docs.append(SearchDocument(f"item-{i:03d}", f"{code}-{i:03d}" if code else None,
                                        f"{name}{kind}", text,
-                                       _facets("件", year, village, household, causes, formats)))
+                                       _facets("件", year, village, household, causes, formats,
+                                               day)))
         out.append((aip, docs))
     return out
 
 
 def _facets(level: str, year: int | None, village: str, household: str, causes: list[str],
-            formats: list[str]) -> dict[str, Any]:
-    facets = {"level": level, "category": "02", "year": year,
+            formats: list[str], day: str | None = None) -> dict[str, Any]:
+    facets = {"level": level, "category": "02", "year": year, "date": day,
               "retention": "Y" if level == "户卷" or (year or 0) % 2 else "D30",
               "county": village[:6], "township": village[:9], "village": village,
               "household_type": household, "poverty_causes": causes, "formats": formats}
@@ -116,8 +122,15 @@ def reference_search(corpus: list[CorpusDoc], query: Query, sort: str,
     if sort == "code":
         found.sort(key=lambda d: (d.doc.archival_code or "\uffff", d.seq))
     elif sort == "date":
-        found.sort(key=lambda d: (-int(d.doc.facets["year"]) if d.doc.facets.get("year")
-                                  else 0, d.seq))
+        # newest first by the full date; a document with the year alone after the dated
+        # ones of its year; one without a year last
+        def newest(d: CorpusDoc) -> tuple[int, int]:
+            day = str(d.doc.facets.get("date") or "").replace("-", "")
+            year = str(d.doc.facets.get("year") or "")
+            key = int(day) if day else int(year) * 10000 if year else 0
+            return (-key, d.seq)
+
+        found.sort(key=newest)
     counts: dict[str, Counter] = {name: Counter() for name in FACET_FIELDS}
     for d in found:
         for name in FACET_FIELDS:

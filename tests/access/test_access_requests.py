@@ -12,6 +12,12 @@ from sqlalchemy import select, update
 PDF = "data/objects/{}/001-贫困户申请书.pdf".format(HOUSEHOLDS[0].code)
 
 
+def _text(html: str) -> str:
+    import re
+
+    return re.sub(r"<[^>]+>", " ", html)
+
+
 def _get(client, url):
     response = client.get(url)
     response.get_data()
@@ -82,6 +88,49 @@ def test_refuse_and_revoke(portal, holding):
         r["id"]: r["status"] for r in researcher.get("/api/v1/requests").get_json()["requests"]
     }
     assert statuses == {first: "refused", second: "revoked"}
+
+
+def test_the_requester_withdraws_a_pending_request(portal, holding):
+    """A button with a confirmation on the requests list; 已撤回 in Chinese; audited; only
+    the requester's own pending request; the archivist can no longer decide it."""
+    import re
+
+    from storage.catalogue import Catalogue
+    from storage.catalogue.models import AuditEntry
+
+    researcher, other, archivist = (portal.test_client() for _ in range(3))
+    portal.test_login(researcher, "researcher", username="scholar3")
+    portal.test_login(other, "researcher", username="scholar4")
+    portal.test_login(archivist, "archivist", username="keeper3")
+    for _ in range(2):
+        researcher.post(f"/aip/{holding.restricted}/request", data={"purpose": "撤回测试"})
+    first, second = sorted(
+        r["id"] for r in researcher.get("/api/v1/requests").get_json()["requests"])
+    page = researcher.get("/requests").get_data(as_text=True)
+    form = re.search(rf'<form[^>]*action="/requests/{first}/withdraw".*?</form>', page, re.S)
+    assert form and "data-confirm" in form.group() and "撤回" in form.group()
+    # others' requests: not theirs to withdraw, and no button on the archivist's list
+    assert other.post(f"/requests/{first}/withdraw").status_code == 404
+    assert f"/requests/{first}/withdraw" not in archivist.get("/requests").get_data(as_text=True)
+    answer = researcher.post(f"/requests/{first}/withdraw", follow_redirects=True)
+    body = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and f"#{first} 已撤回" in body
+    statuses = {r["id"]: r["status"]
+                for r in researcher.get("/api/v1/requests").get_json()["requests"]}
+    assert statuses == {first: "withdrawn", second: "pending"}
+    row = re.search(rf"<tr><td>#{first}</td>.*?</tr>", body, re.S).group()
+    assert "已撤回" in _text(row) and "withdrawn" not in _text(row) and "/withdraw" not in row
+    # a second withdrawal, or a decision on it, is refused with a message
+    again = researcher.post(f"/requests/{first}/withdraw", follow_redirects=True)
+    assert "只有待审批的申请可以撤回" in again.get_data(as_text=True)
+    archivist.post(f"/requests/{first}", data={"decision": "grant", "days": "7"})
+    assert {r["id"]: r["status"] for r in researcher.get("/api/v1/requests").get_json()[
+        "requests"]}[first] == "withdrawn"
+    assert "已撤回" in researcher.get("/requests?status=withdrawn").get_data(as_text=True)
+    with Catalogue.open(holding.settings).session() as s:
+        entries = [e for e in s.scalars(select(AuditEntry).where(
+            AuditEntry.actor == "scholar3", AuditEntry.action == "access-withdrawn"))]
+    assert len(entries) == 1 and entries[0].object == holding.restricted
 
 
 def test_request_needs_a_purpose_and_an_account(client_for, holding):

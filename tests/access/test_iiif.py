@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import threading
 from datetime import date
@@ -301,6 +302,12 @@ def test_viewer_loads_the_manifest_in_chromium(server, scans):
             page.wait_for_timeout(500)
             page.locator("section.iiif").screenshot(path="/tmp/iiif-viewer.png")
             assert not errors, errors
+            # the caption: the page's title, its number and the access in Chinese, never
+            # the record's folder name or a tier code
+            page.wait_for_selector("#iiif-status:has-text('全文可见')", timeout=10_000)
+            caption = page.inner_text("#iiif-status")
+            assert "合作社帮扶协议扫描件第1页" in caption and "第 1 / 2 页" in caption, caption
+            assert not re.search(r"\b(open|content|masked|listed)\b", caption), caption
         finally:
             browser.close()
     assert any(u.endswith(f"/iiif/{opened}/manifest") for u in requests)

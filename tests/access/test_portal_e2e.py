@@ -145,6 +145,13 @@ def _vocabulary_codes() -> tuple[set[str], set[str]]:
     return codes, names
 
 
+def _place_codes(home: Path) -> set[str]:
+    """The county, township and village codes the holding's place table names."""
+    from metadata_profiles import load_places
+
+    return {code for code in load_places(home) if len(code) >= 6}
+
+
 def _raw_words(text: str, words: set[str]) -> list[str]:
     """The ``words`` standing alone in ``text`` (not inside a 档号, a date or a digest)."""
     import re
@@ -162,7 +169,8 @@ def _shots_dir(artifacts: Path) -> Path:
     return folder
 
 
-def _check_page(page, role: str, width: int, name: str, shots: Path, problems: list[str]) -> None:
+def _check_page(page, role: str, width: int, name: str, shots: Path, problems: list[str],
+                places: set[str] = frozenset()) -> None:
     codes, names = _vocabulary_codes()
     text = page.inner_text("body")
     # event details are the preservation tools' own (English) notes: codes are not looked
@@ -179,6 +187,12 @@ def _check_page(page, role: str, width: int, name: str, shots: Path, problems: l
         problems.append(f"{where}: raw codes in field tables {found}")
     if found := _raw_words(text, names):
         problems.append(f"{where}: English field names {found}")
+    # places by name: no county, township or village code the place table names stands
+    # alone where the portal itself labels things (the records' own text may quote one)
+    labelled = " ".join(page.locator(
+        ".facets, .facts, .filter, table.fields, table.meta, figure").all_inner_texts())
+    if found := _raw_words(labelled, places):
+        problems.append(f"{where}: bare place codes {found}")
     if width < 500:
         scroll, inner = page.evaluate(
             "[document.documentElement.scrollWidth, window.innerWidth]")
@@ -198,16 +212,20 @@ def _check_page(page, role: str, width: int, name: str, shots: Path, problems: l
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("role", WALKERS)
 def test_every_role_walks_the_portal(server, browser, holding, artifacts, role, width):
-    """Search, a facet, a record, a household, requests, labels, the dashboard, the fixity
-    page, 403 and 404: in Chinese labels (no vocabulary code, no English field name), and at
-    390 px without a horizontal scroll bar, the navigation inside the header."""
+    """Search, a facet, a record, a record's files, the IIIF viewer, the API page, a
+    household, requests, labels, the dashboard, the fixity page, 403 and 404: in Chinese
+    labels (no vocabulary code, no English field name, no bare place code), and at 390 px
+    without a horizontal scroll bar (the files table fits), the navigation inside the
+    header."""
     shots = _shots_dir(artifacts)
     context = browser.new_context(locale="zh-CN", viewport={"width": width, "height": 900})
     page = context.new_page()
     problems: list[str] = []
     if role != "public":
         _login(page, server, role)
-    seen = lambda name: _check_page(page, role, width, name, shots, problems)  # noqa: E731
+    places = _place_codes(holding.settings.home)
+    seen = lambda name: _check_page(page, role, width, name, shots, problems,  # noqa: E731
+                                    places)
 
     page.goto(f"{server}/search?q=扶贫")
     assert "条结果" in page.inner_text(".summary")
@@ -227,6 +245,36 @@ def test_every_role_walks_the_portal(server, browser, holding, artifacts, role, 
         page.click(".hit a.title >> nth=0")
         page.wait_for_load_state()
         seen("record")
+    # a record page with its files table (every role sees the opened county documents')
+    page.goto(f"{server}/aip/{holding.general}")
+    assert page.locator("table.files tr").count() > 1
+    if width < 500:
+        table = page.locator("table.files").bounding_box()
+        if table["x"] + table["width"] > width + 1:
+            problems.append(f"{role} files table @{width}: {table['width']} px wide")
+        links = page.locator("table.files a:has-text('下载') >> nth=0").bounding_box()
+        if links is None or links["x"] + links["width"] > width:
+            problems.append(f"{role} files table @{width}: the download link is off screen")
+    seen("record-files")
+    # the household volume's record page: its photo in the IIIF viewer for staff (the others
+    # see it masked, without files)
+    page.goto(f"{server}/aip/{holding.opened}")
+    if page.locator("#iiif-viewer").count():
+        page.wait_for_selector("#iiif-viewer[data-loaded]", timeout=30_000)
+        page.wait_for_selector("#iiif-status:has-text('·')", timeout=10_000)
+        caption = page.inner_text("#iiif-status")
+        if found := _raw_words(caption, {"open", "content", "masked", "listed"}):
+            problems.append(f"{role} iiif caption @{width}: raw tier {found}")
+    elif role in ("archivist", "admin"):
+        assert page.locator("section.iiif").count() == 1     # the viewer, or its notice
+    seen("iiif")
+    answer = page.goto(f"{server}/api-docs")
+    assert answer.status == 200 and page.locator("table.operations tr").count() == 15
+    if page.locator("#swagger-ui").count():
+        page.wait_for_selector("#swagger-ui[data-loaded] .opblock", timeout=30_000)
+    else:
+        assert "未安装" in page.inner_text("#swagger-ui-missing")
+    seen("api-docs")
     answer = page.goto(f"{server}/household/{holding.opened}")
     if answer.status == 200:
         seen("household")
