@@ -269,7 +269,7 @@ def test_a_font_with_postscript_outlines_is_passed_over_not_a_500(monkeypatch, a
 
     cff = sorted(glob.glob("/usr/share/fonts/opentype/noto/NotoSansCJK*.ttc"))
     if not cff:
-        pytest.skip("no CFF-outline CJK font here (Debian package fonts-noto-cjk)")
+        pytest.skip("no CFF-outline CJK font here: apt-get install fonts-noto-cjk")
     assert labels._loadable_font(cff[0]) is None
     monkeypatch.setattr(labels, "FONT_CANDIDATES", (cff[0],))
     monkeypatch.setattr(labels, "_LOADED", {})
