@@ -12,6 +12,7 @@ Every finished copy check is recorded as it finishes (see :mod:`storage.fixity.r
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import signal
@@ -551,8 +552,13 @@ def read_tag_files(location: Location, uuid: str, listing: dict[str, ObjectInfo]
 
 def _recorded(want: ExpectedFile) -> tuple[str, ...]:
     """The algorithms the catalogue recorded for a file that hashlib has, sha256 first."""
-    return tuple(sorted(set(want.digests) & AVAILABLE or {"sha256"},
-                        key=lambda n: (n != "sha256", n)))
+    return _usable(tuple(want.digests))
+
+
+@functools.lru_cache(maxsize=64)
+def _usable(names: tuple[str, ...]) -> tuple[str, ...]:
+    # called for every file of an AIP, with a handful of distinct name tuples
+    return tuple(sorted(set(names) & AVAILABLE or {"sha256"}, key=lambda n: (n != "sha256", n)))
 
 
 def _read_small(stream: Any, algorithms: tuple[str, ...]) -> tuple[int, dict[str, str],
