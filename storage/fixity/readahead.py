@@ -136,8 +136,10 @@ class ReadAhead:
             if uuid is None:
                 self.skipped_reason = f"no single AIP {self.aip}"
                 return
+            # the copies an audit of the AIP checks (storage.fixity.schedule: stored AIPs)
             copies = [name for (name,) in connection.execute(
-                "SELECT location FROM copies WHERE aip_uuid = ? ORDER BY location", (uuid,))
+                "SELECT c.location FROM copies c JOIN aips a ON a.uuid = c.aip_uuid "
+                "WHERE c.aip_uuid = ? AND a.status = 'UPLOADED' ORDER BY c.location", (uuid,))
                 if self.location_name in (None, name)]
             files = connection.execute(
                 "SELECT path, digests FROM files WHERE aip_uuid = ? AND size >= ? "
