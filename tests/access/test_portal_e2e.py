@@ -209,6 +209,38 @@ def _check_page(page, role: str, width: int, name: str, shots: Path, problems: l
     page.screenshot(path=str(shots / f"{role}-{name}-{width}.png"), full_page=True)
 
 
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__danganViolation([e.violatedDirective, e.blockedURI || "inline",
+                            e.sourceFile + ":" + e.lineNumber, e.sample].join(" "));
+});
+"""
+
+
+def _watch_console(context, page) -> list[str]:
+    """What the browser complains of on the pages of ``context``: console errors, uncaught
+    script errors and Content-Security-Policy violations (each with the page's address).
+    A page asked for on purpose with an error status (403, 404) logs that status as a
+    console error; that one message is not a complaint."""
+    complaints: list[str] = []
+
+    def console(message) -> None:
+        if message.type != "error":
+            return
+        where = message.location.get("url", "")
+        if "Failed to load resource" in message.text and where == page.url:
+            return                              # the 403/404 page itself, asked for
+        complaints.append(f"console error on {page.url}: {message.text} ({where})")
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: complaints.append(f"script error on {page.url}: {error}"))
+    context.expose_binding(
+        "__danganViolation",
+        lambda source, text: complaints.append(f"CSP violation on {source['page'].url}: {text}"))
+    context.add_init_script(_CSP_LISTENER)
+    return complaints
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("role", WALKERS)
 def test_every_role_walks_the_portal(server, browser, holding, artifacts, role, width):
@@ -220,12 +252,16 @@ def test_every_role_walks_the_portal(server, browser, holding, artifacts, role, 
     shots = _shots_dir(artifacts)
     context = browser.new_context(locale="zh-CN", viewport={"width": width, "height": 900})
     page = context.new_page()
+    complaints = _watch_console(context, page)
     problems: list[str] = []
     if role != "public":
         _login(page, server, role)
     places = _place_codes(holding.settings.home)
-    seen = lambda name: _check_page(page, role, width, name, shots, problems,  # noqa: E731
-                                    places)
+
+    def seen(name: str) -> None:
+        _check_page(page, role, width, name, shots, problems, places)
+        problems.extend(f"{role} {name} @{width}: {c}" for c in complaints)
+        complaints.clear()
 
     page.goto(f"{server}/search?q=扶贫")
     assert "条结果" in page.inner_text(".summary")
@@ -308,4 +344,5 @@ def test_every_role_walks_the_portal(server, browser, holding, artifacts, role, 
     seen("404")
     assert page.request.get(f"{server}/favicon.ico").ok
     context.close()
+    problems.extend(f"{role} @{width}: {c}" for c in complaints)
     assert not problems, "\n".join(problems)
