@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from html import escape
 
@@ -14,15 +16,58 @@ def _fmt(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
+_FONT_PX = 12
+"""The charts' text size (portal.css ``svg.chart text``): labels are wrapped by it."""
+
+
+def _text_width(text: str) -> float:
+    """The width of ``text`` at the charts' size, estimated on the wide side: CJK and other
+    full-width characters one em, the rest 0.62 em (capital Latin letters are about that)."""
+    return sum(_FONT_PX if unicodedata.east_asian_width(c) in "WF" else _FONT_PX * 0.62
+               for c in text)
+
+
+def wrap_label(text: str, width: float) -> list[str]:
+    """``text`` in lines no wider than ``width`` px: broken after spaces, hyphens and
+    slashes where it can be, inside a run of letters only where a run is too wide itself.
+    Every character is kept (the spaces broken at excepted)."""
+    lines: list[str] = []
+    line = ""
+    for piece in re.findall(r"[^\s\-/]*[\-/]|[^\s\-/]+\s*|\s+", text):
+        if _text_width(line + piece.rstrip()) <= width:
+            line += piece
+            continue
+        if line.strip():
+            lines.append(line.rstrip())
+        line = ""
+        for char in piece:                      # a piece wider than a line on its own
+            if _text_width(line + char) > width and line.strip():
+                lines.append(line.rstrip())
+                line = ""
+            line += char
+    if line.strip() or not lines:
+        lines.append(line.rstrip())
+    return lines
+
+
 def bar_chart(
     data: Sequence[tuple[str, float]], title: str, width: int = 520, unit: str = "",
-    links: Sequence[str] | None = None,
+    links: Sequence[str] | None = None, label_width: int = 150, stacked: bool = False,
 ) -> Markup:
     """Horizontal bars, one per (label, value), largest scale = the largest value; with
-    ``links`` each bar and its label lead to that address (a search of what it counts)."""
+    ``links`` each bar and its label lead to that address (a search of what it counts).
+    Labels sit left of their bars in ``label_width``, or with ``stacked`` above them across
+    the chart (for long names: the chart can be narrow and so stays legible on a phone).
+    A label too wide for its room wraps onto more lines, whole; its tooltip is the whole
+    name too. Each label's ``data-right`` is where its room ends (tests measure it)."""
     data = list(data)[:20]
-    row, label_w, top = 22, 150, 28
-    height = top + row * max(len(data), 1) + 10
+    line_h, top = 14, 28
+    label_w = 0 if stacked else label_width
+    room = width - 8 if stacked else label_w - 8
+    wrapped = [wrap_label(str(label), room) for label, _ in data]
+    rows = ([line_h * len(lines) + 24 for lines in wrapped] if stacked
+            else [max(22, line_h * len(lines) + 8) for lines in wrapped])
+    height = top + sum(rows) + 10 if data else top + 32
     peak = max((v for _, v in data), default=0) or 1
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
@@ -31,26 +76,37 @@ def bar_chart(
         f'<text x="0" y="16" class="chart-title">{escape(title)}</text>',
     ]
     span = width - label_w - 70
-    for i, (label, value) in enumerate(data):
-        y = top + i * row
+    y = top
+    for i, ((label, value), lines, row) in enumerate(zip(data, wrapped, rows)):
         bar = max(1.0, span * value / peak) if value else 0
         link = links[i] if links and i < len(links) else None
+        if stacked:                 # the label's lines, then the bar below them
+            x, anchor, first = 0, "start", y + 12
+            middle = y + line_h * len(lines) + 9
+        else:                       # the lines centred beside the bar
+            middle = y + row / 2
+            x, anchor = label_w - 6, "end"
+            first = middle - line_h * (len(lines) - 1) / 2 + 4
         if link:
             parts.append(f'<a href="{escape(link)}">')
+        spans = "".join(
+            f'<tspan x="{x}" y="{first + n * line_h:.1f}">{escape(text)}</tspan>'
+            for n, text in enumerate(lines))
+        parts.append(f'<text class="bar-label" text-anchor="{anchor}" '
+                     f'data-right="{width if stacked else label_w}"><title>{escape(str(label))}'
+                     f"</title>{spans}</text>")
         parts.append(
-            f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">'
-            f"{escape(str(label))[:22]}</text>"
-        )
-        parts.append(
-            f'<rect x="{label_w}" y="{y + 3}" width="{bar:.1f}" height="{row - 7}" '
+            f'<rect x="{label_w}" y="{middle - 7.5:.1f}" width="{bar:.1f}" height="15" '
             f'fill="{PALETTE[i % len(PALETTE)]}"><title>{escape(str(label))}: '
             f"{_fmt(value)}{escape(unit)}</title></rect>"
         )
         parts.append(
-            f'<text x="{label_w + bar + 5:.1f}" y="{y + 15}">{_fmt(value)}{escape(unit)}</text>'
+            f'<text x="{label_w + bar + 5:.1f}" y="{middle + 4:.1f}">'
+            f"{_fmt(value)}{escape(unit)}</text>"
         )
         if link:
             parts.append("</a>")
+        y += row
     if not data:
         parts.append(f'<text x="{label_w}" y="{top + 15}">—</text>')
     parts.append("</svg>")

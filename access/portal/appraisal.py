@@ -12,9 +12,25 @@ import io
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, \
     send_file, url_for
 
+from flask_babel import gettext as _, pgettext
+
+from access.portal.i18n import N_, NP_
 from access.portal.views import reader, requires, service
 
 bp = Blueprint("appraisal", __name__)
+
+STORAGE_LABELS = (
+    NP_("鉴定", "草拟"), NP_("鉴定", "待批准"), NP_("鉴定", "已批准"), NP_("鉴定", "已退回"),
+    NP_("鉴定", "执行中"), NP_("鉴定", "已执行"), NP_("鉴定", "销毁"),
+    NP_("鉴定", "延长至定期10年"), NP_("鉴定", "延长至定期30年"), NP_("鉴定", "转为永久"),
+    NP_("鉴定", "继续审查"), NP_("鉴定", "开放"), NP_("鉴定", "控制"),
+)
+"""The labels :mod:`storage.appraisal` gives a batch's state and an entry's decision
+(``STATUS_LABELS``, ``DECISION_LABELS``): the pages show them through ``pgettext("鉴定", …)``
+(a batch is 已批准 "approved", an access request 已批准 "granted")."""
+OUTCOME_NAMES = {"pending": N_("待执行"), "done": N_("已执行"), "deferred": N_("暂缓"),
+                 "held": N_("冻结")}
+"""An entry's execution outcome."""
 
 
 @bp.get("/appraisal")
@@ -37,7 +53,7 @@ def batch_page(batch_id: str):
         summary = batch_summary(service().catalogue, batch_id)
     except NotFoundError:
         abort(404)
-    return render_template("appraisal_batch.html", batch=summary)
+    return render_template("appraisal_batch.html", batch=summary, outcome_names=OUTCOME_NAMES)
 
 
 @bp.post("/appraisal/<batch_id>/decision")
@@ -51,15 +67,15 @@ def decide_batch(batch_id: str):
     try:
         if decision == "approve":
             appraisal.approve(catalogue, batch_id, reader().username)
-            flash("已批准", "ok")
+            flash(pgettext("鉴定", "已批准"), "ok")
         elif decision == "reject":
             appraisal.reject(catalogue, batch_id, reader().username,
                              request.form.get("reason", ""))
-            flash("已退回", "ok")
+            flash(pgettext("鉴定", "已退回"), "ok")
         else:
             abort(400)
     except DanganError as exc:
-        flash(f"未能办理：{exc}", "error")
+        flash(_("未能办理：%(why)s", why=exc), "error")
     return redirect(url_for("appraisal.batch_page", batch_id=batch_id))
 
 

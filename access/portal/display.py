@@ -12,6 +12,8 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_babel import gettext as _
+
+from access.portal.i18n import N_
 from markupsafe import Markup, escape
 
 from access.portal.event_text import event_text
@@ -22,31 +24,33 @@ FACET_FIELDS = {"category": "jzfp_category", "retention": "retention_period",
 """Search facet -> the profile field whose vocabulary labels its values."""
 
 EVENT_NAMES = {
-    "ingestion": "接收入库", "validation": "验证", "format identification": "格式识别",
-    "message digest calculation": "摘要计算", "virus check": "病毒检查",
-    "fixity check": "固定性检查", "replication": "复制", "deletion": "删除", "repair": "修复",
-    "normalization": "格式转换", "migration": "格式迁移", "metadata modification": "元数据修改",
-    "de-identification": "脱敏", "appraisal": "鉴定", "accession": "进馆", "capture": "采集",
-    "information package creation": "信息包生成", "transfer": "移交",
-    "metadata extraction": "元数据提取", "quick check": "快速校验",
+    "ingestion": N_("接收入库"), "validation": N_("验证"), "format identification": N_("格式识别"),
+    "message digest calculation": N_("摘要计算"), "virus check": N_("病毒检查"),
+    "fixity check": N_("固定性检查"), "replication": N_("复制"), "deletion": N_("删除"), "repair": N_("修复"),
+    "normalization": N_("格式转换"), "migration": N_("格式迁移"), "metadata modification": N_("元数据修改"),
+    "de-identification": N_("脱敏"), "appraisal": N_("鉴定"), "accession": N_("进馆"),
+    "capture": N_("采集"), "information package creation": N_("信息包生成"), "transfer": N_("移交"),
+    "metadata extraction": N_("元数据提取"), "quick check": N_("快速校验"),
 }
 """PREMIS event types (the Library of Congress vocabulary's labels) in Chinese."""
 
-COPY_STATUS_NAMES = {"verified": "完好（已校验）", "damaged": "已损坏", "missing": "缺失",
-                     "pending": "待写入", "failed": "写入失败", "mismatch": "不一致",
-                     "unreadable": "无法读取", "in-progress": "写入中"}
-REPAIR_NAMES = {"pending": "待批准修复", "done": "已修复", "failed": "修复失败",
-                "rejected": "修复被拒绝", "unrepairable": "无法修复（无完好副本）",
-                None: "尚未提出修复"}
-OUTCOME_NAMES = {"pass": "通过", "fail": "未通过", "error": "未能完成",
-                 "present": "快速校验：文件齐全、大小相符", "not-checked": "未检查"}
-FIELD_EXTRA = {"category_code": "档案门类代码", "language": "语种", "seq": "序号",
-               "electronic_record_id": "电子文件号", "retention_expiry": "保管期满日期",
-               "box_qr_id": "档案盒二维码标识"}
+COPY_STATUS_NAMES = {"verified": N_("完好（已校验）"), "damaged": N_("已损坏"), "missing": N_("缺失"),
+                     "pending": N_("待写入"), "failed": N_("写入失败"), "mismatch": N_("不一致"),
+                     "unreadable": N_("无法读取"), "in-progress": N_("写入中")}
+REPAIR_NAMES = {"pending": N_("待批准修复"), "done": N_("已修复"), "failed": N_("修复失败"),
+                "rejected": N_("修复被拒绝"), "unrepairable": N_("无法修复（无完好副本）"),
+                None: N_("尚未提出修复")}
+OUTCOME_NAMES = {"pass": N_("通过"), "fail": N_("未通过"), "error": N_("未能完成"),
+                 "present": N_("快速校验：文件齐全、大小相符"), "not-checked": N_("未检查")}
+FIELD_EXTRA = {"category_code": N_("档案门类代码"), "language": N_("语种"), "seq": N_("序号"),
+               "electronic_record_id": N_("电子文件号"), "retention_expiry": N_("保管期满日期"),
+               "box_qr_id": N_("档案盒二维码标识")}
 """Field names the profiles may not list (older records); the profile's ``zh`` wins."""
-LANGUAGE_NAMES = {"zho": "中文", "chi": "中文", "bod": "藏文", "tib": "藏文", "mon": "蒙古文",
-                  "uig": "维吾尔文", "eng": "英文"}
-PII_NAMES = {"none": "无", "personal": "个人信息", "sensitive": "敏感个人信息"}
+LANGUAGE_NAMES = {
+    "zho": N_("中文"), "chi": N_("中文"), "bod": N_("藏文"), "tib": N_("藏文"), "mon": N_("蒙古文"),
+    "uig": N_("维吾尔文"), "eng": N_("英文"),
+}
+PII_NAMES = {"none": N_("无"), "personal": N_("个人信息"), "sensitive": N_("敏感个人信息")}
 
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
@@ -94,9 +98,10 @@ def term_label(field: str, code: Any, profile: str | None = None) -> str | None:
         return None
     text = str(code)
     if field == "language":
-        return LANGUAGE_NAMES.get(text.lower())
+        name = LANGUAGE_NAMES.get(text.lower())
+        return _(name) if name else None
     if field == "pii_level":
-        return PII_NAMES.get(text)
+        return _(PII_NAMES[text]) if text in PII_NAMES else None
     for p in _profiles(profile):
         if not p.has_field(field):
             continue
@@ -181,8 +186,8 @@ def format_name(puid: str) -> str | None:
     return _FORMATS[puid] or None
 
 
-REGION_FACETS = {"county": "县级行政区划代码", "township": "乡级行政区划代码",
-                 "village": "村级行政区划代码"}
+REGION_FACETS = {"county": N_("县级行政区划代码"), "township": N_("乡级行政区划代码"),
+                 "village": N_("村级行政区划代码")}
 
 
 def facet_value(facet: str, value: Any) -> Markup:
@@ -196,14 +201,14 @@ def facet_value(facet: str, value: Any) -> Markup:
         if name:
             return Markup('<span class="term" title="{}">{}</span>').format(str(value), name)
     if facet == "year":
-        return escape(f"{value}年")
+        return escape(_("%(y)s年", y=value))
     if facet in REGION_FACETS:
         return place(value, REGION_FACETS[facet])
     return escape(str(value))
 
 
-PLACE_FIELDS = {"village_code": "村级行政区划代码", "county_code": "县级行政区划代码",
-                "township_code": "乡级行政区划代码", "region_code": "行政区划代码"}
+PLACE_FIELDS = {"village_code": N_("村级行政区划代码"), "county_code": N_("县级行政区划代码"),
+                "township_code": N_("乡级行政区划代码"), "region_code": N_("行政区划代码")}
 """Record fields holding an administrative code, shown by the place's name."""
 
 
@@ -219,7 +224,7 @@ def place_name(code: Any, full: bool = False) -> str | None:
         return None
 
 
-def place(code: Any, kind: str = "行政区划代码", full: bool = False) -> Markup:
+def place(code: Any, kind: str = N_("行政区划代码"), full: bool = False) -> Markup:
     """A code by its place's name, the full name and the code in a tooltip (``<span
     title="大通回族土族自治县河西镇上庄村 · 村级行政区划代码 630121100201">上庄村</span>``);
     a code the table does not know as it is, its kind in the tooltip."""

@@ -14,6 +14,8 @@ import secrets
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import get_locale, gettext as _
+
+from access.portal.i18n import N_
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -61,19 +63,19 @@ def _status_of(exc: DanganError) -> int:
     return 400
 
 
-PAGE_TITLES = {400: "请求有误", 401: "需要登录", 403: "无权访问", 404: "未找到",
-               405: "不支持的请求方式", 409: "无法完成", 413: "请求内容过大",
-               416: "请求的范围无效", 429: "请求过多", 500: "内部错误", 503: "服务暂不可用"}
+PAGE_TITLES = {400: N_("请求有误"), 401: N_("需要登录"), 403: N_("无权访问"), 404: N_("未找到"),
+               405: N_("不支持的请求方式"), 409: N_("无法完成"), 413: N_("请求内容过大"),
+               416: N_("请求的范围无效"), 429: N_("请求过多"), 500: N_("内部错误"), 503: N_("服务暂不可用")}
 PAGE_MESSAGES = {
-    400: "请求的参数有误，请返回上一页重试。",
-    401: "请先登录。",
-    403: "您没有查看此页面或此档案内容的权限。如需查阅受控档案，请登录后提交查档申请。",
-    404: "没有找到这个页面或档案。档案可能不存在，或者您无权知道它的存在。",
-    405: "此地址不接受这种请求方式。",
-    413: "提交的内容过大。",
-    429: "请求过于频繁，请稍后再试。",
-    500: "服务器内部错误，请稍后再试。",
-    503: "服务暂时不可用，请稍后再试。",
+    400: N_("请求的参数有误，请返回上一页重试。"),
+    401: N_("请先登录。"),
+    403: N_("您没有查看此页面或此档案内容的权限。如需查阅受控档案，请登录后提交查档申请。"),
+    404: N_("没有找到这个页面或档案。档案可能不存在，或者您无权知道它的存在。"),
+    405: N_("此地址不接受这种请求方式。"),
+    413: N_("提交的内容过大。"),
+    429: N_("请求过于频繁，请稍后再试。"),
+    500: N_("服务器内部错误，请稍后再试。"),
+    503: N_("服务暂时不可用，请稍后再试。"),
 }
 """Page texts in Chinese for errors whose own message is Werkzeug's English default or an
 English sentence meant for the API."""

@@ -7,6 +7,8 @@ import dataclasses
 from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
 
+from access.portal.i18n import N_
+
 from access.portal.display import field_label
 from access.portal.views import reader, service
 from access.results import hit_views
@@ -16,17 +18,17 @@ bp = Blueprint("search", __name__)
 PER_PAGE = 20
 SORTS = ("relevance", "code", "date")
 FACET_NAMES = {
-    "category": "类别",
-    "year": "年度",
-    "retention": "保管期限",
-    "county": "县",
-    "township": "乡镇",
-    "village": "行政村",
-    "household_type": "贫困户属性",
-    "poverty_causes": "致贫原因",
-    "formats": "格式",
-    "level": "层次",
-    "monitored": "防返贫监测",
+    "category": N_("类别"),
+    "year": N_("年度"),
+    "retention": N_("保管期限"),
+    "county": N_("县"),
+    "township": N_("乡镇"),
+    "village": N_("行政村"),
+    "household_type": N_("贫困户属性"),
+    "poverty_causes": N_("致贫原因"),
+    "formats": N_("格式"),
+    "level": N_("层次"),
+    "monitored": N_("防返贫监测"),
 }
 
 

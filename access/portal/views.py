@@ -11,31 +11,53 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from flask_babel import get_locale, gettext as _
 
+from access.portal.i18n import N_
+
 from access.accounts import session_user
 from access.rules import Reader
 from access.services import AccessService
 
-TIER_NAMES = {"content": "全文可见", "masked": "已脱敏", "listed": "仅目录", "hidden": "不可见"}
-RETENTION_NAMES = {"Y": "永久", "D30": "定期30年", "D10": "定期10年"}
+TIER_NAMES = {"content": N_("全文可见"), "masked": N_("已脱敏"), "listed": N_("仅目录"), "hidden": N_("不可见")}
+RETENTION_NAMES = {"Y": N_("永久"), "D30": N_("定期30年"), "D10": N_("定期10年")}
 ROLE_NAMES = {
-    "admin": "管理员",
-    "archivist": "档案管理员",
-    "auditor": "审计员",
-    "researcher": "研究人员",
-    "public": "公众",
+    "admin": N_("管理员"),
+    "archivist": N_("档案管理员"),
+    "auditor": N_("审计员"),
+    "researcher": N_("研究人员"),
+    "public": N_("公众"),
 }
-OUTCOME_NAMES = {"present": "快速校验：文件齐全、大小相符"}
+OUTCOME_NAMES = {"present": N_("快速校验：文件齐全、大小相符")}
 """Event outcomes shown in words: a quick check's ``present`` must not read as a pass."""
 
 STATUS_NAMES = {
-    "pending": "待审批",
-    "granted": "已批准",
-    "refused": "已拒绝",
-    "revoked": "已撤销",
-    "expired": "已过期",
-    "withdrawn": "已撤回",
-    "": "全部",
+    "pending": N_("待审批"),
+    "granted": N_("已批准"),
+    "refused": N_("已拒绝"),
+    "revoked": N_("已撤销"),
+    "expired": N_("已过期"),
+    "withdrawn": N_("已撤回"),
+    "": N_("全部"),
 }
+
+VIEWER_STYLE = ("@media (hover: none) {    .openseadragon-canvas:focus {"
+                "        outline: none !important;    }}")
+"""The one ``<style>`` element OpenSeadragon (the IIIF viewer, 6.1.1) adds to a page itself:
+the policy allows exactly this text by its hash (``style-src``), no other inline style."""
+
+
+def _style_hash(text: str) -> str:
+    import base64
+    import hashlib
+
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; "
+    f"style-src 'self' {_style_hash(VIEWER_STYLE)}; script-src 'self'; "
+    "object-src 'self'; frame-src 'self'; frame-ancestors 'self'; form-action 'self'"
+)
+"""Scripts and styles from the portal's own files only; inline: the viewer's style alone."""
 
 
 def service() -> AccessService:
@@ -152,11 +174,7 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "object-src 'self'; frame-src 'self'; frame-ancestors 'self'; form-action 'self'",
-        )
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         if "uid" in session:
             response.headers.setdefault("Cache-Control", "private, no-store")
         return response

@@ -275,6 +275,24 @@ def test_household_photos_follow_the_rules(portal, holding):
         as_text=True)
 
 
+def test_the_policy_allows_the_viewers_own_style_and_nothing_more(scan_portal):
+    """OpenSeadragon adds one ``<style>`` element itself; the Content-Security-Policy allows
+    that text by its hash (not 'unsafe-inline'), so the installed viewer must add exactly it."""
+    from access.portal.iiif import VIEWER
+    from access.portal.views import VIEWER_STYLE
+
+    policy = scan_portal.test_client().get("/").headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert "unsafe-inline" not in policy and directives["script-src"] == "'self'"
+    style = directives["style-src"].split()
+    assert style[0] == "'self'" and len(style) == 2 and style[1].startswith("'sha256-")
+    if not VIEWER.exists():
+        pytest.skip("the viewer is not installed: make viewer (needs npm)")
+    script = VIEWER.read_text(encoding="utf-8")
+    added = re.findall(r'createElement\("style"\)[^;]*;[^;]*;\w+\.textContent="([^"]*)"', script)
+    assert added == [VIEWER_STYLE], f"OpenSeadragon's own style changed: {added}"
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(),
                     reason="Debian's chromium is not installed: apt-get install chromium")
 def test_viewer_loads_the_manifest_in_chromium(server, scans):

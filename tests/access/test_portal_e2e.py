@@ -161,6 +161,13 @@ def _raw_words(text: str, words: set[str]) -> list[str]:
                    if re.search(rf"(?<![{edge}]){re.escape(w)}(?![{edge}])", text)})
 
 
+def _chinese(texts: list[str]) -> list[str]:
+    """The texts among ``texts`` that hold a Chinese character."""
+    import re
+
+    return [t for t in texts if re.search(r"[\u3400-\u9fff]", t)]
+
+
 def _shots_dir(artifacts: Path) -> Path:
     import os
 
@@ -209,6 +216,38 @@ def _check_page(page, role: str, width: int, name: str, shots: Path, problems: l
     page.screenshot(path=str(shots / f"{role}-{name}-{width}.png"), full_page=True)
 
 
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__danganViolation([e.violatedDirective, e.blockedURI || "inline",
+                            e.sourceFile + ":" + e.lineNumber, e.sample].join(" "));
+});
+"""
+
+
+def _watch_console(context, page) -> list[str]:
+    """What the browser complains of on the pages of ``context``: console errors, uncaught
+    script errors and Content-Security-Policy violations (each with the page's address).
+    A page asked for on purpose with an error status (403, 404) logs that status as a
+    console error; that one message is not a complaint."""
+    complaints: list[str] = []
+
+    def console(message) -> None:
+        if message.type != "error":
+            return
+        where = message.location.get("url", "")
+        if "Failed to load resource" in message.text and where == page.url:
+            return                              # the 403/404 page itself, asked for
+        complaints.append(f"console error on {page.url}: {message.text} ({where})")
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: complaints.append(f"script error on {page.url}: {error}"))
+    context.expose_binding(
+        "__danganViolation",
+        lambda source, text: complaints.append(f"CSP violation on {source['page'].url}: {text}"))
+    context.add_init_script(_CSP_LISTENER)
+    return complaints
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("role", WALKERS)
 def test_every_role_walks_the_portal(server, browser, holding, artifacts, role, width):
@@ -220,12 +259,16 @@ def test_every_role_walks_the_portal(server, browser, holding, artifacts, role, 
     shots = _shots_dir(artifacts)
     context = browser.new_context(locale="zh-CN", viewport={"width": width, "height": 900})
     page = context.new_page()
+    complaints = _watch_console(context, page)
     problems: list[str] = []
     if role != "public":
         _login(page, server, role)
     places = _place_codes(holding.settings.home)
-    seen = lambda name: _check_page(page, role, width, name, shots, problems,  # noqa: E731
-                                    places)
+
+    def seen(name: str) -> None:
+        _check_page(page, role, width, name, shots, problems, places)
+        problems.extend(f"{role} {name} @{width}: {c}" for c in complaints)
+        complaints.clear()
 
     page.goto(f"{server}/search?q=扶贫")
     assert "条结果" in page.inner_text(".summary")
@@ -297,15 +340,38 @@ def test_every_role_walks_the_portal(server, browser, holding, artifacts, role, 
         assert answer.status == 403 and "无权访问" in page.inner_text("h1")
         seen("403")
     page.goto(f"{server}/dashboard")
+    # the charts' labels (format names) whole and inside their chart, as the browser draws
+    # them: none reaches past the chart's edge or into its bars (its room ends at
+    # data-right)
+    cut = page.evaluate("""() => [...document.querySelectorAll("svg.chart text.bar-label")]
+        .filter(t => { const box = t.getBBox();
+                       return box.x < 0 || box.x + box.width > Number(t.dataset.right); })
+        .map(t => t.querySelector("title").textContent)""")
+    if cut:
+        problems.append(f"{role} dashboard @{width}: labels past their room {cut}")
+    if role in ("archivist", "auditor", "admin"):
+        whole = page.locator("svg.chart text.bar-label title").all_text_contents()
+        assert any(len(name) > 22 for name in whole), whole        # a long format name
     seen("dashboard")
     answer = page.goto(f"{server}/fixity")
     if role in ("archivist", "auditor", "admin"):
         assert answer.status == 200 and "各副本最近一次全量校验" in page.inner_text("main")
         seen("fixity")
+        # the staff pages in English: the portal's own words all translated (headings,
+        # column heads, hints and buttons; the records' own text may be Chinese)
+        for name, address in (("fixity-en", "/fixity?lang=en"),
+                              ("appraisal-en", "/appraisal?lang=en")):
+            assert page.goto(f"{server}{address}").status == 200
+            if found := _chinese(page.locator(
+                    "main h1, main h2, main th, main p.hint, main p.notice, main button, "
+                    "header nav a:not([lang=zh]), main figcaption").all_inner_texts()):
+                problems.append(f"{role} {name} @{width}: not translated {found}")
+            seen(name)
     answer = page.goto(f"{server}/aip/00000000-0000-4000-8000-000000000000")
     assert answer.status == 404 and "未找到" in page.inner_text("h1")
     assert "Not Found" not in page.inner_text("body")
     seen("404")
     assert page.request.get(f"{server}/favicon.ico").ok
     context.close()
+    problems.extend(f"{role} @{width}: {c}" for c in complaints)
     assert not problems, "\n".join(problems)

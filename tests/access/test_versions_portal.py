@@ -194,6 +194,16 @@ def test_record_page_shows_version_and_history(versioned, client_for):
         assert f"替换: {DOCX}" in history
         assert f"撤回: {SCAN}" in history, "a withdrawn file is listed as withdrawn"
         assert "archivist" in history                 # the agent
+    # in English a withdrawn file and a withdrawal version read as such, not as the
+    # requests page's button (撤回 "Withdraw")
+    english = _page(client_for("archivist"), f"/aip/{versioned.general}?lang=en")
+    history = english[english.index('id="versions"'):]
+    assert "Version history" in history and "Version 3" in history
+    assert f"Withdrawn: {SCAN}" in history and f"Replaced: {DOCX}" in history
+    assert "<td>Withdrawal</td>" in history and "<td>Replacement</td>" in history
+    assert "Withdraw:" not in history and "<td>Withdraw</td>" not in history
+    requests = _page(client_for("researcher"), "/requests?lang=en")
+    assert "撤回" not in requests
     # the files listed are the newest version's: the withdrawn scan is not among them
     body = _page(client_for("archivist"), f"/aip/{versioned.general}")
     files = body[body.index('<table class="files'):body.index('id="versions"')]

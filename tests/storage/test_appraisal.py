@@ -312,6 +312,9 @@ def test_the_portal_shows_batches_approves_by_another_person_and_lists_the_destr
     page = client("zhao").get(f"/appraisal/{batch}").get_data(as_text=True)
     assert "待批准" in page and "销毁" in page and 'value="approve"' not in page, \
         "an auditor sees the batch but has no approving button"
+    english = client("zhao").get(f"/appraisal/{batch}?lang=en").get_data(as_text=True)
+    assert "awaiting approval" in english and "<td>destroy</td>" in english
+    assert "待批准" not in english and "Retention" in english and "Version 1" in english
     admin = client("wang")
     assert 'value="approve"' in admin.get(f"/appraisal/{batch}").get_data(as_text=True)
     selfish = admin.post(f"/appraisal/{batch}/decision", data={"decision": "approve"},
