@@ -56,12 +56,44 @@ def build_corpus(work: Path, per_extension: int) -> dict[str, list[str]]:
     generate(work / "sample-xlsx", households=20, seed=1)
     generate(work / "sample-csv", households=10, seed=2, sheet_format="csv")
     sample_files = Path(__file__).resolve().parent.parent / "ingest" / "sample_files"
-    make_small_files(work / "bench-mixed", 400, kind="mixed")
+    make_small_files(work / "bench-mixed", 2000, kind="mixed")
     for name in ("sample-xlsx", "sample-csv", "bench-mixed"):
         corpus[name] = sorted(str(p) for p in (work / name).rglob("*") if p.is_file())
     corpus["ingest/sample_files"] = sorted(str(p) for p in sample_files.iterdir() if p.is_file())
     corpus["/usr/share"] = system_files(per_extension)
     return corpus
+
+
+def identification_cost(names: list[str], repeat: int = 3) -> dict:
+    """CPU and wall seconds of :func:`ingest.formats.identify` over ``names``: as it is, and
+    with libmagic asked about every file (as before the PRONOM MIME type was used)."""
+    import resource
+    import time
+
+    import ingest.formats as formats
+
+    def run() -> tuple[float, float]:
+        who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        before, start = [resource.getrusage(w) for w in who], time.perf_counter()
+        formats.identify(names, workers=2)
+        wall = time.perf_counter() - start
+        after = [resource.getrusage(w) for w in who]
+        return wall, sum(a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime
+                         for a, b in zip(after, before))
+
+    found: dict[str, list[tuple[float, float]]] = {"pronom_or_libmagic": [], "libmagic_all": []}
+    original = formats.pronom_mime
+    for _ in range(repeat):
+        found["pronom_or_libmagic"].append(run())
+        formats.pronom_mime = lambda match: None
+        try:
+            found["libmagic_all"].append(run())
+        finally:
+            formats.pronom_mime = original
+    return {name: {"files": len(names), "wall_s": sorted(w for w, _ in runs)[len(runs) // 2],
+                   "cpu_s": sorted(c for _, c in runs)[len(runs) // 2],
+                   "load_avg_1min": round(os.getloadavg()[0], 2)}
+            for name, runs in found.items()}
 
 
 def main() -> None:
@@ -72,6 +104,7 @@ def main() -> None:
     detector = magic.Magic(mime=True)
     try:
         corpus = build_corpus(work, args.per_extension)
+        cost = identification_cost(corpus["bench-mixed"])
         classes: Counter = Counter()
         by_puid: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
         disagreements = []
@@ -106,7 +139,7 @@ def main() -> None:
     path = save("mime_agreement", {
         "machine": machine(), "totals": totals,
         "classes": [{"group": g, "class": k, "files": n} for (g, k), n in sorted(classes.items())],
-        "by_puid": rows, "disagreements": disagreements,
+        "by_puid": rows, "disagreements": disagreements, "identification_cost": cost,
         "command": f"python -m bench.mime_agreement --per-extension {args.per_extension}"})
     print(table([["group", "Siegfried basis", "files"]]
                 + [[g, k, n] for (g, k), n in sorted(classes.items())]))
@@ -114,7 +147,11 @@ def main() -> None:
     print(table([["class", "PUID", "PRONOM MIME", "libmagic MIME", "agree", "disagree"]]
                 + [[r["class"], r["puid"], r["pronom_mime"], r["libmagic_mime"], r["agree"],
                     r["disagree"]] for r in rows]))
-    print(f"\n{totals}\nresults: {path}")
+    print(f"\n{totals}")
+    for name, row in cost.items():
+        print(f"identify() of {row['files']} bench-mixed files, {name}: {row['cpu_s']:.2f} s CPU, "
+              f"{row['wall_s']:.2f} s wall (load {row['load_avg_1min']})")
+    print(f"results: {path}")
 
 
 if __name__ == "__main__":
