@@ -32,7 +32,7 @@ from ingest.formats import FormatInfo, identify
 from ingest.staging import StagedFile
 from storage.aip import hash_file
 from storage.locations import ExpectedFile
-from storage.aip import AipDescription, Agent, Event, FileEntry, Item, Retention, build_mets
+from storage.aip import AipDescription, Agent, Event, FileEntry, Item, Retention, write_mets
 
 BAGIT_TXT = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 PROFILE_ID = "urn:dangan:bagit-profile:aip:1"
@@ -146,7 +146,7 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
         files=tuple(entries), items=tuple(items), events=tuple(events), agents=tuple(agents),
         retention=retention, profile=analysis.profile.id)
     mets_path = data / "metadata" / "mets.xml"
-    mets_path.write_bytes(build_mets(description))
+    write_mets(description, mets_path)
     sizes["data/metadata/mets.xml"], digests["data/metadata/mets.xml"] = hash_file(mets_path, algorithms)
     payload_bytes = sum(sizes.values())
     _write_tag_files(folder, uuid, unit, algorithms, digests, sizes, source_organization)
