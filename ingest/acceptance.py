@@ -26,7 +26,7 @@ from datetime import date
 from ingest.analysis import Analysis, Unit
 from ingest.checks import CheckContext, run_checks
 from ingest.describe import Policies
-from ingest.findings import CheckResult, Problem
+from ingest.findings import _PROBLEM_FIELDS, CheckResult, Problem
 from ingest.inspect import Inspection, inspect_files
 from ingest.records import RecordSet, build_records, claim_codes
 from ingest.virus import Scanner, ScanResult, scanner_from_settings
@@ -196,7 +196,7 @@ class Assessor:
             if key is None:
                 return UnitVerdict([], [(u, []) for u in units], True)
             entry = {"code": check.code, "name": check.name}
-            entry.update({k: v for k, v in (problem.__dict__ if problem else {}).items()
+            entry.update({k: v for k, v in ({k: getattr(problem, k) for k in _PROBLEM_FIELDS} if problem else {}).items()
                           if v is not None and k in ("message", "path", "sheet", "row", "column")})
             by_unit.setdefault(key, []).append(entry)
         accepted = [u for u in units if u.key not in by_unit]

@@ -95,10 +95,11 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
         fmt = analysis.formats.get(rel) or unknown
         entries.append(FileEntry(id=_file_id(len(entries) + 1), path=path,
                                  original_name=staged.original_name, size=staged.size,
-                                 digests=dict(staged.digests), mime=fmt.mime, puid=fmt.puid,
+                                 digests=staged.digests, mime=fmt.mime, puid=fmt.puid,
                                  format_name=fmt.format_name, format_version=fmt.format_version,
                                  use="original", item_id=item_of.get(rel)))
-        digests[path], sizes[path] = dict(staged.digests), staged.size
+        # one digest dict per file, shared by the staged file, METS and the bag's manifests
+        digests[path], sizes[path] = staged.digests, staged.size
     item_by_path = {e.path: e.item_id for e in entries}
     for derived in derivatives:      # preservation and access copies, beside the payload
         target = folder / derived.path

@@ -29,7 +29,7 @@ MACRO_TYPES = ("macroEnabled", "vbaProject")
 MAX_ZIP_MEMBERS = 100_000
 
 
-@dataclass
+@dataclass(slots=True)
 class Inspection:
     """What looking inside one file found.
 
