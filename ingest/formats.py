@@ -256,10 +256,11 @@ class _Libmagic:
 
     def __init__(self, names: Sequence[str], known: Sequence[str | None] | None,
                  workers: int) -> None:
-        self.known = dict(zip(names, known)) if known is not None else {}
+        self.known = ({n: k for n, k in zip(names, known) if k is not None}
+                      if known is not None else {})
         self.found: dict[str, str | None] = {}
         self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
-        self._futures: list[Future] = []
+        self._futures: list[tuple[list[str], Future]] = []
         self._asked: set[str] = set()
 
     def on_files(self, files: list[dict]) -> None:
@@ -287,8 +288,8 @@ class _Libmagic:
             return
         for start in range(0, len(todo), 64):
             part = todo[start:start + 64]
-            self._futures.append(self._pool.submit(lambda part: [_mime(n) for n in part], part))
-            self._futures[-1].names = part   # type: ignore[attr-defined]
+            self._futures.append((part, self._pool.submit(lambda part: [_mime(n) for n in part],
+                                                          part)))
 
     def finish(self, names: Sequence[str], result: dict) -> dict[str, str | None]:
         """Ask about the files Siegfried did not answer for, wait for every answer and
@@ -300,8 +301,8 @@ class _Libmagic:
 
     def close(self) -> None:
         try:
-            for future in self._futures:
-                self.found.update(zip(future.names, future.result()))   # type: ignore[attr-defined]
+            for part, future in self._futures:
+                self.found.update(zip(part, future.result()))
         finally:
             self._futures = []
             if self._pool is not None:

@@ -281,7 +281,7 @@ class Ingester:
         early, self._early_formats = getattr(self, "_early_formats", None), None
         files = [analysis.content[r] for r in rels]
         if early is not None:
-            by_source = early.results({f.original_name: f.mime for f in analysis.staged.files})
+            by_source = early.results()
             found = {rel: by_source.get(f.original_name) for rel, f in zip(rels, files)}
             if all(found.values()):
                 return found  # type: ignore[return-value]
