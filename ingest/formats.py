@@ -346,7 +346,9 @@ class BackgroundIdentification:
             self._job.cancel()
             magic_.close()
             raise
-        return dict(zip(self.rels, _combine(self._names, result, found)))
+        formats = dict(zip(self.rels, _combine(self._names, result, found)))
+        self._names = self.rels = []   # not held for the rest of the ingest
+        return formats
 
     def cancel(self) -> None:
         """Stop the child (the transfer was refused)."""

@@ -344,7 +344,8 @@ class Ingester:
                       "partially-accepted" if verdict.refused else "accepted"))
         units = verdict.accepted
         folder = self.settings.reports / transfer_id
-        json_path, html_path, _ = write_report(report, folder)
+        # the report's data (a dict per problem) is not kept for the rest of the ingest
+        json_path, html_path = write_report(report, folder)[:2]
         if not units:
             self.assessor.reject(print_fp)
             return IngestResult(transfer_id, "rejected", [], str(json_path), str(html_path),
