@@ -201,22 +201,30 @@ class SiegfriedJob:
         """
         files: list[dict] = []
         assert self._child.stdout is not None
+        broken = None
         try:
             for line in self._child.stdout:
-                batch = json.loads(line)["files"]
+                try:
+                    batch = json.loads(line)["files"]
+                except (ValueError, KeyError, TypeError) as exc:
+                    broken = exc
+                    break
                 files += batch
                 if on_files is not None:
                     on_files(batch)
         finally:
             self._child.stdout.close()
+            if broken is not None and self._child.poll() is None:
+                self._child.kill()
             self._child.wait()
             self._done = True
-        if self._child.returncode != 0:
+        if self._child.returncode != 0 or broken is not None:
             self._errors.seek(0)
             err = self._errors.read()
             tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
-            raise RuntimeError(f"Siegfried child process failed (exit {self._child.returncode}): "
-                               + " | ".join(tail))
+            why = f"; its answer did not parse: {broken}" if broken is not None else ""
+            raise RuntimeError(f"Siegfried child process failed (exit {self._child.returncode}"
+                               f"{why}): " + " | ".join(tail))
         self._errors.close()
         return {"files": files}
 
@@ -237,11 +245,27 @@ def _siegfried_main() -> None:
     names, one line of JSON on stdout with the PRONOM match of each file."""
     names = [os.fsdecode(n) for n in sys.stdin.buffer.read().split(b"\0") if n]
     workers = int(sys.argv[1])
-    out = sys.stdout
     for start in range(0, len(names), BATCH):
         result = _siegfried(names[start:start + BATCH], workers)
-        out.write(json.dumps({"files": _pronom_only(result.get("files", []))}) + "\n")
-        out.flush()
+        _write_line(json.dumps({"files": _pronom_only(result.get("files", []))}) + "\n")
+
+
+def _write_line(text: str) -> None:
+    """Write all of ``text`` to standard output, whatever the pipe does: a write that a
+    signal cuts short, or that finds the pipe full once the Go runtime of pygfried has made
+    the descriptor non-blocking, is continued until every byte is out."""
+    import select
+
+    view = memoryview(text.encode("utf-8"))
+    while view:
+        try:
+            written = os.write(1, view)
+        except BlockingIOError:
+            select.select([], [1], [])
+            continue
+        except InterruptedError:
+            continue
+        view = view[written:]
 
 
 class _Libmagic:

@@ -156,3 +156,21 @@ def test_sample_transfer_report_and_mets_are_unchanged_but_for_the_attribution(
                 next(e for e in etree.parse(io.BytesIO(mets)).iter(f"{{{PREMIS}}}event")
                      if e.findtext(f"{{{PREMIS}}}eventType") == "format identification"))
     assert from_pronom > 0   # the sample's PDF and JPEG files are matched by signature
+
+
+def test_the_child_writes_its_whole_answer_to_a_full_non_blocking_pipe():
+    """pygfried's Go runtime may leave standard output non-blocking: a batch's line longer
+    than the pipe must still arrive whole while the reader is slow."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, fcntl; from ingest.formats import _write_line; "
+            "fcntl.fcntl(1, fcntl.F_SETFL, fcntl.fcntl(1, fcntl.F_GETFL) | os.O_NONBLOCK); "
+            "_write_line('x' * 1_000_000 + '\\n'); _write_line('end\\n')")
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=root)
+    time.sleep(0.5)          # the pipe fills while nobody reads
+    out = child.stdout.read()
+    assert child.wait() == 0
+    assert out == b"x" * 1_000_000 + b"\nend\n"
