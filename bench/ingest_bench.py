@@ -16,7 +16,8 @@ the 1-minute load average is recorded beside each row. The small files are seede
 same in every run.
 
 Reproduce:  .venv/bin/python -m bench.ingest_bench [--big-mib 1024] [--small 20000] [--repeat 3]
-            [--small-kind bin|mixed] [--skip-big] [--skip-small] [--existing-home] [--profile]   (cProfile top functions of one ingest of each set instead of timings)
+            [--small-kind bin|mixed] [--skip-big] [--skip-small] [--existing-home]
+            [--profile]   (cProfile top functions of one ingest of each set instead of timings)
 """
 
 from __future__ import annotations

@@ -126,7 +126,8 @@ def allocation_sites(count: int, workdir: Path | None, top: int = 25) -> None:
           f"alive at the commit {total / 2**20:.1f} MiB ({total / count:.0f} B per file)")
     for stat in stats[:top]:
         frame = stat.traceback[0]
-        print(f"{stat.size / 2**20:8.2f} MiB {stat.count:9d} blocks  {frame.filename}:{frame.lineno}")
+        print(f"{stat.size / 2**20:8.2f} MiB {stat.count:9d} blocks  "
+              f"{frame.filename}:{frame.lineno}")
 
 
 def main() -> None:
