@@ -7,6 +7,8 @@ interpreter floor) and of an ingest of 1,000 files (the fixed cost of the import
 per-file cost is the difference; and the wall time with the load average.
 
 Reproduce:  python -m bench.ingest_memory [--files 1000000] [--workdir DIR]
+            python -m bench.ingest_memory --tracemalloc 20000   (in one process: the Python
+            objects alive when the catalogue commit starts, the largest allocation sites)
 """
 
 from __future__ import annotations
@@ -89,11 +91,55 @@ def _tree(root: int) -> list[int]:
     return found
 
 
+def allocation_sites(count: int, workdir: Path | None, top: int = 25) -> None:
+    """Ingest ``count`` tiny files in this process under tracemalloc and print the
+    allocation sites of what is alive when the catalogue commit starts (the point where
+    every per-file object of the run is held) and the traced peak."""
+    import tracemalloc
+
+    from ingest.pipeline import Ingester
+    from policies import load_settings
+
+    work = Path(tempfile.mkdtemp(prefix="dangan-bench-memory-", dir=workdir))
+    try:
+        make_tiny_files(work / "tiny", count)
+        ingester = Ingester(load_settings(work / "home", environ={"DANGAN_STORAGE_FSYNC": "false"}))
+        snapshots = []
+        commit = ingester._commit
+
+        def at_commit(*args, **kwargs):
+            snapshots.append(tracemalloc.take_snapshot())
+            return commit(*args, **kwargs)
+
+        ingester._commit = at_commit   # type: ignore[method-assign]
+        tracemalloc.start(4)
+        result = ingester.ingest(work / "tiny")
+        current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        if result.status != "accepted":
+            raise SystemExit(f"ingest {result.status}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    stats = snapshots[0].statistics("lineno")
+    total = sum(s.size for s in stats)
+    print(f"{count} files, load {os.getloadavg()[0]:.2f}: traced peak {peak / 2**20:.1f} MiB; "
+          f"alive at the commit {total / 2**20:.1f} MiB ({total / count:.0f} B per file)")
+    for stat in stats[:top]:
+        frame = stat.traceback[0]
+        print(f"{stat.size / 2**20:8.2f} MiB {stat.count:9d} blocks  "
+              f"{frame.filename}:{frame.lineno}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--tracemalloc", type=int, metavar="FILES", default=0,
+                        help="instead: allocation sites of an in-process ingest of FILES files")
     args = parser.parse_args()
+    if args.tracemalloc:
+        allocation_sites(args.tracemalloc, args.workdir)
+        return
     work = Path(tempfile.mkdtemp(prefix="dangan-bench-memory-", dir=args.workdir))
     rows = []
     try:

@@ -196,8 +196,10 @@ class Assessor:
             if key is None:
                 return UnitVerdict([], [(u, []) for u in units], True)
             entry = {"code": check.code, "name": check.name}
-            entry.update({k: v for k, v in (problem.__dict__ if problem else {}).items()
-                          if v is not None and k in ("message", "path", "sheet", "row", "column")})
+            if problem is not None:
+                # in the order of Problem's fields, as its __dict__ gave them
+                entry.update({k: v for k in ("message", "path", "row", "column", "sheet")
+                              if (v := getattr(problem, k)) is not None})
             by_unit.setdefault(key, []).append(entry)
         accepted = [u for u in units if u.key not in by_unit]
         refused = [(u, by_unit[u.key]) for u in units if u.key in by_unit]

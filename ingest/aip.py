@@ -32,7 +32,7 @@ from ingest.formats import FormatInfo, identify
 from ingest.staging import StagedFile
 from storage.aip import hash_file
 from storage.locations import ExpectedFile
-from storage.aip import AipDescription, Agent, Event, FileEntry, Item, Retention, build_mets
+from storage.aip import AipDescription, Agent, Event, FileEntry, Item, Retention, write_mets
 
 BAGIT_TXT = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 PROFILE_ID = "urn:dangan:bagit-profile:aip:1"
@@ -95,10 +95,11 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
         fmt = analysis.formats.get(rel) or unknown
         entries.append(FileEntry(id=_file_id(len(entries) + 1), path=path,
                                  original_name=staged.original_name, size=staged.size,
-                                 digests=dict(staged.digests), mime=fmt.mime, puid=fmt.puid,
+                                 digests=staged.digests, mime=fmt.mime, puid=fmt.puid,
                                  format_name=fmt.format_name, format_version=fmt.format_version,
                                  use="original", item_id=item_of.get(rel)))
-        digests[path], sizes[path] = dict(staged.digests), staged.size
+        # one digest dict per file, shared by the staged file, METS and the bag's manifests
+        digests[path], sizes[path] = staged.digests, staged.size
     item_by_path = {e.path: e.item_id for e in entries}
     for derived in derivatives:      # preservation and access copies, beside the payload
         target = folder / derived.path
@@ -146,7 +147,7 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
         files=tuple(entries), items=tuple(items), events=tuple(events), agents=tuple(agents),
         retention=retention, profile=analysis.profile.id)
     mets_path = data / "metadata" / "mets.xml"
-    mets_path.write_bytes(build_mets(description))
+    write_mets(description, mets_path)
     sizes["data/metadata/mets.xml"], digests["data/metadata/mets.xml"] = hash_file(mets_path, algorithms)
     payload_bytes = sum(sizes.values())
     _write_tag_files(folder, uuid, unit, algorithms, digests, sizes, source_organization)

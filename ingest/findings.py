@@ -14,7 +14,7 @@ PASSED, FAILED, NOT_CHECKED = "passed", "failed", "not-checked"
 PROPERTIES = {"1": "真实性", "2": "完整性", "3": "可用性", "4": "安全性"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Problem:
     """One concrete problem found by a check: which file, which row, what exactly."""
 
@@ -82,13 +82,14 @@ class CheckResult:
         data: dict[str, Any] = {name: getattr(self, name) for name in _RESULT_FIELDS}
         # errors first: in a long list the problems that refuse the transfer come first
         problems = sorted(self.problems, key=lambda p: (p.severity or self.severity) != "error")
-        data["problems"] = [{k: v for k, v in vars(p).items() if v is not None}
+        data["problems"] = [{k: v for k in _PROBLEM_FIELDS if (v := getattr(p, k)) is not None}
                             for p in problems]
         data["property"] = self.property_name
         return data
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(CheckResult) if f.name != "problems")
+_PROBLEM_FIELDS = tuple(f.name for f in fields(Problem))   # in order, as vars() gave them
 assert fields(CheckResult)[-1].name == "problems", "to_dict keeps asdict's key order"
 
 

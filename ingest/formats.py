@@ -1,13 +1,19 @@
 """Format identification: MIME type from libmagic (python-magic) and PRONOM PUID from
 Siegfried (pygfried), each tool recorded with its version and signature file.
 
+The MIME type of a file that Siegfried identifies by its signature (a byte or container
+match, no warning) is the one of its PRONOM record; libmagic is asked only about the files
+Siegfried leaves unidentified, matches on the extension alone, or matches with a warning
+(:func:`pronom_mime`). Each :class:`FormatInfo` says which tool gave its MIME type. The two
+tools agree on every signature-identified file of the corpus of ``bench/mime_agreement.py``
+(bench/results/mime_agreement.json).
+
 Siegfried runs in a child Python process for many files: pygfried holds the GIL while it
 scans, which would stop every other thread here. The child is a plain interpreter running
 :func:`_siegfried_main`; it imports this module and pygfried only (a multiprocessing child
-would import the parent's ``__main__`` again, the whole CLI or benchmark). libmagic releases
-the GIL and runs on threads here meanwhile; for a file staged in one read, staging already
-asked libmagic about the bytes it held (:func:`sniff_mime`), and identification does not
-open the file again.
+would import the parent's ``__main__`` again, the whole CLI or benchmark). It answers in
+batches, one JSON line each, so that libmagic (which releases the GIL) works on threads here
+on the files of one batch that need it while Siegfried goes on with the next.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +35,6 @@ from pathlib import Path
 import magic
 import pygfried
 
-from storage.aip import map_files
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,51 @@ class FormatInfo:
     format_version: str | None
     basis: str = ""
     warning: str = ""
+    mime_by: str = ""   # "siegfried" (the PRONOM record), "libmagic", or "" (no MIME type)
+
+
+SIGNATURE, EXTENSION_ONLY, UNIDENTIFIED, AMBIGUOUS, NO_MIME, MIME_DIFFERS = (
+    "signature", "extension-only", "unidentified", "ambiguous", "no-mime", "mime-differs")
+
+MIME_DIFFERS_PUIDS = frozenset({
+    "fmt/101",     # XML: PRONOM application/xml, libmagic text/xml
+    "fmt/102",     # XHTML 1.0: PRONOM application/xhtml+xml, libmagic text/xml
+    "x-fmt/453",   # TrueType: PRONOM font/ttf, libmagic font/sfnt
+    "x-fmt/266",   # gzip: one file of the corpus libmagic names application/octet-stream
+})
+"""Formats that Siegfried identifies by signature but whose PRONOM MIME type is not the one
+libmagic gives (found on the corpus of ``bench/mime_agreement.py``): libmagic is still asked
+about them, so that their MIME type stays what it was."""
+
+
+def siegfried_basis(match: Mapping[str, str]) -> str:
+    """How Siegfried identified a file, from its PRONOM match: :data:`SIGNATURE` (a byte or
+    container signature matched, no warning, a single MIME type in the record),
+    :data:`EXTENSION_ONLY`, :data:`UNIDENTIFIED`, :data:`AMBIGUOUS` (a warning: several
+    possibilities, an extension mismatch, a text-only match), :data:`NO_MIME` (identified
+    by signature, but the PRONOM record has no MIME type) or :data:`MIME_DIFFERS` (a format
+    of :data:`MIME_DIFFERS_PUIDS`)."""
+    if match.get("id") in (None, "", "UNKNOWN"):
+        return UNIDENTIFIED
+    basis, warning = match.get("basis", "") or "", match.get("warning", "") or ""
+    if "byte match" not in basis:
+        return EXTENSION_ONLY if "extension match" in basis else AMBIGUOUS
+    if warning:
+        return AMBIGUOUS
+    mime = (match.get("mime") or "").strip()
+    if not mime:
+        return NO_MIME
+    if "," in mime or " " in mime:
+        return AMBIGUOUS
+    if match["id"] in MIME_DIFFERS_PUIDS:
+        return MIME_DIFFERS
+    return SIGNATURE
+
+
+def pronom_mime(match: Mapping[str, str]) -> str | None:
+    """The MIME type of the PRONOM record Siegfried matched by signature, or None where
+    libmagic has to be asked (see :func:`siegfried_basis`)."""
+    return match["mime"].strip() if siegfried_basis(match) == SIGNATURE else None
 
 
 @dataclass(frozen=True)
@@ -102,10 +153,17 @@ def sniff_mime(data: bytes) -> str | None:
 
 
 SUBPROCESS_MIN = 200   # below this, a child process costs more than it saves
-
+BATCH = 256            # files the Siegfried child identifies before it answers for them
 
 def _siegfried(names: list[str], workers: int) -> dict:
     return pygfried.identify_many(names, workers=workers)
+
+
+def _pronom_only(files: list[dict]) -> list[dict]:
+    """What :func:`_combine` reads of pygfried's files: the PRONOM match of each."""
+    return [{"filename": f["filename"],
+             "matches": [m for m in f.get("matches", []) if m.get("ns") == "pronom"]}
+            for f in files]
 
 
 class SiegfriedJob:
@@ -113,35 +171,65 @@ class SiegfriedJob:
     waits for it.
 
     The names go to the child through an unnamed temporary file (NUL-separated, so that any
-    file name passes) and its result comes back as JSON on its standard output.
+    file name passes) and its result comes back on its standard output, one JSON line per
+    batch of :data:`BATCH` files.
     """
 
     def __init__(self, names: Sequence[str], workers: int = 2) -> None:
         package_root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        # pygfried's Go heap: collected at 25 % growth instead of 100 % (about 45 MiB less
+        # for 20,000 files, no slower); a GOGC of the caller's is kept
+        env.setdefault("GOGC", "25")
         self._done = False
+        self._errors = tempfile.TemporaryFile()   # not a pipe: a full pipe would stop the child
         with tempfile.TemporaryFile() as listing:
             listing.write(b"\0".join(os.fsencode(n) for n in names))
             listing.seek(0)
             self._child = subprocess.Popen(
                 [sys.executable, "-c", "from ingest.formats import _siegfried_main; _siegfried_main()",
                  str(max(1, workers))],
-                stdin=listing, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                stdin=listing, stdout=subprocess.PIPE, stderr=self._errors, env=env)
 
-    def result(self) -> dict:
-        """pygfried's detailed result for every name (waits for the child).
+    def result(self, on_files: Callable[[list[dict]], None] | None = None) -> dict:
+        """pygfried's result (``{"files": [...]}``, the PRONOM match of each) for every name;
+        waits for the child.
+
+        Arguments:
+            on_files: called with each batch of files as the child answers for it.
 
         Raises:
             RuntimeError: the child failed (its error output is in the message).
         """
-        out, err = self._child.communicate()
-        self._done = True
-        if self._child.returncode != 0:
+        files: list[dict] = []
+        assert self._child.stdout is not None
+        broken = None
+        try:
+            for line in self._child.stdout:
+                try:
+                    batch = json.loads(line)["files"]
+                except (ValueError, KeyError, TypeError) as exc:
+                    broken = exc
+                    break
+                files += batch
+                if on_files is not None:
+                    on_files(batch)
+        finally:
+            self._child.stdout.close()
+            if broken is not None and self._child.poll() is None:
+                self._child.kill()
+            self._child.wait()
+            self._done = True
+        if self._child.returncode != 0 or broken is not None:
+            self._errors.seek(0)
+            err = self._errors.read()
             tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
-            raise RuntimeError(f"Siegfried child process failed (exit {self._child.returncode}): "
-                               + " | ".join(tail))
-        return json.loads(out)
+            why = f"; its answer did not parse: {broken}" if broken is not None else ""
+            raise RuntimeError(f"Siegfried child process failed (exit {self._child.returncode}"
+                               f"{why}): " + " | ".join(tail))
+        self._errors.close()
+        return {"files": files}
 
     def cancel(self) -> None:
         """Stop the child unless its result was collected (the transfer was refused or is
@@ -152,32 +240,100 @@ class SiegfriedJob:
         if self._child.poll() is None:
             self._child.kill()
         self._child.communicate()
+        self._errors.close()
 
 
 def _siegfried_main() -> None:
-    """The child's body: NUL-separated names on stdin, pygfried's result as JSON on stdout."""
+    """The child's body: NUL-separated names on stdin; for each batch of :data:`BATCH`
+    names, one line of JSON on stdout with the PRONOM match of each file."""
     names = [os.fsdecode(n) for n in sys.stdin.buffer.read().split(b"\0") if n]
-    result = _siegfried(names, int(sys.argv[1]))
-    # only what _combine reads travels back: the PRONOM match of each file
-    result["files"] = [{"filename": f["filename"],
-                        "matches": [m for m in f.get("matches", []) if m.get("ns") == "pronom"]}
-                       for f in result.get("files", [])]
-    sys.stdout.write(json.dumps(result))
+    workers = int(sys.argv[1])
+    for start in range(0, len(names), BATCH):
+        result = _siegfried(names[start:start + BATCH], workers)
+        _write_line(json.dumps({"files": _pronom_only(result.get("files", []))}) + "\n")
 
 
-def _mimes(names: list[str], known: Sequence[str | None] | None, workers: int) -> list[str | None]:
-    """libmagic's MIME type of each file: the one already known, else read from the file
-    (on ``workers`` threads)."""
-    if known is None:
-        known = [None] * len(names)
-    missing = [i for i, mime in enumerate(known) if mime is None]
-    found = list(known)
-    if missing:
-        paths = [names[i] for i in missing]
-        for index, mime in zip(missing, map_files(_mime, paths, max(1, workers),
-                                                  [1] * len(paths), batch_bytes=64)):
-            found[index] = mime
-    return found
+def _write_line(text: str) -> None:
+    """Write all of ``text`` to standard output, whatever the pipe does: a write that a
+    signal cuts short, or that finds the pipe full once the Go runtime of pygfried has made
+    the descriptor non-blocking, is continued until every byte is out."""
+    import select
+
+    view = memoryview(text.encode("utf-8"))
+    while view:
+        try:
+            written = os.write(1, view)
+        except BlockingIOError:
+            select.select([], [1], [])
+            continue
+        except InterruptedError:
+            continue
+        view = view[written:]
+
+
+class _Libmagic:
+    """libmagic's MIME type of the files Siegfried leaves without one (:func:`pronom_mime`),
+    asked batch by batch as Siegfried answers, on ``workers`` threads.
+
+    Arguments:
+        names: the files.
+        known: libmagic's MIME type of each file where it is already known (None where
+            not), or None.
+    """
+
+    def __init__(self, names: Sequence[str], known: Sequence[str | None] | None,
+                 workers: int) -> None:
+        self.known = ({n: k for n, k in zip(names, known) if k is not None}
+                      if known is not None else {})
+        self.found: dict[str, str | None] = {}
+        self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        self._futures: list[tuple[list[str], Future]] = []
+        self._asked: set[str] = set()
+
+    def on_files(self, files: list[dict]) -> None:
+        """Ask libmagic about the files of a Siegfried batch that need it."""
+        todo = []
+        for entry in files:
+            match = next((m for m in entry.get("matches", []) if m.get("ns") == "pronom"), {})
+            if pronom_mime(match) is None:
+                todo.append(entry["filename"])
+        self.ask(todo)
+
+    def ask(self, names: list[str]) -> None:
+        todo = []
+        for name in names:
+            if name in self._asked:
+                continue
+            self._asked.add(name)
+            known = self.known.get(name)
+            if known is not None:
+                self.found[name] = known
+            else:
+                todo.append(name)
+        if self._pool is None:
+            self.found.update((name, _mime(name)) for name in todo)
+            return
+        for start in range(0, len(todo), 64):
+            part = todo[start:start + 64]
+            self._futures.append((part, self._pool.submit(lambda part: [_mime(n) for n in part],
+                                                          part)))
+
+    def finish(self, names: Sequence[str], result: dict) -> dict[str, str | None]:
+        """Ask about the files Siegfried did not answer for, wait for every answer and
+        return them by name."""
+        answered = {entry["filename"] for entry in result.get("files", [])}
+        self.ask([name for name in names if name not in answered])
+        self.close()
+        return self.found
+
+    def close(self) -> None:
+        try:
+            for part, future in self._futures:
+                self.found.update(zip(part, future.result()))
+        finally:
+            self._futures = []
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class BackgroundIdentification:
@@ -205,17 +361,21 @@ class BackgroundIdentification:
         """source-relative path -> FormatInfo (waits for the child).
 
         Arguments:
-            mimes: MIME types already known (sniffed while staging), by source-relative
-                path; libmagic reads the other files now, while Siegfried finishes.
+            mimes: libmagic's MIME types where already known, by source-relative path;
+                libmagic reads the other files that need it as Siegfried answers.
         """
+        known = [mimes.get(r) for r in self.rels] if mimes else None
+        magic_ = _Libmagic(self._names, known, self.workers)
         try:
-            known = [mimes.get(r) for r in self.rels] if mimes else None
-            found = _mimes(self._names, known, self.workers)
-            result = self._job.result()
+            result = self._job.result(magic_.on_files)
+            found = magic_.finish(self._names, result)
         except BaseException:
             self._job.cancel()
+            magic_.close()
             raise
-        return dict(zip(self.rels, _combine(self._names, result, found)))
+        formats = dict(zip(self.rels, _combine(self._names, result, found)))
+        self._names = self.rels = []   # not held for the rest of the ingest
+        return formats
 
     def cancel(self) -> None:
         """Stop the child (the transfer was refused)."""
@@ -234,7 +394,8 @@ def _regular_files(root: Path) -> list[str]:
 
 def identify(paths: Sequence[Path | str], workers: int = 2,
              mimes: Sequence[str | None] | None = None) -> list[FormatInfo]:
-    """Identify many files with Siegfried and libmagic.
+    """Identify many files with Siegfried, and with libmagic those that Siegfried does not
+    identify by signature (:func:`pronom_mime`).
 
     Arguments:
         paths: the files.
@@ -242,31 +403,48 @@ def identify(paths: Sequence[Path | str], workers: int = 2,
         mimes: libmagic's MIME type of each file when already known (None where not).
 
     For many files Siegfried runs in a child process while libmagic works through the
-    files on threads here.
+    files it leaves without a MIME type on threads here.
     """
     if not paths:
         return []
     names = [str(p) for p in paths]
     job = SiegfriedJob(names, workers) if len(names) >= SUBPROCESS_MIN else None
+    magic_ = _Libmagic(names, mimes, workers if job else 1)
     try:
-        found = _mimes(names, mimes, workers if job else 1)
-        result = job.result() if job else _siegfried(names, workers)
+        if job is not None:
+            result = job.result(magic_.on_files)
+        else:
+            result = _siegfried(names, workers)
+            magic_.on_files(result.get("files", []))
+        found = magic_.finish(names, result)
     except BaseException:
         if job:
             job.cancel()
+        magic_.close()
         raise
     return _combine(names, result, found)
 
 
-def _combine(names: list[str], result: dict, mimes: list[str | None]) -> list[FormatInfo]:
+def _combine(names: list[str], result: dict, mimes: Mapping[str, str | None]) -> list[FormatInfo]:
+    """One FormatInfo per name: Siegfried's PRONOM match, and the MIME type of the PRONOM
+    record for a signature match, else libmagic's (else the record's, as before)."""
     by_name = {entry["filename"]: entry for entry in result.get("files", [])}
     infos = []
     cache: dict[tuple, FormatInfo] = {}
-    for name, mime in zip(names, mimes):
+    for name in names:
         entry = by_name.get(name, {})
         match = next((m for m in entry.get("matches", []) if m.get("ns") == "pronom"), {})
-        key = (mime, match.get("id"), match.get("format"), match.get("version"),
-               match.get("mime"), match.get("basis", ""), match.get("warning", ""))
+        pronom = pronom_mime(match)
+        if pronom is not None:
+            mime, by = pronom, "siegfried"
+        elif mimes.get(name):
+            mime, by = mimes[name], "libmagic"
+        elif match.get("mime"):
+            mime, by = match["mime"], "siegfried"
+        else:
+            mime, by = None, ""
+        key = (mime, by, match.get("id"), match.get("format"), match.get("version"),
+               match.get("basis", ""), match.get("warning", ""))
         info = cache.get(key)
         if info is None:
             puid = match.get("id")
@@ -274,9 +452,9 @@ def _combine(names: list[str], result: dict, mimes: list[str | None]) -> list[Fo
                 puid = None
             # FormatInfo is frozen: files with the same answer share one instance
             info = cache[key] = FormatInfo(
-                mime=mime or match.get("mime") or None, puid=puid,
+                mime=mime, puid=puid,
                 format_name=match.get("format") or None,
                 format_version=match.get("version") or None,
-                basis=match.get("basis", ""), warning=match.get("warning", ""))
+                basis=match.get("basis", ""), warning=match.get("warning", ""), mime_by=by)
         infos.append(info)
     return infos

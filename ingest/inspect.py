@@ -16,6 +16,7 @@ readability, and say so.
 
 from __future__ import annotations
 
+import functools
 import warnings
 import zipfile
 import zlib
@@ -29,7 +30,7 @@ MACRO_TYPES = ("macroEnabled", "vbaProject")
 MAX_ZIP_MEMBERS = 100_000
 
 
-@dataclass
+@dataclass(slots=True)
 class Inspection:
     """What looking inside one file found.
 
@@ -65,7 +66,10 @@ def _kind(head: bytes, mime: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=512)
 def _not_covered(mime: str) -> Inspection:
+    # one instance per MIME type, shared by every such file (nothing changes an Inspection
+    # once inspect_file has returned it)
     return Inspection(reason=f"此格式（{mime or '未知'}）不做可读性检测")
 
 

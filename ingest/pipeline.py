@@ -30,7 +30,7 @@ from ingest.aip import BuiltAip, build_aip
 from ingest.analysis import Analysis, Unit, analyse, plan_units
 from ingest.describe import describe
 from ingest.formats import (
-    SUBPROCESS_MIN, BackgroundIdentification, FormatInfo, identify, sniff_mime, tool_versions,
+    SUBPROCESS_MIN, BackgroundIdentification, FormatInfo, identify, tool_versions,
 )
 from ingest.normalise import at_ingest as normalisation
 from ingest.report import Report, write_report
@@ -257,7 +257,7 @@ class Ingester:
                 staged = stage(source, run / "transfer", self.fixity.algorithms, self.limits,
                                workers=self.workers,
                                progress=lambda n: self.progress("stage", n, total),
-                               on_plan=planned, sniff=sniff_mime,
+                               on_plan=planned,
                                writeback=bool(self.settings.get("storage", "fsync")),
                                read_back=self.locations[-1].read_back_for(self.settings.staging))
                 self._early_formats = started[0] if started else None
@@ -281,7 +281,7 @@ class Ingester:
         early, self._early_formats = getattr(self, "_early_formats", None), None
         files = [analysis.content[r] for r in rels]
         if early is not None:
-            by_source = early.results({f.original_name: f.mime for f in analysis.staged.files})
+            by_source = early.results()
             found = {rel: by_source.get(f.original_name) for rel, f in zip(rels, files)}
             if all(found.values()):
                 return found  # type: ignore[return-value]
@@ -344,7 +344,8 @@ class Ingester:
                       "partially-accepted" if verdict.refused else "accepted"))
         units = verdict.accepted
         folder = self.settings.reports / transfer_id
-        json_path, html_path, _ = write_report(report, folder)
+        # the report's data (a dict per problem) is not kept for the rest of the ingest
+        json_path, html_path = write_report(report, folder)[:2]
         if not units:
             self.assessor.reject(print_fp)
             return IngestResult(transfer_id, "rejected", [], str(json_path), str(html_path),
@@ -430,6 +431,8 @@ class Ingester:
         warned = [c.code for c in report.checks if c.status == "failed"]
         formats = [analysis.formats.get(f.rel[len(analysis.content_prefix):]) for f in unit.files]
         unidentified = sum(1 for f in formats if f is None or f.puid is None)
+        from_pronom = sum(1 for f in formats if f is not None and f.mime_by == "siegfried")
+        by_libmagic = sum(1 for f in formats if f is not None and f.mime_by == "libmagic")
 
         def event(kind: str, outcome: str, detail: str, note: str, *agents: str) -> Event:
             return Event(str(uuidlib.uuid4()), kind, now, outcome, detail, note,
@@ -439,8 +442,12 @@ class Ingester:
             event("message digest calculation", "pass",
                   f"{'+'.join(self.fixity.algorithms)} computed in the single read that staged "
                   "each file", "", "dangan", "hashlib"),
-            event("format identification", "pass", "PRONOM by Siegfried; MIME by libmagic",
-                  f"{len(formats)} files, {unidentified} unidentified", "siegfried", "libmagic"),
+            event("format identification", "pass",
+                  "PRONOM by Siegfried; MIME type from the PRONOM record where Siegfried matched "
+                  "a signature, else by libmagic",
+                  f"{len(formats)} files, {unidentified} unidentified; MIME type of "
+                  f"{from_pronom} from PRONOM (Siegfried), of {by_libmagic} by libmagic",
+                  "siegfried", *(("libmagic",) if by_libmagic else ())),
             event("validation", "pass",
                   f"DA/T 70-2018 transfer checks: {counts['passed']} passed, {counts['failed']} "
                   f"failed as warnings, {counts['not-checked']} not checked",

@@ -51,7 +51,7 @@ class Limits:
     max_ratio: int
 
 
-@dataclass
+@dataclass(slots=True)
 class StagedFile:
     """One file of the transfer as staged.
 

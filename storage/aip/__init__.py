@@ -29,6 +29,7 @@ _API = {
     "parse_mets": "mets",
     "path_to_href": "mets",
     "validate_mets": "mets",
+    "write_mets": "mets",
     # eark
     "eark": "eark",
     # digest
@@ -81,7 +82,7 @@ if TYPE_CHECKING:  # what static tools see; nothing is imported at run time
     from storage.aip import eark
     from storage.aip.mets import (
         Agent, AipDescription, Event, FileEntry, Item, METS_PATH, Retention, SCHEMA_PATH,
-        build_mets, href_to_path, parse_mets, path_to_href, validate_mets,
+        build_mets, href_to_path, parse_mets, path_to_href, validate_mets, write_mets,
     )
     from storage.aip import digest
     from storage.aip.digest import (

@@ -52,10 +52,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import posixpath
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -282,14 +283,31 @@ def build_mets(aip: AipDescription) -> bytes:
             sha256 is missing, or an outcome is not one of :data:`OUTCOMES`.
         TypeError: a descriptive field value is not ``str``, ``int`` or ``list[str]``.
     """
+    return b"".join(_parts(aip))
+
+
+def write_mets(aip: AipDescription, path: str | os.PathLike[str]) -> None:
+    """Write :func:`build_mets`'s document to ``path``, part by part (the same bytes,
+    without the whole document in memory at once)."""
+    with open(path, "wb") as handle:
+        for part in _parts(aip):
+            handle.write(part)
+
+
+def _parts(aip: AipDescription) -> Iterator[bytes]:
     _check_description(aip)
     # files are most of the document: when all their values are plain text, they are
     # written as text into the serialised tree (see _fill_in_files)
-    return _render(aip, all(_plain_file(entry) for entry in aip.files))
+    return _render_parts(aip, all(_plain_file(entry) for entry in aip.files))
 
 
 def _render(aip: AipDescription, plain: bool) -> bytes:
     """The METS document of a checked description; with ``plain`` files written as text."""
+    return b"".join(_render_parts(aip, plain))
+
+
+def _render_parts(aip: AipDescription, plain: bool) -> Iterator[bytes]:
+    """:func:`_render`'s document in parts."""
     root = etree.Element(_m("mets"), nsmap=NSMAP)
     root.set(f"{{{XSI_NS}}}schemaLocation", SCHEMA_LOCATION)
     _set(root, "OBJID", aip.uuid, "aip.uuid")
@@ -305,7 +323,8 @@ def _render(aip: AipDescription, plain: bool) -> bytes:
     _add_physical_map(root, aip)
     _add_logical_map(root, aip)
     xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-    return _fill_in_files(xml, aip.files, groups) if plain and aip.files else xml
+    del root
+    return _fill_in_files(xml, aip.files, groups) if plain and aip.files else iter((xml,))
 
 
 def parse_mets(xml: bytes) -> AipDescription:
@@ -778,20 +797,33 @@ def _mets_file_text(entry: FileEntry) -> str:
 
 
 def _fill_in_files(xml: bytes, files: tuple[FileEntry, ...],
-                   groups: dict[str, list[FileEntry]]) -> bytes:
-    """Put the files' techMD and fileSec elements where the tree holds their marks."""
+                   groups: dict[str, list[FileEntry]]) -> Iterator[bytes]:
+    """Put the files' techMD and fileSec elements where the tree holds their marks: the
+    document in parts, in order, each file's elements encoded on their own (the document of
+    an AIP of many files is never held as one string, nor copied whole)."""
     relations = _relations(files)
     parts = [(f"    <!--{_TECH_MD_MARK}-->\n",
-              [_tech_md_text(entry, relations.get(entry.id, ())) for entry in files])]
+              (_tech_md_text(entry, relations.get(entry.id, ())) for entry in files))]
     parts += [(f"      <!--{_FILE_GROUP_MARK.format(index)}-->\n",
-               [_mets_file_text(entry) for entry in members])
+               (_mets_file_text(entry) for entry in members))
               for index, members in enumerate(groups.values())]
+    rest = memoryview(xml)
     for mark, texts in parts:
-        before, found, after = xml.partition(mark.encode("ascii"))
-        if not found:
+        at = xml.find(mark.encode("ascii"), len(xml) - len(rest))
+        if at < 0:
             raise RuntimeError(f"METS serialisation lost its mark {mark.strip()}")
-        xml = before + "".join(texts).encode("utf-8") + after
-    return xml
+        start = len(xml) - len(rest)
+        yield bytes(rest[:at - start])
+        batch: list[str] = []
+        for text in texts:
+            batch.append(text)
+            if len(batch) == 256:
+                yield "".join(batch).encode("utf-8")
+                batch = []
+        if batch:
+            yield "".join(batch).encode("utf-8")
+        rest = rest[at - start + len(mark):]
+    yield bytes(rest)
 
 
 def _premis_format(parent: etree._Element, entry: FileEntry, where: str) -> None:

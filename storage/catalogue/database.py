@@ -9,6 +9,7 @@ see all of it or none of it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -288,22 +289,23 @@ class Catalogue:
         ))
         s.flush()
         self._insert_items(s, desc)
-        files = [dict(aip_uuid=desc.uuid, key=f.id, path=f.path, original_name=f.original_name,
+        files = (dict(aip_uuid=desc.uuid, key=f.id, path=f.path, original_name=f.original_name,
                       size=f.size, sha256=f.digests["sha256"], digests=dict(f.digests),
                       mime=f.mime, puid=f.puid, format_name=f.format_name,
                       format_version=f.format_version, use=f.use, item_key=f.item_id,
                       derived_from=f.derived_from)
-                 for f in desc.files]
-        files += [dict(aip_uuid=desc.uuid, key=f"bag-{index:03d}", path=path,
-                       original_name=path.rsplit("/", 1)[-1], size=e.size,
-                       sha256=e.digests["sha256"], digests=dict(e.digests),
-                       mime="application/xml" if path.endswith(".xml") else "text/plain",
-                       puid=None, format_name=None, format_version=None,
-                       use="mets" if path.endswith("mets.xml") else "tag", item_key=None,
-                       derived_from=None)
-                  for index, (path, e) in enumerate(sorted((other_files or {}).items()), 1)]
-        if files:
-            s.execute(insert(m.File), files)
+                 for f in desc.files)
+        tags = (dict(aip_uuid=desc.uuid, key=f"bag-{index:03d}", path=path,
+                     original_name=path.rsplit("/", 1)[-1], size=e.size,
+                     sha256=e.digests["sha256"], digests=dict(e.digests),
+                     mime="application/xml" if path.endswith(".xml") else "text/plain",
+                     puid=None, format_name=None, format_version=None,
+                     use="mets" if path.endswith("mets.xml") else "tag", item_key=None,
+                     derived_from=None)
+                for index, (path, e) in enumerate(sorted((other_files or {}).items()), 1))
+        # bulk inserts in batches: the rows of an AIP of many files are never all in memory
+        for batch in _batches(itertools.chain(files, tags), ROW_BATCH):
+            s.execute(insert(m.File), batch)
         s.add_all(m.Copy(aip_uuid=desc.uuid, location=c.location, url=c.url, status="verified",
                          verified_at=datetime.fromisoformat(c.finished), bytes=c.bytes)
                   for c in copies)
@@ -526,3 +528,18 @@ def _no_nul(value: str) -> str:
 
 def _str_or_none(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
+
+
+ROW_BATCH = 5000
+"""Rows a bulk insert of an AIP's files sends at once."""
+
+
+def _batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -83,3 +83,10 @@ def test_a_bad_value_still_names_its_field():
     aip = AipDescription(**{**aip.__dict__, "files": aip.files[:3] + (bad,) + aip.files[4:]})
     with pytest.raises(ValueError, match=r"files\[3\] \(file-0003\)\.original_name"):
         build_mets(aip)
+
+
+@pytest.mark.parametrize("files", [0, 1, 255, 256, 257, 700])
+def test_written_in_parts_the_file_holds_the_bytes_of_build_mets(tmp_path, files):
+    aip = random_aip(files, files=files)
+    mets.write_mets(aip, tmp_path / "mets.xml")
+    assert (tmp_path / "mets.xml").read_bytes() == build_mets(aip) == mets._render(aip, plain=False)
