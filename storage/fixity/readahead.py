@@ -1,12 +1,12 @@
 """Reading an AIP's large stored files while the audit is still starting up.
 
 A full audit of one AIP spends its first few tenths of a second importing the catalogue's
-ORM and planning the run, on one core, before the first byte is read; on a large AIP the
-hashing then keeps a core busy for as long as the file takes. ``dangan audit --aip`` starts
-a :class:`ReadAhead` first: from the SQLite catalogue, read with the standard library's
-``sqlite3``, it lists the AIP's large files (``PIPELINE_MIN`` and over) at filesystem
-locations and hashes them on background threads (hashing releases the GIL) while the main
-thread goes on loading and planning. When the audit reaches such a file it opens the stored
+ORM and planning the run, on one core, before the first byte is read; on an AIP that is one
+large file the hashing then keeps a core busy for as long as the file takes. ``dangan audit
+--aip`` starts a :class:`ReadAhead` first: from the SQLite catalogue, read with the standard
+library's ``sqlite3``, it finds the file that holds nearly all the AIP's bytes (see
+``REST_MAX_BYTES``) and hashes each copy of it at a filesystem location on a background
+thread (hashing releases the GIL) while the main thread goes on loading and planning. When the audit reaches such a file it opens the stored
 file as always and takes the read-ahead's digests only if it is the very file that was read
 (same device, inode, size, modification and change time) and every algorithm the check wants
 was computed; otherwise it reads the file itself. Nothing is decided here: the audit
@@ -30,8 +30,14 @@ from typing import Any
 
 from policies.config import Settings
 
-#: files at least this large are read ahead (smaller ones cost less than the wait for them)
+#: the file read ahead is at least this large (a smaller one costs less than the wait)
 MIN_BYTES = 4 << 20
+#: and the AIP's other files together are smaller than this (the scanner's INLINE_MAX_BYTES):
+#: where one file holds nearly all the bytes, its digest is one stream that the scanner
+#: reads on one thread anyway. Bytes spread over several files are read by the scanner's
+#: worker processes in parallel, faster than threads of this process (which share its
+#: page-fault lock).
+REST_MAX_BYTES = 96 << 20
 #: bytes hashed per call: the GIL is released for each call, and taken back after it only
 #: once the busy main thread lets go of it (up to 5 ms), so the calls are long
 STEP = 64 << 20
@@ -70,11 +76,11 @@ class ReadAhead:
         settings: the home's settings.
         aip: the AIP's UUID or a unique prefix, as given to ``dangan audit --aip``.
         location: only copies at this location.
-        threads: reading threads (one per core; the main thread keeps some of the second).
+        threads: reading threads (one: the main thread keeps the other core busy).
     """
 
     def __init__(self, settings: Settings, aip: str, location: str | None = None, *,
-                 threads: int = 2) -> None:
+                 threads: int = 1) -> None:
         self.settings = settings
         self.aip = aip
         self.location_name = location
@@ -141,14 +147,23 @@ class ReadAhead:
                 "SELECT c.location FROM copies c JOIN aips a ON a.uuid = c.aip_uuid "
                 "WHERE c.aip_uuid = ? AND a.status = 'UPLOADED' ORDER BY c.location", (uuid,))
                 if self.location_name in (None, name)]
+            total = connection.execute("SELECT COALESCE(SUM(size), 0) FROM files "
+                                       "WHERE aip_uuid = ?", (uuid,)).fetchone()[0]
             files = connection.execute(
-                "SELECT path, digests FROM files WHERE aip_uuid = ? AND size >= ? "
-                "ORDER BY size DESC, path", (uuid, MIN_BYTES)).fetchall()
+                "SELECT path, size, digests FROM files WHERE aip_uuid = ? AND size >= ? "
+                "ORDER BY size DESC, path LIMIT 1", (uuid, MIN_BYTES)).fetchall()
         finally:
             connection.close()
+        if not files:
+            self.skipped_reason = "no large file"
+            return
+        if total - files[0][1] >= REST_MAX_BYTES:
+            self.skipped_reason = ("the bytes are spread over several files: the audit's "
+                                   "worker processes read them in parallel")
+            return
         available = hashlib.algorithms_available
         wanted = []
-        for file_path, digests in files:
+        for file_path, _size, digests in files:
             recorded = json.loads(digests) if isinstance(digests, str) else dict(digests or {})
             algorithms = tuple(sorted(set(recorded) & available or {"sha256"},
                                       key=lambda n: (n != "sha256", n)))
@@ -238,8 +253,7 @@ _ACTIVE: ReadAhead | None = None
 def start(settings: Settings, aip: str, location: str | None = None) -> ReadAhead:
     """Start reading one AIP's large files ahead and make it the one the scanner consults."""
     global _ACTIVE
-    _ACTIVE = ReadAhead(settings, aip, location,
-                        threads=max(1, settings.int("audit", "workers"))).start()
+    _ACTIVE = ReadAhead(settings, aip, location, threads=1).start()
     return _ACTIVE
 
 
