@@ -64,6 +64,8 @@ class FixityPolicy:
         api_max_full_bytes: AIPs larger than this are answered by the Storage-Service API
             from their latest full audit unless ``force_local`` asks for a fresh read.
         checkpoint_files: files per checkpoint of a running audit.
+        checkpoint_seconds: and at most one checkpoint in this many seconds (results read in
+            the meantime go into the next one; 0: a checkpoint for every batch of files).
     """
 
     algorithms: tuple[str, ...]
@@ -73,6 +75,7 @@ class FixityPolicy:
     repair: str = "auto"
     api_max_full_bytes: int = 10 << 30
     checkpoint_files: int = 256
+    checkpoint_seconds: float = 1.0
 
     def interval_for(self, location: str) -> int:
         """Days within which a copy at ``location`` must have been fully re-read."""
@@ -99,6 +102,7 @@ def load_fixity_policy(settings: Settings) -> FixityPolicy:
             repair=_choice(audit.get("repair", "auto"), ("auto", "approve"), path, "audit.repair"),
             api_max_full_bytes=int(audit.get("api_max_full_bytes", 10 << 30)),
             checkpoint_files=max(1, int(audit.get("checkpoint_files", 256))),
+            checkpoint_seconds=max(0.0, float(audit.get("checkpoint_seconds", 1.0))),
         )
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: audit: {exc}") from exc

@@ -438,17 +438,26 @@ class Auditor:
 
     def _scan(self, spec: Any, location: Location, uuid: str, tasks: list[FileTask],
               into: dict[str, FileResult], run_id: str | None) -> None:
-        """Read ``tasks`` (checkpointing each batch of results) into ``into``."""
+        """Read ``tasks`` into ``into``, checkpointing the results: every batch, or (with
+        the policy's ``checkpoint_seconds``) what was read since the last checkpoint once
+        that long has passed, and what is left at the end."""
         if not tasks:
             return
+        pending: list[FileResult] = []
+        last = time.monotonic()
+        every = self.policy.checkpoint_seconds
         for batch in self.scanner.scan(spec, location, uuid, tasks):
             self.progress("bytes", done=self.scanner.bytes_read - self._copy_start)
             if not batch:
                 continue
             for result in batch:
                 into[result.path] = result
-            if run_id:
-                self._checkpoint(run_id, uuid, spec.name, batch)
+            pending.extend(batch)
+            if run_id and (not every or time.monotonic() - last >= every):
+                self._checkpoint(run_id, uuid, spec.name, pending)
+                pending, last = [], time.monotonic()
+        if run_id and pending:
+            self._checkpoint(run_id, uuid, spec.name, pending)
 
     def _checkpoint(self, run_id: str, uuid: str, location: str, batch: list[FileResult]) -> None:
         with self.catalogue.session() as s:

@@ -30,11 +30,12 @@ audit:
     offsite: {full_interval_days: 180}
   repair: approve
   checkpoint_files: 50
+  checkpoint_seconds: 0
 """)
     assert policy.algorithms == ("sha256", "sm3")
     assert policy.interval_for("offsite") == 180 and policy.interval_for("local") == 60
     assert policy.daily_byte_budget == 1_000_000 and policy.repair == "approve"
-    assert policy.checkpoint_files == 50
+    assert policy.checkpoint_files == 50 and policy.checkpoint_seconds == 0
 
 
 @pytest.mark.parametrize("text,words", [

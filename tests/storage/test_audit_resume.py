@@ -31,9 +31,19 @@ def _dangan(home: Path, *args: str, crash_at: str | None = None) -> subprocess.C
 
 
 def test_a_killed_audit_resumes_without_reading_again(repo, cli):
-    write_policy(repo.home, "fixity", "algorithms: [sha256]\naudit:\n  checkpoint_files: 4\n")
+    write_policy(repo.home, "fixity",
+                 "algorithms: [sha256]\naudit:\n  checkpoint_files: 4\n  checkpoint_seconds: 0\n")
 
-    killed = _dangan(repo.home, "audit", "--all", "--json", crash_at="audit-checkpoint:9")
+    # killed in the second copy: after the first copy's checkpoints (one per 4 payload files;
+    # tag files are read with the listing, not checkpointed) and one of the second's
+    [first, *_rest] = json.loads(cli("audit", "--all", "--dry-run", "--json").out)["copies"]
+    from storage.fixity.records import expected_files
+
+    payload = [p for p in expected_files(Catalogue.open(repo.settings), first["aip"])
+               if "/" in p]
+    crash_at = -(-len(payload) // 4) + 1
+    killed = _dangan(repo.home, "audit", "--all", "--json",
+                     crash_at=f"audit-checkpoint:{crash_at}")
 
     assert killed.returncode == -9, killed.stderr
     catalogue = Catalogue.open(repo.settings)
@@ -97,3 +107,32 @@ def test_only_one_audit_runs_at_a_time(repo, cli):
         result = cli("audit", "--all")
     assert result.code == 2 and "another audit is running" in result.err
     assert cli("audit", "--all").code == 0
+
+
+def test_checkpoints_are_at_most_one_per_interval(repo, monkeypatch):
+    """checkpoint_seconds spaces the checkpoints: with a long interval a copy's results are
+    written once, at the end of its reading; with 0, every batch of checkpoint_files."""
+    from storage.fixity import Auditor, AuditRequest
+    from storage.fixity import audit as audit_module
+
+    written: list[int] = []
+    real = audit_module.Auditor._checkpoint
+
+    def count(self, run_id, uuid, location, batch):
+        written.append(len(batch))
+        return real(self, run_id, uuid, location, batch)
+
+    monkeypatch.setattr(audit_module.Auditor, "_checkpoint", count)
+    uuid = repo.uuids[0]
+    for seconds in (3600, 0):
+        write_policy(repo.home, "fixity", "algorithms: [sha256]\naudit:\n  checkpoint_files: 2\n"
+                     f"  checkpoint_seconds: {seconds}\n")
+        written.clear()
+        with Auditor(repo.settings) as auditor:
+            result = auditor.run(AuditRequest("full", uuid, "a", repair=False))
+        [check] = result.checks
+        assert check.outcome == "pass" and sum(written) > 2
+        if seconds:
+            assert len(written) == 1, written          # once, at the end
+        else:
+            assert len(written) >= sum(written) // 2 and max(written) <= 2, written
