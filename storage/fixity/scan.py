@@ -253,7 +253,15 @@ class Scanner:
         claimed = self._claimed(spec, uuid, tasks)
         if self._how([t for t in tasks if t.path not in claimed]) != "workers":
             return False
-        self._ensure_pool().submit(int).result()    # forks every worker (fork context)
+        import gc
+
+        # the workers are forked now; objects of this process frozen for the fork are never
+        # traversed by the children's collector, so their pages stay shared (not copied)
+        gc.freeze()
+        try:
+            self._ensure_pool().submit(int).result()    # forks every worker (fork context)
+        finally:
+            gc.unfreeze()
         return True
 
     def submit(self, func: Callable[..., Any], *args: Any) -> Future:
