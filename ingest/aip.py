@@ -67,6 +67,7 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
               dangan_agent: str, derived_files: list[tuple[str, Path]] = (),
               derivatives: Sequence[Any] = (),
               derivative_events: Callable[[dict[str, str]], list[Event]] | None = None,
+              identify_files: Callable[[list[Path]], list[FormatInfo]] = identify,
               ) -> BuiltAip:
     """Assemble one AIP bag in ``folder`` (which must not exist) and return what it holds.
 
@@ -75,7 +76,8 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
     ``derivatives`` are preservation and access copies
     (:class:`ingest.normalise.at_ingest.DerivedFile`), moved in after the payload, each
     belonging to its source's item; ``derivative_events`` is called with bag path -> file id
-    and returns their events (appended to ``events``).
+    and returns their events (appended to ``events``); ``identify_files`` identifies the
+    metadata, report and text files (by default :func:`ingest.formats.identify`).
     """
     data = folder / "data"
     (data / "objects").mkdir(parents=True)
@@ -126,7 +128,7 @@ def build_aip(*, uuid: str, unit: Unit, analysis: Analysis, folder: Path,
     record_path.write_text(json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True),
                            encoding="utf-8")
     extra.append(("data/metadata/record.json", record_path, "metadata"))
-    extra_formats = identify([p for _, p, _ in extra])
+    extra_formats = identify_files([p for _, p, _ in extra])
     for (path, source, use), fmt in zip(extra, extra_formats):
         target = folder / path
         if source != target:

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -104,10 +104,27 @@ class ToolVersions:
     hashlib: str
 
 
+_HEADER_KEYS = ("siegfried", "signature", "identifiers")
+_siegfried_header: dict = {}
+"""The header of the last answer Siegfried gave in this process or its child (its version and
+signature files): :func:`tool_versions` reads it instead of loading the signatures here."""
+
+
+def _keep_header(result: Mapping) -> None:
+    header = {k: result[k] for k in _HEADER_KEYS if k in result}
+    if header.get("signature"):
+        _siegfried_header.clear()
+        _siegfried_header.update(header)
+
+
 @lru_cache(maxsize=1)
 def tool_versions() -> ToolVersions:
-    """Versions of Siegfried (and its PRONOM signature files), libmagic and OpenSSL."""
-    probe = pygfried.identify_many([__file__], workers=1)
+    """Versions of Siegfried (and its PRONOM signature files), libmagic and OpenSSL.
+
+    The signature files are named from the header of an answer Siegfried already gave (the
+    child process of a large transfer has them loaded; loading them again here would cost
+    about 80 MiB and half a second); only when there was none is a file identified to ask."""
+    probe = dict(_siegfried_header) or pygfried.identify_many([__file__], workers=1)
     details = "; ".join(i.get("details", "") for i in probe.get("identifiers", []))
     signature = f"{probe.get('signature', '')} ({details})" if details else probe.get("signature", "")
     version = magic.version() if hasattr(magic, "version") else 0
@@ -156,7 +173,9 @@ SUBPROCESS_MIN = 200   # below this, a child process costs more than it saves
 BATCH = 256            # files the Siegfried child identifies before it answers for them
 
 def _siegfried(names: list[str], workers: int) -> dict:
-    return pygfried.identify_many(names, workers=workers)
+    result = pygfried.identify_many(names, workers=workers)
+    _keep_header(result)
+    return result
 
 
 def _pronom_only(files: list[dict]) -> list[dict]:
@@ -168,11 +187,15 @@ def _pronom_only(files: list[dict]) -> list[dict]:
 
 class SiegfriedJob:
     """Siegfried over many files in a child process, started at once; :meth:`result`
-    waits for it.
+    waits for it. The child stays until :meth:`close`, with the signature files loaded, and
+    :meth:`more` asks it about further files (the reports and metadata files of the AIPs),
+    so that they are not loaded a second time in this process.
 
     The names go to the child through an unnamed temporary file (NUL-separated, so that any
     file name passes) and its result comes back on its standard output, one JSON line per
-    batch of :data:`BATCH` files.
+    batch of :data:`BATCH` files and a last line ``{"done": true}``. Later requests go
+    through a pipe, each a NUL-separated list ended by two NULs; the child ends when that
+    pipe is closed.
     """
 
     def __init__(self, names: Sequence[str], workers: int = 2) -> None:
@@ -183,18 +206,28 @@ class SiegfriedJob:
         # for 20,000 files, no slower); a GOGC of the caller's is kept
         env.setdefault("GOGC", "25")
         self._done = False
+        self._closed = False
         self._errors = tempfile.TemporaryFile()   # not a pipe: a full pipe would stop the child
-        with tempfile.TemporaryFile() as listing:
-            listing.write(b"\0".join(os.fsencode(n) for n in names))
-            listing.seek(0)
-            self._child = subprocess.Popen(
-                [sys.executable, "-c", "from ingest.formats import _siegfried_main; _siegfried_main()",
-                 str(max(1, workers))],
-                stdin=listing, stdout=subprocess.PIPE, stderr=self._errors, env=env)
+        requests, self._requests = os.pipe()
+        try:
+            with tempfile.TemporaryFile() as listing:
+                listing.write(b"\0".join(os.fsencode(n) for n in names))
+                listing.seek(0)
+                self._child = subprocess.Popen(
+                    [sys.executable, "-c",
+                     "from ingest.formats import _siegfried_main; _siegfried_main()",
+                     str(max(1, workers)), str(requests)],
+                    stdin=listing, stdout=subprocess.PIPE, stderr=self._errors, env=env,
+                    pass_fds=(requests,))
+        except BaseException:
+            os.close(self._requests)
+            raise
+        finally:
+            os.close(requests)
 
     def result(self, on_files: Callable[[list[dict]], None] | None = None) -> dict:
         """pygfried's result (``{"files": [...]}``, the PRONOM match of each) for every name;
-        waits for the child.
+        waits for the child's answer.
 
         Arguments:
             on_files: called with each batch of files as the child answers for it.
@@ -202,41 +235,91 @@ class SiegfriedJob:
         Raises:
             RuntimeError: the child failed (its error output is in the message).
         """
+        files = self._answer(on_files)
+        self._done = True
+        return {"files": files}
+
+    def more(self, names: Sequence[str]) -> dict:
+        """pygfried's result for further files, from the child (after :meth:`result`).
+
+        Raises:
+            RuntimeError: the child is gone or failed.
+        """
+        if not self._done or self._closed or self._child.poll() is not None:
+            raise RuntimeError("the Siegfried child process is not waiting for requests")
+        view = memoryview(b"\0".join(os.fsencode(n) for n in names) + b"\0\0")
+        try:
+            while view:
+                view = view[os.write(self._requests, view):]
+        except OSError as exc:
+            self.cancel()
+            raise RuntimeError(f"Siegfried child process failed: {exc}") from exc
+        return {"files": self._answer(None)}
+
+    def _answer(self, on_files: Callable[[list[dict]], None] | None) -> list[dict]:
         files: list[dict] = []
         assert self._child.stdout is not None
-        broken = None
+        broken: BaseException | None = None
         try:
-            for line in self._child.stdout:
+            while True:
+                line = self._child.stdout.readline()
+                if not line:
+                    broken = EOFError("its output ended before the answer did")
+                    break
                 try:
-                    batch = json.loads(line)["files"]
-                except (ValueError, KeyError, TypeError) as exc:
+                    answer = json.loads(line)
+                    if answer.get("done"):
+                        break
+                    batch = answer["files"]
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     broken = exc
                     break
+                if "header" in answer:
+                    _keep_header(answer["header"])
                 files += batch
                 if on_files is not None:
                     on_files(batch)
-        finally:
-            self._child.stdout.close()
-            if broken is not None and self._child.poll() is None:
+        except BaseException:
+            self.cancel()
+            raise
+        if broken is not None:
+            self._closed = True
+            os.close(self._requests)
+            if self._child.poll() is None:
                 self._child.kill()
             self._child.wait()
-            self._done = True
-        if self._child.returncode != 0 or broken is not None:
+            self._child.stdout.close()
             self._errors.seek(0)
             err = self._errors.read()
+            self._errors.close()
             tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
-            why = f"; its answer did not parse: {broken}" if broken is not None else ""
+            why = (f"; {broken}" if isinstance(broken, EOFError)
+                   else f"; its answer did not parse: {broken}")
             raise RuntimeError(f"Siegfried child process failed (exit {self._child.returncode}"
                                f"{why}): " + " | ".join(tail))
+        return files
+
+    def close(self) -> None:
+        """Let the child end (it ends when its request pipe is closed) and wait for it; one
+        that does not end within 10 seconds is killed."""
+        if self._closed:
+            return
+        self._closed = True
+        os.close(self._requests)
+        try:
+            self._child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+        self._child.communicate()
         self._errors.close()
-        return {"files": files}
 
     def cancel(self) -> None:
-        """Stop the child unless its result was collected (the transfer was refused or is
-        already ingested)."""
-        if self._done:
+        """Stop the child at once (the transfer was refused or is already ingested, or its
+        answer is no longer wanted)."""
+        if self._closed:
             return
-        self._done = True
+        self._closed = True
+        os.close(self._requests)
         if self._child.poll() is None:
             self._child.kill()
         self._child.communicate()
@@ -245,12 +328,49 @@ class SiegfriedJob:
 
 def _siegfried_main() -> None:
     """The child's body: NUL-separated names on stdin; for each batch of :data:`BATCH`
-    names, one line of JSON on stdout with the PRONOM match of each file."""
+    names, one line of JSON on stdout with the PRONOM match of each file, then
+    ``{"done": true}``; then the same for each request on the pipe named by its second
+    argument, until that pipe is closed."""
     names = [os.fsdecode(n) for n in sys.stdin.buffer.read().split(b"\0") if n]
     workers = int(sys.argv[1])
+    _answer_names(names, workers, header=True)
+    for request in _requests(int(sys.argv[2])):
+        _answer_names(request, workers, header=False)
+
+
+def _answer_names(names: list[str], workers: int, header: bool) -> None:
     for start in range(0, len(names), BATCH):
         result = _siegfried(names[start:start + BATCH], workers)
-        _write_line(json.dumps({"files": _pronom_only(result.get("files", []))}) + "\n")
+        answer = {"files": _pronom_only(result.get("files", []))}
+        if header and start == 0:   # the version and signature files, for the PREMIS agent
+            answer["header"] = {k: result[k] for k in _HEADER_KEYS if k in result}
+        _write_line(json.dumps(answer) + "\n")
+    _write_line('{"done": true}\n')
+
+
+def _requests(fd: int) -> Iterator[list[str]]:
+    """Each request read from ``fd``: names separated by a NUL, ended by two NULs (a name
+    is never empty, so two NULs in a row end it)."""
+    import select
+
+    buffer = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            select.select([fd], [], [])
+            continue
+        except InterruptedError:
+            continue
+        if not chunk:
+            return
+        buffer += chunk
+        while True:
+            end = buffer.find(b"\0\0")
+            if end < 0:
+                break
+            request, buffer = buffer[:end], buffer[end + 2:]
+            yield [os.fsdecode(n) for n in request.split(b"\0") if n]
 
 
 def _write_line(text: str) -> None:
@@ -377,8 +497,16 @@ class BackgroundIdentification:
         self._names = self.rels = []   # not held for the rest of the ingest
         return formats
 
+    def identify(self, paths: Sequence[Path | str]) -> list[FormatInfo]:
+        """:func:`identify` of further files by the same child (after :meth:`results`),
+        or in this process when the child is gone."""
+        try:
+            return identify(paths, self.workers, child=self._job)
+        except RuntimeError:
+            return identify(paths, self.workers)
+
     def cancel(self) -> None:
-        """Stop the child (the transfer was refused)."""
+        """Stop the child (the transfer was refused, or the ingest is over)."""
         self._job.cancel()
 
 
@@ -393,7 +521,8 @@ def _regular_files(root: Path) -> list[str]:
 
 
 def identify(paths: Sequence[Path | str], workers: int = 2,
-             mimes: Sequence[str | None] | None = None) -> list[FormatInfo]:
+             mimes: Sequence[str | None] | None = None,
+             child: SiegfriedJob | None = None) -> list[FormatInfo]:
     """Identify many files with Siegfried, and with libmagic those that Siegfried does not
     identify by signature (:func:`pronom_mime`).
 
@@ -401,6 +530,8 @@ def identify(paths: Sequence[Path | str], workers: int = 2,
         paths: the files.
         workers: Siegfried's workers, and libmagic's threads.
         mimes: libmagic's MIME type of each file when already known (None where not).
+        child: a Siegfried child whose first answer was collected, to ask instead of
+            loading the signature files here (:meth:`SiegfriedJob.more`).
 
     For many files Siegfried runs in a child process while libmagic works through the
     files it leaves without a MIME type on threads here.
@@ -408,11 +539,14 @@ def identify(paths: Sequence[Path | str], workers: int = 2,
     if not paths:
         return []
     names = [str(p) for p in paths]
-    job = SiegfriedJob(names, workers) if len(names) >= SUBPROCESS_MIN else None
+    job = SiegfriedJob(names, workers) if child is None and len(names) >= SUBPROCESS_MIN else None
     magic_ = _Libmagic(names, mimes, workers if job else 1)
     try:
         if job is not None:
             result = job.result(magic_.on_files)
+        elif child is not None:
+            result = child.more(names)
+            magic_.on_files(result["files"])
         else:
             result = _siegfried(names, workers)
             magic_.on_files(result.get("files", []))
@@ -422,6 +556,8 @@ def identify(paths: Sequence[Path | str], workers: int = 2,
             job.cancel()
         magic_.close()
         raise
+    if job is not None:
+        job.close()
     return _combine(names, result, found)
 
 

@@ -271,7 +271,7 @@ class Ingester:
                     return self._ingest_staged(staged, print_fp, run)
             finally:
                 # identification not collected (refused, already ingested, failed) is stopped
-                self._early_formats = None
+                self._early_formats = self._identifier = None
                 for job in started:
                     job.cancel()
 
@@ -279,6 +279,8 @@ class Ingester:
         """Formats of the content files: from the identification that ran beside staging
         (folder transfers), else identified now in the staging copy."""
         early, self._early_formats = getattr(self, "_early_formats", None), None
+        # its child has the signature files loaded: the AIPs' metadata files are asked of it
+        self._identifier = early
         files = [analysis.content[r] for r in rels]
         if early is not None:
             by_source = early.results()
@@ -358,6 +360,10 @@ class Ingester:
             built.append(self._build(unit, plan[unit.key], analysis, run, tools, report,
                                      transfer_id, [json_path, html_path]))
             self.progress("build", 1, len(units))
+        if getattr(self, "_identifier", None) is not None:
+            # every file is identified: the Siegfried child's memory is not held to the end
+            self._identifier.cancel()
+            self._identifier = None
         crash_point("built")
         stored = []
         for aip in built:
@@ -420,7 +426,9 @@ class Ingester:
             derivative_events=(lambda ids: normalisation.events(
                 self.preservation, normalised, ids, when, tools["dangan"].id)) if normalised else None,
             source_organization=self.settings.get("ingest", "source_organization"),
-            dangan_agent=tools["dangan"].id)
+            dangan_agent=tools["dangan"].id,
+            identify_files=(self._identifier.identify if getattr(self, "_identifier", None)
+                            else identify))
         return PreparedAip(built, description.documents)
 
     def _events(self, unit: Unit, analysis: Analysis, tools: dict[str, Agent], report: Report,

@@ -174,3 +174,66 @@ def test_the_child_writes_its_whole_answer_to_a_full_non_blocking_pipe():
     out = child.stdout.read()
     assert child.wait() == 0
     assert out == b"x" * 1_000_000 + b"\nend\n"
+
+
+def _many(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True)
+    paths = []
+    for index in range(count):
+        path = folder / f"n{index:04d}.txt"
+        path.write_text(f"第 {index} 号\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def test_the_siegfried_child_answers_later_requests_as_this_process_would(tmp_path):
+    names = [str(p) for p in _many(tmp_path / "many", formats.SUBPROCESS_MIN)]
+    later = _files(tmp_path / "later")
+    job = formats.SiegfriedJob(names, workers=1)
+    try:
+        first = job.result()
+        assert [f["filename"] for f in first["files"]] == names
+        # two requests in a row on the same child, one of them of names with spaces and CJK
+        odd = tmp_path / "later" / "村 委 会.txt"
+        odd.write_text("意见\n", encoding="utf-8")
+        for batch in ([str(p) for p in later.values()], [str(odd)]):
+            child = identify(batch, workers=1, child=job)
+            here = identify(batch, workers=1)
+            assert child == here
+        assert job._child.poll() is None          # still waiting for requests
+    finally:
+        job.close()
+    assert job._child.returncode == 0             # it ends when its pipe is closed
+    with pytest.raises(RuntimeError, match="not waiting"):
+        job.more(names[:1])
+
+
+def test_a_large_folder_ingest_never_loads_the_signatures_in_its_own_process(
+        tmp_path, monkeypatch):
+    """The Siegfried child of a large transfer identifies the AIPs' reports and metadata
+    files too and names the signature files for the PREMIS agent: this process never
+    loads them (about 80 MiB and half a second)."""
+    folder = tmp_path / "transfer"
+    folder.mkdir()
+    for index in range(formats.SUBPROCESS_MIN + 10):   # no text to extract: few metadata files
+        (folder / f"b{index:04d}.bin").write_bytes(b"\0\1" + index.to_bytes(8, "big"))
+    expected = formats.tool_versions()
+    formats.tool_versions.cache_clear()
+    formats._siegfried_header.clear()
+
+    def refused(*args, **kwargs):
+        raise AssertionError("Siegfried's signatures were loaded in the ingest process")
+
+    monkeypatch.setattr(formats.pygfried, "identify_many", refused)
+    try:
+        result = Ingester(load_settings(tmp_path / "home", environ={
+            "DANGAN_STORAGE_FSYNC": "false"})).ingest(tmp_path / "transfer")
+        assert result.status == "accepted", result.failures
+        assert formats.tool_versions() == expected
+    finally:
+        formats.tool_versions.cache_clear()
+    mets = next((tmp_path / "home").rglob("mets.xml")).read_bytes()
+    tree = etree.fromstring(mets)
+    # the reports and record.json have the PUIDs Siegfried gives them
+    assert b"fmt/817" in mets or b"fmt/880" in mets     # JSON
+    assert "siegfried-1" in etree.tostring(tree).decode()
