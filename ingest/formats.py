@@ -260,6 +260,9 @@ class SiegfriedJob:
         files: list[dict] = []
         assert self._child.stdout is not None
         broken: BaseException | None = None
+        # the files of one format share one match dict (they are only read), so that the
+        # answer for a transfer of many files is not a dict and strings per file
+        shared: dict[tuple, dict] = {}
         try:
             while True:
                 line = self._child.stdout.readline()
@@ -276,6 +279,8 @@ class SiegfriedJob:
                     break
                 if "header" in answer:
                     _keep_header(answer["header"])
+                for entry in batch:
+                    entry["matches"] = [_shared(shared, m) for m in entry.get("matches", ())]
                 files += batch
                 if on_files is not None:
                     on_files(batch)
@@ -324,6 +329,13 @@ class SiegfriedJob:
             self._child.kill()
         self._child.communicate()
         self._errors.close()
+
+
+def _shared(cache: dict[tuple, dict], match: dict) -> dict:
+    try:
+        return cache.setdefault(tuple(match.items()), match)
+    except TypeError:       # a value that is not hashable: kept as it is
+        return match
 
 
 def _siegfried_main() -> None:

@@ -320,11 +320,12 @@ def _render_parts(aip: AipDescription, plain: bool) -> Iterator[bytes]:
         _add_dmd_sec(root, item, f"items[{index}]")
     _add_amd_sec(root, aip, plain)
     groups = _add_file_sec(root, aip.files, plain) if aip.files else {}
-    _add_physical_map(root, aip)
-    _add_logical_map(root, aip)
+    _add_physical_map(root, aip, plain and bool(aip.files))
+    pointers = _add_logical_map(root, aip, plain and bool(aip.files))
     xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     del root
-    return _fill_in_files(xml, aip.files, groups) if plain and aip.files else iter((xml,))
+    return (_fill_in_files(xml, aip.files, groups, pointers) if plain and aip.files
+            else iter((xml,)))
 
 
 def parse_mets(xml: bytes) -> AipDescription:
@@ -691,6 +692,8 @@ def _premis_file(parent: etree._Element, entry: FileEntry, where: str,
 # lxml would have serialised them (the tests compare the two, byte for byte).
 _TECH_MD_MARK = "dangan:techMD"
 _FILE_GROUP_MARK = "dangan:fileGrp-{}"
+_PHYSICAL_MARK = "dangan:physical"
+_POINTERS_MARK = "dangan:fptr-{}"
 _TEXT_SPECIAL = re.compile("[&<>\r]")
 _ATTRIBUTE_SPECIAL = re.compile('[&<>"\n\r\t]')
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
@@ -797,7 +800,8 @@ def _mets_file_text(entry: FileEntry) -> str:
 
 
 def _fill_in_files(xml: bytes, files: tuple[FileEntry, ...],
-                   groups: dict[str, list[FileEntry]]) -> Iterator[bytes]:
+                   groups: dict[str, list[FileEntry]],
+                   pointers: Sequence[tuple[str, list[str]]] = ()) -> Iterator[bytes]:
     """Put the files' techMD and fileSec elements where the tree holds their marks: the
     document in parts, in order, each file's elements encoded on their own (the document of
     an AIP of many files is never held as one string, nor copied whole)."""
@@ -807,6 +811,9 @@ def _fill_in_files(xml: bytes, files: tuple[FileEntry, ...],
     parts += [(f"      <!--{_FILE_GROUP_MARK.format(index)}-->\n",
                (_mets_file_text(entry) for entry in members))
               for index, members in enumerate(groups.values())]
+    parts.append((f"      <!--{_PHYSICAL_MARK}-->\n", _physical_text(files)))
+    parts += [(f"{pad}<!--{_POINTERS_MARK.format(index)}-->\n", _pointers_text(pad, ids))
+              for index, (pad, ids) in enumerate(pointers)]
     rest = memoryview(xml)
     for mark, texts in parts:
         at = xml.find(mark.encode("ascii"), len(xml) - len(rest))
@@ -975,10 +982,15 @@ def _mets_file(group: etree._Element, entry: FileEntry, where: str) -> None:
     location.set(f"{{{XLINK_NS}}}href", path_to_href(_xml_text(entry.path, f"{where}.path")))
 
 
-def _add_physical_map(root: etree._Element, aip: AipDescription) -> None:
-    """A structMap of the bag's folders: one Directory div per folder, one Item div per file."""
+def _add_physical_map(root: etree._Element, aip: AipDescription, plain: bool = False) -> None:
+    """A structMap of the bag's folders: one Directory div per folder, one Item div per file;
+    with ``plain`` files, a mark in the top folder where :func:`_fill_in_files` writes the
+    rest (:func:`_physical_text`)."""
     struct_map = _sub(root, _m("structMap"), TYPE="physical", LABEL="bag folders")
     folders = {"": _sub(struct_map, _m("div"), TYPE="Directory", LABEL=aip.uuid)}
+    if plain:
+        folders[""].append(etree.Comment(_PHYSICAL_MARK))
+        return
     sub, div, fptr = etree.SubElement, _m("div"), _m("fptr")
     for entry in aip.files:
         folder, _, name = entry.path.rpartition("/")
@@ -986,6 +998,42 @@ def _add_physical_map(root: etree._Element, aip: AipDescription) -> None:
         if parent is None:
             parent = _folder_div(folders, folder)
         sub(sub(parent, div, TYPE="Item", LABEL=name), fptr, FILEID=entry.id)
+
+
+def _pointers_text(pad: str, ids: list[str]) -> Iterator[str]:
+    """An item's file pointers in the logical structMap, indented by ``pad``."""
+    return (f'{pad}<mets:fptr FILEID="{_a(file_id)}"/>\n' for file_id in ids)
+
+
+def _physical_text(files: tuple[FileEntry, ...]) -> Iterator[str]:
+    """The divs inside the physical structMap's top folder as :func:`_add_physical_map`
+    builds them, indented for their depth: each folder's children in the order they first
+    appear (a folder is a str of its path, a file its (name, id))."""
+    children: dict[str, list] = {"": []}
+
+    def folder_of(folder: str) -> list:
+        found = children.get(folder)
+        if found is None:
+            parent, _name = posixpath.split(folder)
+            folder_of(parent).append(folder)
+            found = children[folder] = []
+        return found
+
+    for entry in files:
+        folder, _, name = entry.path.rpartition("/")
+        folder_of(folder).append((name, entry.id))
+
+    def divs(folder: str, pad: str) -> Iterator[str]:
+        for child in children.pop(folder):
+            if isinstance(child, str):
+                yield f'{pad}<mets:div TYPE="Directory" LABEL="{_a(posixpath.split(child)[1])}">\n'
+                yield from divs(child, pad + "  ")
+                yield f"{pad}</mets:div>\n"
+            else:
+                yield (f'{pad}<mets:div TYPE="Item" LABEL="{_a(child[0])}">\n'
+                       f'{pad}  <mets:fptr FILEID="{_a(child[1])}"/>\n{pad}</mets:div>\n')
+
+    return divs("", "      ")
 
 
 def _folder_div(folders: dict[str, etree._Element], folder: str) -> etree._Element:
@@ -996,8 +1044,11 @@ def _folder_div(folders: dict[str, etree._Element], folder: str) -> etree._Eleme
     return folders[folder]
 
 
-def _add_logical_map(root: etree._Element, aip: AipDescription) -> None:
-    """A structMap of the descriptive items: volume -> items -> file pointers."""
+def _add_logical_map(root: etree._Element, aip: AipDescription,
+                     plain: bool = False) -> list[tuple[str, list[str]]]:
+    """A structMap of the descriptive items: volume -> items -> file pointers. With
+    ``plain`` files, each item's file pointers are a mark where :func:`_fill_in_files`
+    writes them; returns (indent, file ids) for each mark, in document order."""
     struct_map = _sub(root, _m("structMap"), TYPE="logical", LABEL="items")
     top = _sub(struct_map, _m("div"), TYPE="AIP", LABEL=aip.label)
     children: dict[str | None, list[Item]] = {}
@@ -1007,7 +1058,9 @@ def _add_logical_map(root: etree._Element, aip: AipDescription) -> None:
     for entry in aip.files:
         if entry.item_id is not None:
             files.setdefault(entry.item_id, []).append(entry.id)
-    _item_divs(top, None, children, files)
+    pointers: list[tuple[str, list[str]]] = []
+    _item_divs(top, None, children, files, pointers if plain else None, 3)
+    return pointers
 
 
 def _item_divs(
@@ -1015,14 +1068,21 @@ def _item_divs(
     parent_id: str | None,
     children: dict[str | None, list[Item]],
     files: dict[str, list[str]],
+    pointers: list[tuple[str, list[str]]] | None = None,
+    depth: int = 3,
 ) -> None:
     for item in children.get(parent_id, ()):
         div = _sub(parent, _m("div"), DMDID=item.id)
         _set(div, "TYPE", item.level, f"item {item.id}.level")
         div.set("LABEL", item.label)
-        for file_id in files.get(item.id, ()):
-            _sub(div, _m("fptr"), FILEID=file_id)
-        _item_divs(div, item.id, children, files)
+        ids = files.get(item.id, ())
+        if pointers is not None and ids:
+            div.append(etree.Comment(_POINTERS_MARK.format(len(pointers))))
+            pointers.append(("  " * (depth + 1), ids))
+        else:
+            for file_id in ids:
+                _sub(div, _m("fptr"), FILEID=file_id)
+        _item_divs(div, item.id, children, files, pointers, depth + 1)
 
 
 # --------------------------------------------------------------------------- parsing

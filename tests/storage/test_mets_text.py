@@ -90,3 +90,24 @@ def test_written_in_parts_the_file_holds_the_bytes_of_build_mets(tmp_path, files
     aip = random_aip(files, files=files)
     mets.write_mets(aip, tmp_path / "mets.xml")
     assert (tmp_path / "mets.xml").read_bytes() == build_mets(aip) == mets._render(aip, plain=False)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_physical_map_of_deep_folders_written_as_text_is_the_lxml_tree(seed):
+    """Folders up to eight deep, met again after other folders and files: the text of the
+    physical structMap is what the element-by-element build serialises."""
+    rnd = random.Random(seed)
+    aip = random_aip(seed, files=120)
+    files = []
+    for entry in aip.files:
+        depth = rnd.randrange(9)
+        folders = "/".join(f"{rnd.choice('ab')}{_text(rnd).replace('/', '')}" or "x"
+                           for _ in range(depth))
+        name = entry.path.rsplit("/", 1)[1]
+        path = "/".join(p if p not in (".", "..", "") else "x"
+                        for p in f"data/{folders}/{name}".split("/"))
+        files.append(entry.__class__(**{**entry.__dict__, "path": path}))
+    assert len({f.path for f in files}) == len(files)   # each name holds its index
+    aip = AipDescription(**{**aip.__dict__, "files": tuple(files)})
+    assert build_mets(aip) == mets._render(aip, plain=False)
+    assert b"dangan:physical" not in build_mets(aip)
