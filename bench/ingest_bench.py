@@ -191,6 +191,7 @@ def run_set(name: str, source: Path, work: Path, repeat: int,
             shutil.rmtree(home, ignore_errors=True)
             os.sync()
 
+        load_start = os.getloadavg()[0]
         baseline: list[float] = []
         ours: list[float] = []
         cpu: dict[str, list[float]] = {"dangan": [], "bagit": []}
@@ -205,6 +206,7 @@ def run_set(name: str, source: Path, work: Path, repeat: int,
         baseline_s, ours_s = statistics.median(baseline), statistics.median(ours)
         rows.append({"set": name, "bytes": size, "files": len(files), "flush": flush,
                      "existing_home": existing_home,
+                     "load_start": round(load_start, 2),
                      "load_avg_1min": round(os.getloadavg()[0], 2),
                      "dangan_s": ours_s, "bagit_s": baseline_s,
                      "dangan_cpu_s": round(statistics.median(cpu["dangan"]), 2),
@@ -214,6 +216,11 @@ def run_set(name: str, source: Path, work: Path, repeat: int,
                      "dangan_vs_hashlib": ours_s / hashed["median_s"],
                      "runs": {"dangan": ours, "bagit": baseline, "hashlib": hashed["runs_s"]}})
     return rows
+
+
+def _runs(values: list[float], unit: str = "") -> str:
+    """Every run, in order (the spread of the median beside it)."""
+    return " ".join(f"{v:.2f}{unit}" for v in values)
 
 
 def main() -> None:
@@ -264,13 +271,17 @@ def main() -> None:
                + (" --existing-home" if args.existing_home else ""))
     path = save("ingest", {"machine": machine(), "rows": rows, "command": command})
     header = ["set", "flush", "dangan s", "bagit s", "hashlib s", "bagit/dangan",
-              "dangan/hashlib", "files/s", "CPU s dangan/bagit", "load"]
+              "dangan/hashlib", "files/s", "CPU s dangan/bagit", "runs dangan", "runs bagit",
+              "ratio of each pair", "load"]
     print(table([header] + [[r["set"], "yes" if r["flush"] else "no", f"{r['dangan_s']:.2f}",
                              f"{r['bagit_s']:.2f}", f"{r['hashlib_s']:.2f}",
                              f"{r['speedup_vs_bagit']:.2f}x", f"{r['dangan_vs_hashlib']:.2f}x",
                              f"{r['files'] / r['dangan_s']:.0f}",
                              f"{r['dangan_cpu_s']:.1f}/{r['bagit_cpu_s']:.1f}",
-                             f"{r['load_avg_1min']:.2f}"]
+                             _runs(r["runs"]["dangan"]), _runs(r["runs"]["bagit"]),
+                             _runs([b / d for b, d in zip(r["runs"]["bagit"],
+                                                          r["runs"]["dangan"])], "x"),
+                             f"{r['load_start']:.2f}-{r['load_avg_1min']:.2f}"]
                             for r in rows]))
     print(f"\n{command}\nresults: {path}")
 
