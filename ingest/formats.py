@@ -207,6 +207,9 @@ class SiegfriedJob:
         env.setdefault("GOGC", "25")
         self._done = False
         self._closed = False
+        self._reading = False
+        self._released = False
+        self._lock = threading.Lock()
         self._errors = tempfile.TemporaryFile()   # not a pipe: a full pipe would stop the child
         requests, self._requests = os.pipe()
         try:
@@ -221,6 +224,7 @@ class SiegfriedJob:
                     pass_fds=(requests,))
         except BaseException:
             os.close(self._requests)
+            self._errors.close()
             raise
         finally:
             os.close(requests)
@@ -250,6 +254,7 @@ class SiegfriedJob:
         view = memoryview(b"\0".join(os.fsencode(n) for n in names) + b"\0\0")
         try:
             while view:
+                assert self._requests is not None
                 view = view[os.write(self._requests, view):]
         except OSError as exc:
             self.cancel()
@@ -263,6 +268,7 @@ class SiegfriedJob:
         # the files of one format share one match dict (they are only read), so that the
         # answer for a transfer of many files is not a dict and strings per file
         shared: dict[tuple, dict] = {}
+        self._reading = True
         try:
             while True:
                 line = self._child.stdout.readline()
@@ -285,18 +291,22 @@ class SiegfriedJob:
                 if on_files is not None:
                     on_files(batch)
         except BaseException:
+            self._reading = False
             self.cancel()
             raise
+        self._reading = False
         if broken is not None:
+            if self._closed:          # stopped by cancel() meanwhile
+                self._release()
+                raise RuntimeError("the Siegfried child process was stopped")
             self._closed = True
-            os.close(self._requests)
+            self._close_requests()
             if self._child.poll() is None:
                 self._child.kill()
             self._child.wait()
-            self._child.stdout.close()
             self._errors.seek(0)
             err = self._errors.read()
-            self._errors.close()
+            self._release()
             tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
             why = (f"; {broken}" if isinstance(broken, EOFError)
                    else f"; its answer did not parse: {broken}")
@@ -304,31 +314,47 @@ class SiegfriedJob:
                                f"{why}): " + " | ".join(tail))
         return files
 
+    def _close_requests(self) -> None:
+        with self._lock:
+            if self._requests is not None:
+                os.close(self._requests)
+                self._requests = None
+
+    def _release(self) -> None:
+        """Close the child's output and error files (once)."""
+        with self._lock:
+            if not self._released:
+                self._released = True
+                assert self._child.stdout is not None
+                self._child.stdout.close()
+                self._errors.close()
+
     def close(self) -> None:
         """Let the child end (it ends when its request pipe is closed) and wait for it; one
         that does not end within 10 seconds is killed."""
         if self._closed:
             return
         self._closed = True
-        os.close(self._requests)
+        self._close_requests()
         try:
             self._child.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._child.kill()
-        self._child.communicate()
-        self._errors.close()
+            self._child.wait()
+        self._release()
 
     def cancel(self) -> None:
         """Stop the child at once (the transfer was refused or is already ingested, or its
-        answer is no longer wanted)."""
+        answer is no longer wanted). A thread reading its answer gets an error."""
         if self._closed:
             return
         self._closed = True
-        os.close(self._requests)
+        self._close_requests()
         if self._child.poll() is None:
             self._child.kill()
-        self._child.communicate()
-        self._errors.close()
+        self._child.wait()
+        if not self._reading:       # else the reader closes them when it sees the end
+            self._release()
 
 
 def _shared(cache: dict[tuple, dict], match: dict) -> dict:
@@ -473,6 +499,10 @@ class BackgroundIdentification:
     that Siegfried (in a child process) overlaps with the copy (the bytes are the same:
     staging refuses a file that changes while it is read, and storage verifies every digest).
 
+    A thread reads the child's answers as they come (a child whose answers are not read
+    stops at a full pipe after its first batch) and hands the files that need libmagic to
+    its threads at once, so both tools work while the files are copied.
+
     Use :meth:`results` to collect them, keyed by the source path relative to the folder.
     """
 
@@ -482,6 +512,18 @@ class BackgroundIdentification:
         self._names = [os.path.join(root, r) for r in rels]
         self._job = SiegfriedJob(self._names, workers)
         self.workers = workers
+        self._magic = _Libmagic(self._names, None, workers)
+        self._answer: dict | None = None
+        self._failure: BaseException | None = None
+        self._reader = threading.Thread(target=self._read, name="siegfried-answers",
+                                        daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            self._answer = self._job.result(self._magic.on_files)
+        except BaseException as exc:    # handed to results()
+            self._failure = exc
 
     @classmethod
     def start(cls, root: Path, workers: int = 2) -> "BackgroundIdentification | None":
@@ -489,24 +531,21 @@ class BackgroundIdentification:
         rels = sorted(_regular_files(root))
         return cls(root, rels, workers) if len(rels) >= SUBPROCESS_MIN else None
 
-    def results(self, mimes: Mapping[str, str | None] | None = None) -> dict[str, FormatInfo]:
-        """source-relative path -> FormatInfo (waits for the child).
-
-        Arguments:
-            mimes: libmagic's MIME types where already known, by source-relative path;
-                libmagic reads the other files that need it as Siegfried answers.
-        """
-        known = [mimes.get(r) for r in self.rels] if mimes else None
-        magic_ = _Libmagic(self._names, known, self.workers)
+    def results(self) -> dict[str, FormatInfo]:
+        """source-relative path -> FormatInfo (waits for the child and libmagic)."""
+        self._reader.join()
         try:
-            result = self._job.result(magic_.on_files)
-            found = magic_.finish(self._names, result)
+            if self._failure is not None:
+                raise self._failure
+            assert self._answer is not None
+            found = self._magic.finish(self._names, self._answer)
         except BaseException:
             self._job.cancel()
-            magic_.close()
+            self._magic.close()
             raise
-        formats = dict(zip(self.rels, _combine(self._names, result, found)))
+        formats = dict(zip(self.rels, _combine(self._names, self._answer, found)))
         self._names = self.rels = []   # not held for the rest of the ingest
+        self._answer = None
         return formats
 
     def identify(self, paths: Sequence[Path | str]) -> list[FormatInfo]:
@@ -520,6 +559,8 @@ class BackgroundIdentification:
     def cancel(self) -> None:
         """Stop the child (the transfer was refused, or the ingest is over)."""
         self._job.cancel()
+        self._reader.join()
+        self._magic.close()
 
 
 def _regular_files(root: Path) -> list[str]:
