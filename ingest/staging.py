@@ -263,7 +263,8 @@ def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers
                   sniff: SniffFn | None, writeback: bool,
                   read_back: str | None) -> StagedTransfer:
     problems: list[tuple[str, str]] = []
-    plan: list[tuple[str, str, str, os.stat_result]] = []
+    # (path, NFC name, original name, (size, mtime)): not the whole stat result per file
+    plan: list[tuple[str, str, str, tuple[int, int]]] = []
     for path, original, st in _walk_folder(str(source)):
         if stat.S_ISLNK(st.st_mode):
             problems.append((original, "symbolic link (links are not followed)"))
@@ -275,26 +276,28 @@ def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers
             if refused:
                 problems += [(original, why) for why in refused]
             else:
-                plan.append((path, unicodedata.normalize("NFC", name), original, st))
+                plan.append((path, unicodedata.normalize("NFC", name), original,
+                             (st.st_size, st.st_mtime_ns)))
     if problems:
         raise UnsafeTransfer(f"{shown_name(str(source))}: entries that cannot be staged safely",
                              problems)
     _check_collisions([(rel, orig) for _, rel, orig, _ in plan], source)
     ordered = sorted(plan, key=lambda e: e[1])
+    del plan
     if on_plan is not None:
-        on_plan([e[2] for e in ordered], sum(e[3].st_size for e in ordered))
+        on_plan([e[2] for e in ordered], sum(e[3][0] for e in ordered))
     root = str(dest)
-    for folder in sorted({rel.rpartition("/")[0] for _, rel, _, _ in plan} - {""}):
+    for folder in sorted({rel.rpartition("/")[0] for _, rel, _, _ in ordered} - {""}):
         os.makedirs(f"{root}/{folder}", exist_ok=True)
 
-    def copy(entry: tuple[str, str, str, os.stat_result]) -> StagedFile:
+    def copy(entry: tuple[str, str, str, tuple[int, int]]) -> StagedFile:
         path, rel, original, before = entry
         look = _Look(sniff)
         size, digests, checked = copy_hash_read_back(path, f"{root}/{rel}", algorithms,
                                                      first=look.first, writeback=writeback,
                                                      read_back=read_back)
         after = os.stat(path, follow_symlinks=False)
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or size != before.st_size:
+        if (after.st_size, after.st_mtime_ns) != before or size != before[0]:
             raise RejectedError(f"{shown_name(path)}: changed while it was being read; submit it again")
         if checked is not None and dict(checked.digests) != digests:
             raise RejectedError(f"{shown_name(path)}: its staged copy reads back differently from the bytes "
@@ -308,7 +311,7 @@ def _stage_folder(source: Path, dest: Path, algorithms: tuple[str, ...], workers
         # the name kept as the original is the decoded one: METS must be able to carry it
         return StagedFile(rel, repaired, size, digests, note, look.mime, look.head, checked)
 
-    files = map_files(copy, ordered, workers, [e[3].st_size for e in ordered])
+    files = map_files(copy, ordered, workers, [e[3][0] for e in ordered])
     return StagedTransfer(source, "folder", dest, files)
 
 
